@@ -1,0 +1,1 @@
+"""Shared library of the H&M real-time recommender: every stage imports from here."""
