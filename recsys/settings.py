@@ -19,6 +19,7 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 LOCAL_ENV = REPO_ROOT / "local.env"
 DEFAULT_KAFKA = "127.0.0.1:9092"
 KAFKA_CLIENTS = ("confluent", "kafka-python")
+KAFKA_SECURITY_PROTOCOLS = ("PLAINTEXT", "SASL_SSL", "SASL_PLAINTEXT")
 SECRET_FIELDS = ("kafka_api_key", "kafka_api_secret", "comet_api_key")
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off"}
@@ -47,6 +48,13 @@ class Settings:
     comet_project: str
     comet_workspace: str | None
     export_to_app: bool
+    metaflow_root: Path | None = None
+    # SASL_SSL (Confluent Cloud) when an API key is set, else PLAINTEXT; SASL_PLAINTEXT
+    # only for a local broker with a SASL listener (the wrong-credentials test).
+    kafka_security_protocol: str = "PLAINTEXT"
+    # How RisingWave reaches Kafka, when that differs from how this machine does (in
+    # docker-compose.yml RisingWave uses kafka:29092, the host 127.0.0.1:9092).
+    risingwave_kafka_bootstrap: str | None = None
 
     @property
     def kafka_uses_sasl(self) -> bool:
@@ -105,6 +113,13 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         comet_project=source.text("COMET_PROJECT_NAME", "hm-recsys"),
         comet_workspace=source.optional("COMET_WORKSPACE"),
         export_to_app=source.flag("EXPORT_TO_APP", True),
+        # Metaflow reads this itself, but only once at import; the app's run list needs it
+        # per call (tests point it at a fresh run after Metaflow was imported).
+        metaflow_root=_optional_path(source.optional("METAFLOW_DATASTORE_SYSROOT_LOCAL")),
+        kafka_security_protocol=_security_protocol(source),
+        risingwave_kafka_bootstrap=_optional_bootstrap(
+            source.optional("RISINGWAVE_KAFKA_BOOTSTRAP_SERVERS")
+        ),
     )
     if (settings.kafka_api_key is None) != (settings.kafka_api_secret is None):
         raise ConfigError("KAFKA_API_KEY and KAFKA_API_SECRET must be set together (or neither)")
@@ -158,12 +173,40 @@ def _bootstrap(value: str) -> str:
     return value
 
 
+def _security_protocol(source: _Source) -> str:
+    has_key = source.optional("KAFKA_API_KEY") is not None
+    value = source.text("KAFKA_SECURITY_PROTOCOL", "SASL_SSL" if has_key else "PLAINTEXT")
+    if value not in KAFKA_SECURITY_PROTOCOLS:
+        raise ConfigError(
+            f"KAFKA_SECURITY_PROTOCOL={value!r}: expected one of {KAFKA_SECURITY_PROTOCOLS}"
+        )
+    if value.startswith("SASL") != has_key:
+        raise ConfigError(
+            f"KAFKA_SECURITY_PROTOCOL={value}: SASL needs KAFKA_API_KEY/KAFKA_API_SECRET "
+            "and they are only used with SASL"
+        )
+    return value
+
+
+def _optional_bootstrap(value: str | None) -> str | None:
+    if value is None:
+        return None
+    try:
+        return _bootstrap(value)
+    except ConfigError as error:
+        raise ConfigError(str(error).replace("KAFKA_", "RISINGWAVE_KAFKA_", 1)) from None
+
+
 def _risingwave_url(value: str | None) -> str | None:
     if value is not None and not value.startswith(("postgres://", "postgresql://")):
         raise ConfigError(
             f"RISINGWAVE_URL={mask_url(value)!r}: expected postgresql://user[:password]@host:port/db"
         )
     return value
+
+
+def _optional_path(value: str | None) -> Path | None:
+    return Path(value).expanduser().resolve() if value else None
 
 
 def _url_template(value: str | None) -> str | None:

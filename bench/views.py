@@ -1,0 +1,260 @@
+"""Benchmark: filtered_dataframe_t in the embedded engine vs. the same logic in pandas,
+and freshness of the Kafka path. Prints a table; numbers are measured side by side.
+
+    flock /tmp/heavy.lock python bench/views.py --data /work/hm-full
+    flock /tmp/heavy.lock python bench/views.py --data data/demo --freshness
+
+Each side runs in its own child process so that its peak memory (max RSS) is its own.
+Both write the training frame to Parquet, so both really compute every column.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import resource
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+MIN_PURCHASES = 5
+CUTOFF = dt.date(2020, 9, 16)  # the last week of the H&M data is the test week
+
+
+def _peak_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def run_embedded(data: Path, work: Path) -> dict:
+    from recsys.engine import open_engine
+    from recsys.settings import load_settings
+
+    settings = load_settings(env={"DATA_DIR": str(data), "DUCKDB_PATH": str(work / "b.duckdb")})
+    started = time.perf_counter()
+    with open_engine(settings) as engine:
+        engine.apply()
+        report = engine.load_csv(data)
+        loaded = time.perf_counter()
+        engine.set_training_settings(min_purchases=MIN_PURCHASES, cutoff=CUTOFF)
+        engine.execute(
+            f"COPY (SELECT * FROM filtered_dataframe_t) TO '{work / 'embedded.parquet'}'"
+        )
+        rows = engine.query(
+            f"SELECT COUNT(*) FROM read_parquet('{work / 'embedded.parquet'}')"
+        ).iloc[0, 0]
+    done = time.perf_counter()
+    return {
+        "load_s": loaded - started,
+        "compute_s": done - loaded,
+        "rows": int(rows),
+        "rejected": report.rejected,
+        "peak_mb": _peak_mb(),
+    }
+
+
+def run_pandas(data: Path, work: Path) -> dict:
+    """The same rules as the SQL (cleaning, dedup, fold, joins, filter), written plainly."""
+    import pandas as pd
+
+    def read(name: str) -> pd.DataFrame:
+        return pd.read_csv(data / name, engine="pyarrow", dtype_backend="pyarrow", dtype=str)
+
+    started = time.perf_counter()
+    tx = read("transactions_train.csv")
+    articles, customers, images = read("articles.csv"), read("customers.csv"), read("images.csv")
+    loaded = time.perf_counter()
+
+    tx["t_dat"] = pd.to_datetime(tx["t_dat"])
+    tx["price"] = tx["price"].astype("float64")
+    tx["sales_channel_id"] = tx["sales_channel_id"].astype("int64")
+    tx["event_id"] = "transactions_train.csv:" + (tx.index + 2).astype(str)
+    tx = tx.drop_duplicates("event_id")
+    dedup = (
+        tx.groupby(["t_dat", "customer_id", "article_id"], observed=True)
+        .agg(
+            units=("event_id", "size"),
+            price=("price", "max"),
+            sales_channel_id=("sales_channel_id", "max"),
+        )
+        .reset_index()
+    )
+    for column in ("FN", "Active"):
+        customers[column] = customers[column].astype("float64").fillna(0.0)
+    customers["age"] = customers["age"].astype("float64").astype("Int64")
+    frequency = customers["fashion_news_frequency"].fillna("NONE")
+    customers["fashion_news_frequency"] = frequency.where(frequency.str.upper() != "NONE", "NONE")
+    article_columns = [
+        *("article_id", "product_code", "prod_name", "product_type_no", "product_type_name"),
+        *("product_group_name", "graphical_appearance_no", "colour_group_code"),
+        *("colour_group_name", "perceived_colour_value_id", "perceived_colour_master_id"),
+        *("department_no", "index_code", "index_group_no", "section_no", "garment_group_no"),
+    ]
+    metadata = articles[article_columns].merge(images, on="article_id", how="left")
+    joined = dedup.merge(metadata, on="article_id", how="left").merge(
+        customers, on="customer_id", how="left"
+    )
+    before = joined[joined["t_dat"] < pd.Timestamp(CUTOFF)]
+    counts = before.groupby("customer_id", observed=True).size()
+    keep = counts[counts >= MIN_PURCHASES].index
+    result = before[before["customer_id"].isin(keep)]
+    result.to_parquet(work / "pandas.parquet")
+    done = time.perf_counter()
+    return {
+        "load_s": loaded - started,
+        "compute_s": done - loaded,
+        "rows": len(result),
+        "peak_mb": _peak_mb(),
+    }
+
+
+def in_child(side: str, data: Path, work: Path) -> dict:
+    """Run one side in a fresh interpreter: its max RSS is then its own."""
+    command = [sys.executable, __file__, "--child", side, "--data", str(data), "--work", str(work)]
+    out = subprocess.run(command, capture_output=True, text=True)
+    if out.returncode != 0:
+        return {"error": out.stderr.strip().splitlines()[-1] if out.stderr else "failed"}
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def freshness(data: Path, work: Path, rate: int, seconds: float, probes_every: float) -> dict:
+    """Produce transactions at a steady rate; time each probe until it shows in the view."""
+    from confluent_kafka import Producer
+
+    from recsys.broker import LocalBroker, free_port
+    from recsys.consumer import consume
+    from recsys.engine import open_engine
+    from recsys.hm_schema import TABLES
+    from recsys.loaders import iter_batches
+    from recsys.producer import create_topics, encode_json, produce
+    from recsys.settings import load_settings
+
+    broker = LocalBroker(data_dir=work / "kafka", port=free_port())
+    broker.start()
+    try:
+        settings = load_settings(
+            env={
+                "DATA_DIR": str(data),
+                "DUCKDB_PATH": str(work / "fresh.duckdb"),
+                "KAFKA_BOOTSTRAP_SERVERS": broker.bootstrap,
+            }
+        )
+        create_topics(settings)
+        produce(settings, data, topics=["articles_topic", "customers_topic", "images_topic"])
+        with open_engine(settings) as engine:
+            engine.apply()
+            engine.set_training_settings(min_purchases=1, cutoff=dt.date(9999, 12, 31))
+        stop = threading.Event()
+        consumer = threading.Thread(target=consume, args=(settings,), kwargs={"stop": stop})
+        consumer.start()
+        producer = Producer({"bootstrap.servers": broker.bootstrap, "linger.ms": 5})
+        batch = next(iter_batches("transactions", data, batch_rows=rate * int(seconds + 1)))[0]
+        values = encode_json(batch, TABLES["transactions"], "transactions_train.csv").to_pylist()
+        latencies, pending = [], {}
+        started, sent, probe_no = time.monotonic(), 0, 0
+        next_probe = started
+        while time.monotonic() - started < seconds or pending:
+            now = time.monotonic()
+            due = min(int((now - started) * rate), len(values))
+            for value in values[sent:due]:
+                producer.produce("transactions_topic", value=value)
+            sent = max(sent, due)
+            if now >= next_probe and now - started < seconds:
+                probe_no += 1
+                customer = f"{probe_no:064x}"
+                probe = {
+                    "event_id": f"probe:{probe_no}",
+                    "t_dat": "2020-09-22",
+                    "customer_id": customer,
+                    "article_id": "0000000001",
+                    "price": 0.01,
+                    "sales_channel_id": 1,
+                }
+                producer.produce("transactions_topic", value=json.dumps(probe).encode())
+                pending[customer] = time.monotonic()
+                next_probe = now + probes_every
+            producer.poll(0)
+            producer.flush(0.05)
+            if pending:
+                with open_engine(settings, read_only=True) as reader:
+                    seen = reader.query(
+                        "SELECT DISTINCT customer_id FROM filtered_dataframe_t "
+                        "WHERE customer_id IN (SELECT UNNEST($1))",
+                        [list(pending)],
+                    )["customer_id"]
+                for customer in seen:
+                    latencies.append(time.monotonic() - pending.pop(customer))
+            if time.monotonic() - started > seconds + 30:
+                break  # probes that never showed are reported as missing
+        stop.set()
+        consumer.join()
+    finally:
+        broker.stop()
+    latencies.sort()
+    return {
+        "rate": rate,
+        "probes": probe_no,
+        "missing": probe_no - len(latencies),
+        "p50_s": latencies[len(latencies) // 2] if latencies else None,
+        "p95_s": latencies[int(len(latencies) * 0.95)] if latencies else None,
+        "max_s": latencies[-1] if latencies else None,
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--data", type=Path, required=True)
+    parser.add_argument("--skip-pandas", action="store_true")
+    parser.add_argument("--freshness", action="store_true", help="also measure the Kafka path")
+    parser.add_argument("--rate", type=int, default=2000, help="transactions/s for freshness")
+    parser.add_argument("--seconds", type=float, default=30.0)
+    parser.add_argument("--child", choices=["embedded", "pandas"], help=argparse.SUPPRESS)
+    parser.add_argument("--work", type=Path, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        side = run_embedded if args.child == "embedded" else run_pandas
+        print(json.dumps(side(args.data, args.work)))
+        return 0
+    with tempfile.TemporaryDirectory(prefix="bench-views-") as tmp:
+        work = Path(tmp)
+        results = {"embedded (DuckDB views)": in_child("embedded", args.data, work)}
+        if not args.skip_pandas:
+            results["pandas"] = in_child("pandas", args.data, work)
+        print(f"filtered_dataframe_t, N={MIN_PURCHASES}, cutoff={CUTOFF}, data={args.data}")
+        print(
+            f"{'engine':<26}{'load s':>9}{'compute s':>11}{'total s':>9}{'peak MB':>9}{'rows':>12}"
+        )
+        for name, r in results.items():
+            if "error" in r:
+                print(f"{name:<26} failed: {r['error']}")
+                continue
+            total = r["load_s"] + r["compute_s"]
+            print(
+                f"{name:<26}{r['load_s']:>9.1f}{r['compute_s']:>11.1f}{total:>9.1f}"
+                f"{r['peak_mb']:>9.0f}{r['rows']:>12,}"
+            )
+        ok = [r for r in results.values() if "error" not in r]
+        if len(ok) == 2:
+            embedded, pandas = ok
+            speedup = (pandas["load_s"] + pandas["compute_s"]) / (
+                embedded["load_s"] + embedded["compute_s"]
+            )
+            print(f"speed-up embedded vs pandas: {speedup:.1f}x; same rows: "
+                  f"{embedded['rows'] == pandas['rows']}")  # fmt: skip
+        if args.freshness:
+            f = freshness(args.data, work, args.rate, args.seconds, probes_every=0.5)
+            print(
+                f"freshness at {f['rate']:,} tx/s: p50 {f['p50_s']:.2f} s, p95 {f['p95_s']:.2f} s,"
+                f" max {f['max_s']:.2f} s over {f['probes']} probes ({f['missing']} missing)"
+            )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

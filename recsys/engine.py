@@ -1,0 +1,454 @@
+"""The view SQL in `risingwave/`, applied to RisingWave or to an embedded DuckDB file.
+
+Why one module for two engines: the SQL files are the single definition of every
+table and view. RisingWave runs them as written (connection placeholders filled in);
+DuckDB runs the very same SELECT bodies, translated mechanically by sqlglot at run
+time, so there is no second copy of any view to drift apart.
+
+In DuckDB a materialized view becomes a plain VIEW: it is computed when queried, so
+it is always as fresh as the base tables, exactly like a RisingWave materialized
+view, with no refresh step to forget.
+
+DuckDB allows one writing process per file and no readers while it writes. So an
+engine opened with `read_only=True` holds the file only for the duration of one
+query, and both readers and writers retry briefly when the file is locked.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+import sqlglot
+from sqlglot import exp
+
+from recsys.hm_schema import TABLES
+from recsys.loaders import RowError, iter_batches
+from recsys.settings import REPO_ROOT, Settings, mask
+
+SQL_DIR = REPO_ROOT / "risingwave"
+SECURITY_MARKER = "-- @kafka_security"
+BOOTSTRAP_PLACEHOLDER = "${KAFKA_BOOTSTRAP_SERVERS}"
+DEFAULT_MIN_PURCHASES = 1
+DEFAULT_CUTOFF = dt.date(9999, 12, 31)  # "no cutoff": every row is training data
+DUCKDB_MEMORY_LIMIT = "6GB"
+LOCK_RETRY_SECONDS = 15.0
+
+# DuckDB only: rows that could not be loaded, with where they came from and why.
+# For CSV rows `file` is the file name and `line` its line; for Kafka messages
+# `file` is "<topic>[<partition>]" and `line` the message offset.
+REJECTS_DDL = """
+CREATE TABLE IF NOT EXISTS rejects (
+    source VARCHAR,
+    file VARCHAR,
+    line BIGINT,
+    reason VARCHAR,
+    raw VARCHAR,
+    rejected_at TIMESTAMP DEFAULT current_timestamp
+)
+"""
+
+
+class EngineError(RuntimeError):
+    """A statement failed; the message names the SQL file and the statement."""
+
+
+@dataclass(frozen=True)
+class SqlObject:
+    """One file of `risingwave/`: one CREATE statement for one named object."""
+
+    path: Path
+    name: str
+    kind: str  # "TABLE" or "MATERIALIZED VIEW"
+    sql: str  # the statement as written, placeholders included
+    tree: exp.Create = field(repr=False, compare=False)
+
+    @property
+    def is_view(self) -> bool:
+        return self.kind == "MATERIALIZED VIEW"
+
+    @property
+    def has_connector(self) -> bool:
+        return BOOTSTRAP_PLACEHOLDER in self.sql
+
+    def select_sql(self) -> str:
+        """The SELECT body as written (RisingWave dialect)."""
+        return self.tree.expression.sql(dialect="risingwave")
+
+
+@dataclass
+class LoadReport:
+    """What a load wrote: valid rows per base table and rows kept aside in `rejects`."""
+
+    rows: dict[str, int] = field(default_factory=dict)
+    rejected: int = 0
+
+
+def load_objects(sql_dir: Path = SQL_DIR) -> list[SqlObject]:
+    """Every object of `sql_dir`, in file-name (= dependency) order."""
+    objects = []
+    for path in sorted(sql_dir.glob("*.sql")):
+        text = path.read_text(encoding="utf-8")
+        try:
+            statements = [s for s in sqlglot.parse(text, read="risingwave") if s is not None]
+        except sqlglot.errors.ParseError as error:
+            raise EngineError(f"{path}: not valid RisingWave SQL: {error}") from error
+        if len(statements) != 1 or not isinstance(statements[0], exp.Create):
+            raise EngineError(f"{path}: expected exactly one CREATE statement")
+        tree = statements[0]
+        kind = "MATERIALIZED VIEW" if tree.kind == "VIEW" else tree.kind
+        name = tree.this.this.name if isinstance(tree.this, exp.Schema) else tree.this.name
+        objects.append(SqlObject(path, name, kind, text.strip(), tree))
+    if not objects:
+        raise EngineError(f"{sql_dir}: no .sql files found")
+    return objects
+
+
+def render_risingwave(obj: SqlObject, settings: Settings, masked: bool = False) -> str:
+    """The statement for RisingWave with the Kafka connection filled in from settings."""
+    bootstrap = settings.risingwave_kafka_bootstrap or settings.kafka_bootstrap_servers
+    sql = obj.sql.replace(BOOTSTRAP_PLACEHOLDER, bootstrap)
+    lines = []
+    for line in sql.splitlines():
+        if line.strip() == SECURITY_MARKER:
+            indent = line[: len(line) - len(line.lstrip())]
+            lines.extend(indent + prop for prop in _security_properties(settings, masked))
+        else:
+            lines.append(line)
+    return "\n".join(lines)
+
+
+def _security_properties(settings: Settings, masked: bool) -> list[str]:
+    """SASL/PLAIN properties (Confluent Cloud: SASL_SSL) when an API key is set, else none."""
+    if not settings.kafka_security_protocol.startswith("SASL"):
+        return []
+    key, secret = settings.kafka_api_key or "", settings.kafka_api_secret or ""
+    if masked:
+        key, secret = mask(key), mask(secret)
+    return [
+        f"properties.security.protocol = '{settings.kafka_security_protocol}',",
+        "properties.sasl.mechanism = 'PLAIN',",
+        f"properties.sasl.username = '{_quote(key)}',",
+        f"properties.sasl.password = '{_quote(secret)}',",
+    ]
+
+
+def _quote(value: str) -> str:
+    return value.replace("'", "''")
+
+
+def to_duckdb(obj: SqlObject) -> str:
+    """The same statement for DuckDB: a view for a materialized view, a plain table
+    (connector, FORMAT and ENCODE removed) for a table."""
+    if obj.is_view:
+        select = obj.tree.expression.sql(dialect="duckdb", comments=False)
+        return f"CREATE OR REPLACE VIEW {obj.name} AS\n{select}"
+    table = obj.tree.copy()
+    table.set("properties", None)
+    return table.sql(dialect="duckdb", comments=False)
+
+
+def rendered_statements(
+    kind: str, settings: Settings, masked: bool = True
+) -> list[tuple[Path, str]]:
+    """(file, statement) pairs as `kind` ("risingwave" | "embedded") would run them."""
+    if kind == "risingwave":
+        return [(obj.path, render_risingwave(obj, settings, masked)) for obj in load_objects()]
+    return [(obj.path, to_duckdb(obj)) for obj in load_objects()]
+
+
+class Engine:
+    """What every caller uses: apply the SQL, load data, set training parameters, query."""
+
+    kind: str
+
+    def apply(self) -> None:
+        raise NotImplementedError
+
+    def drop(self) -> None:
+        raise NotImplementedError
+
+    def load_csv(self, data_dir: Path | str) -> LoadReport:
+        raise NotImplementedError
+
+    def query(self, sql: str, params: Sequence[Any] | None = None) -> pd.DataFrame:
+        """Run one SELECT; parameters are written $1, $2, ... in both engines."""
+        raise NotImplementedError
+
+    def execute(self, sql: str, params: Sequence[Any] | None = None) -> None:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+    def set_training_settings(self, min_purchases: int, cutoff: dt.date) -> None:
+        """Write the one row of training_settings that filtered_dataframe_t reads."""
+        if isinstance(min_purchases, bool) or not isinstance(min_purchases, int):
+            raise ValueError(f"min_purchases must be an integer, got {min_purchases!r}")
+        if min_purchases < 1:
+            raise ValueError(f"min_purchases must be at least 1, got {min_purchases}")
+        if isinstance(cutoff, dt.datetime) or not isinstance(cutoff, dt.date):
+            raise ValueError(f"cutoff must be a datetime.date, got {cutoff!r}")
+        self.execute("DELETE FROM training_settings")
+        self.execute(
+            "INSERT INTO training_settings (id, min_purchases, cutoff) VALUES (1, $1, $2)",
+            [min_purchases, cutoff],
+        )
+
+    def training_settings(self) -> tuple[int, dt.date]:
+        row = self.query("SELECT min_purchases, cutoff FROM training_settings WHERE id = 1")
+        if row.empty:
+            raise EngineError("training_settings is empty: run apply() first")
+        return int(row.iloc[0, 0]), pd.Timestamp(row.iloc[0, 1]).date()
+
+    def _seed_training_settings(self) -> None:
+        """Defaults once, so that filtered_dataframe_t shows something before training."""
+        count = self.query("SELECT COUNT(*) AS n FROM training_settings").iloc[0, 0]
+        if int(count) == 0:
+            self.set_training_settings(DEFAULT_MIN_PURCHASES, DEFAULT_CUTOFF)
+
+    def __enter__(self) -> Engine:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def open_engine(settings: Settings, read_only: bool = False, kind: str | None = None) -> Engine:
+    """RisingWave when RISINGWAVE_URL is set (or kind="risingwave"), else DuckDB."""
+    kind = kind or ("risingwave" if settings.risingwave_url else "embedded")
+    if kind == "risingwave":
+        if not settings.risingwave_url:
+            raise EngineError("RISINGWAVE_URL is not set: cannot open the RisingWave engine")
+        return RisingWaveEngine(settings)
+    if kind == "embedded":
+        return DuckDBEngine(settings, read_only=read_only)
+    raise EngineError(f"unknown engine {kind!r}: expected 'risingwave' or 'embedded'")
+
+
+class DuckDBEngine(Engine):
+    """The embedded engine: base tables and views in one DuckDB file."""
+
+    kind = "embedded"
+
+    def __init__(self, settings: Settings, read_only: bool = False) -> None:
+        self.settings = settings
+        self.path = Path(settings.duckdb_path)
+        self.read_only = read_only
+        self._con: Any = None
+        if not read_only:  # a writer keeps the file for its lifetime (consumer: one batch)
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._con = self._connect()
+        elif not self.path.is_file():
+            raise EngineError(
+                f"{self.path}: no DuckDB file yet; create it with "
+                "`python risingwave/setup.py --engine embedded` and load data"
+            )
+
+    def _connect(self) -> Any:
+        import duckdb
+
+        deadline = time.monotonic() + LOCK_RETRY_SECONDS
+        while True:
+            try:
+                con = duckdb.connect(str(self.path), read_only=self.read_only)
+                con.execute(f"SET memory_limit = '{DUCKDB_MEMORY_LIMIT}'")
+                return con
+            except duckdb.IOException as error:
+                if "lock" not in str(error).lower() or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.05)
+
+    @contextmanager
+    def _connection(self) -> Iterator[Any]:
+        if self._con is not None:
+            yield self._con
+            return
+        con = self._connect()
+        try:
+            yield con
+        finally:
+            con.close()
+
+    def apply(self) -> None:
+        with self._connection() as con:
+            for path, sql in rendered_statements(self.kind, self.settings):
+                try:
+                    con.execute(sql)
+                except Exception as error:  # noqa: BLE001 - re-raised with the file named
+                    raise EngineError(f"{path.name}: {_first_line(sql)}: {error}") from error
+            con.execute(REJECTS_DDL)
+        self._seed_training_settings()
+
+    def drop(self) -> None:
+        with self._connection() as con:
+            for obj in reversed(load_objects()):
+                con.execute(f"DROP {'VIEW' if obj.is_view else 'TABLE'} IF EXISTS {obj.name}")
+            con.execute("DROP TABLE IF EXISTS rejects")
+
+    def query(self, sql: str, params: Sequence[Any] | None = None) -> pd.DataFrame:
+        with self._connection() as con:
+            return con.execute(sql, list(params or [])).df()
+
+    def execute(self, sql: str, params: Sequence[Any] | None = None) -> None:
+        with self._connection() as con:
+            con.execute(sql, list(params or []))
+
+    def close(self) -> None:
+        if self._con is not None:
+            self._con.close()
+            self._con = None
+
+    def load_csv(self, data_dir: Path | str) -> LoadReport:
+        """Replace the base tables with the CSV files of `data_dir` (one transaction).
+
+        Bad rows go to `rejects` with file, line and reason; earlier rejects of the
+        same files are replaced too, so loading twice gives the same result.
+        """
+        report = LoadReport()
+        with self._connection() as con, _transaction(con):
+            for table in ("articles", "customers", "images", "transactions"):
+                con.execute(f"DELETE FROM {table}_raw")
+                con.execute("DELETE FROM rejects WHERE file = $1", [TABLES[table].file])
+                for batch, errors in iter_batches(table, data_dir):
+                    report.rows[table] = report.rows.get(table, 0) + batch.num_rows
+                    _insert_rows(con, table, _with_event_ids(table, batch), "_line")
+                    _insert_rejects(con, "csv", errors)
+                    report.rejected += len(errors)
+        return report
+
+    def write_batch(
+        self,
+        tables: Mapping[str, pa.Table],
+        rejects: Sequence[RowError] = (),
+        source: str = "kafka",
+        order_column: str = "_offset",
+    ) -> None:
+        """Append rows to the base tables and bad rows to `rejects`, in one transaction.
+
+        Keys are `hm_schema` table names; each Arrow table carries `order_column`
+        (Kafka offset or line number), which says which row of a key is the latest.
+        """
+        with self._connection() as con, _transaction(con):
+            for table, rows in tables.items():
+                if rows.num_rows:
+                    _insert_rows(con, table, rows, order_column)
+            _insert_rejects(con, source, rejects)
+
+
+@contextmanager
+def _transaction(con: Any) -> Iterator[None]:
+    con.execute("BEGIN TRANSACTION")
+    try:
+        yield
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
+    con.execute("COMMIT")
+
+
+def _with_event_ids(table: str, batch: pa.Table) -> pa.Table:
+    """CSV transactions get the producer's stable event id, `<file name>:<line>`."""
+    if table != "transactions":
+        return batch
+    prefix = f"{TABLES[table].file}:"
+    lines = pc.cast(batch.column("_line"), pa.string())
+    return batch.append_column("event_id", pc.binary_join_element_wise(prefix, lines, ""))
+
+
+def _insert_rows(con: Any, table: str, rows: pa.Table, order_column: str) -> None:
+    """Append rows to `<table>_raw`; keyed tables keep the last row per key.
+
+    Transactions are append-only: redeliveries are removed by dedup_transactions_t,
+    not here, exactly as in RisingWave.
+    """
+    con.register("new_rows", rows)
+    try:
+        if table == "transactions":
+            con.execute(
+                f"INSERT INTO transactions_raw BY NAME SELECT * EXCLUDE ({order_column}) "
+                "FROM new_rows"
+            )
+        else:
+            key = TABLES[table].key
+            con.execute(
+                f"INSERT OR REPLACE INTO {table}_raw BY NAME "
+                f"SELECT * EXCLUDE ({order_column}) FROM new_rows "
+                f"QUALIFY ROW_NUMBER() OVER (PARTITION BY {key} ORDER BY {order_column} DESC) = 1"
+            )
+    finally:
+        con.unregister("new_rows")
+
+
+def _insert_rejects(con: Any, source: str, errors: Sequence[RowError]) -> None:
+    if errors:
+        con.executemany(
+            "INSERT INTO rejects (source, file, line, reason, raw) VALUES ($1, $2, $3, $4, $5)",
+            [(source, e.file, e.line, e.reason, e.raw) for e in errors],
+        )
+
+
+class RisingWaveEngine(Engine):
+    """A RisingWave server over its PostgreSQL protocol (psycopg)."""
+
+    kind = "risingwave"
+
+    def __init__(self, settings: Settings) -> None:
+        import psycopg
+
+        self.settings = settings
+        try:
+            self._con = psycopg.connect(
+                settings.risingwave_url, autocommit=True, cursor_factory=psycopg.RawCursor
+            )
+        except psycopg.OperationalError as error:
+            shown = settings.masked()["risingwave_url"]
+            raise EngineError(f"cannot connect to RisingWave at {shown}: {error}") from error
+
+    def apply(self) -> None:
+        for path, sql in rendered_statements(self.kind, self.settings, masked=False):
+            try:
+                self._con.execute(sql)
+            except Exception as error:  # noqa: BLE001 - re-raised with the file named
+                raise EngineError(f"{path.name}: {_first_line(sql)}: {error}") from error
+        self._seed_training_settings()
+
+    def drop(self) -> None:
+        for obj in reversed(load_objects()):
+            kind = "MATERIALIZED VIEW" if obj.is_view else "TABLE"
+            self._con.execute(f"DROP {kind} IF EXISTS {obj.name}")
+
+    def load_csv(self, data_dir: Path | str) -> LoadReport:
+        raise EngineError(
+            "RisingWave reads the Kafka topics: run `python kafka/producer.py` to feed it "
+            "(load_csv is the embedded engine's fast path)"
+        )
+
+    def query(self, sql: str, params: Sequence[Any] | None = None) -> pd.DataFrame:
+        with self._con.cursor() as cur:
+            cur.execute(sql, list(params) if params else None)
+            columns = [c.name for c in cur.description or []]
+            return pd.DataFrame(cur.fetchall(), columns=columns)
+
+    def execute(self, sql: str, params: Sequence[Any] | None = None) -> None:
+        self._con.execute(sql, list(params) if params else None)
+        self._con.execute("FLUSH")  # make the write visible to the next read
+
+    def close(self) -> None:
+        self._con.close()
+
+
+def _first_line(sql: str) -> str:
+    """The statement's first line that is not a comment, to name it in errors."""
+    for line in sql.splitlines():
+        if line.strip() and not line.strip().startswith("--"):
+            return line.strip()
+    return sql.strip()[:80]

@@ -1,0 +1,384 @@
+"""Data loading and formatting behind the Streamlit inspector (`streamlit/pred_inspector.py`).
+
+The page only lays things out; everything it shows is computed here so it can be unit-tested
+without a browser. Two sources feed it:
+
+- a finished run of `MyMerlinFlow`, found through Metaflow's client, whose export folder
+  (ARCHITECTURE.md, "Flow export contract") holds the predictions, metrics and test-week
+  purchases;
+- the streaming engine (embedded DuckDB or RisingWave), read at the moment the page is shown,
+  for the customer's attributes and purchase history, so a replay through Kafka is visible live.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import random
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date, datetime
+from functools import lru_cache
+from pathlib import Path
+
+import pandas as pd
+from PIL import Image, ImageDraw
+
+from recsys.settings import Settings
+
+FLOW_NAME = "MyMerlinFlow"
+RUN_COMMAND = "python recsys/my_merlin_flow.py run"
+TOP_K = 12
+HISTORY_LIMIT = 24
+MAX_MATCHES = 200
+SEGMENTS = ("warm", "cold")
+
+
+class ExportError(RuntimeError):
+    """A run's export folder is missing or incomplete; the message names the file."""
+
+
+class EngineUnavailable(RuntimeError):
+    """The streaming views could not be read right now (locked, not built, unreachable)."""
+
+
+@dataclass(frozen=True)
+class RunRef:
+    """A successful flow run the page can show, with where its export lives."""
+
+    run_id: str
+    created_at: datetime
+    export_dir: Path
+
+    @property
+    def label(self) -> str:
+        return f"{self.run_id} ({self.created_at:%Y-%m-%d %H:%M})"
+
+
+@dataclass(frozen=True)
+class RunData:
+    """One run's export, indexed for instant per-customer look-ups."""
+
+    run_id: str
+    export_dir: Path
+    info: dict
+    predictions: pd.DataFrame  # index customer_id, sorted by rank
+    metrics: pd.DataFrame
+    actuals: pd.DataFrame  # index customer_id
+    articles: pd.DataFrame  # index article_id
+    customers: tuple[str, ...]  # customers with predictions, sorted
+    buyers: tuple[str, ...]  # customers with test-week purchases, sorted
+
+    @property
+    def test_start(self) -> date | None:
+        """First day of the test week: the history shown is what the model could see."""
+        if self.actuals.empty:
+            return None
+        return pd.Timestamp(self.actuals["t_dat"].min()).date()
+
+
+@dataclass(frozen=True)
+class Card:
+    """One tile of an image grid: what to draw and the text under it."""
+
+    article_id: str
+    image: str | bytes  # local path or URL, or the placeholder PNG
+    caption: str
+    hit: bool = False
+
+
+# --- runs --------------------------------------------------------------------------------
+
+
+def recent_runs(metaflow_root: Path | None, limit: int = 10) -> list[RunRef]:
+    """Newest successful runs of the flow that exported files for the app, newest first.
+
+    `metaflow_root` is the folder holding `.metaflow` (METAFLOW_DATASTORE_SYSROOT_LOCAL); it is
+    set explicitly because Metaflow reads that variable only once, when first imported.
+    """
+    import metaflow
+
+    if metaflow_root is not None:
+        if not (metaflow_root / ".metaflow").is_dir():
+            return []
+        metaflow.metadata(f"local@{metaflow_root}")
+    metaflow.namespace(None)  # runs by every user, not only the one running the page
+    try:
+        flow = metaflow.Flow(FLOW_NAME)
+    except metaflow.exception.MetaflowNotFound:
+        return []
+    runs: list[RunRef] = []
+    for run in flow:
+        if len(runs) >= limit:
+            break
+        if not run.successful:
+            continue
+        export_dir = getattr(run.data, "export_dir", None)
+        if export_dir:
+            runs.append(RunRef(run.id, run.created_at, Path(export_dir)))
+    return runs
+
+
+def load_run_data(export_dir: Path) -> RunData:
+    """Read a run's export folder; a missing file raises ExportError naming it."""
+
+    def read(name: str) -> pd.DataFrame:
+        path = export_dir / name
+        if not path.is_file():
+            raise ExportError(f"{path} is missing: is this a complete export of {FLOW_NAME}?")
+        return pd.read_parquet(path)
+
+    info_path = export_dir / "run_info.json"
+    if not info_path.is_file():
+        raise ExportError(f"{info_path} is missing: is this a complete export of {FLOW_NAME}?")
+    info = json.loads(info_path.read_text())
+    predictions = read("predictions.parquet").sort_values(["customer_id", "rank"])
+    actuals = read("test_actuals.parquet")
+    articles = read("articles.parquet").drop_duplicates("article_id").set_index("article_id")
+    return RunData(
+        run_id=str(info.get("run_id", export_dir.name)),
+        export_dir=export_dir,
+        info=info,
+        predictions=predictions.set_index("customer_id"),
+        metrics=read("metrics.parquet"),
+        actuals=actuals.set_index("customer_id").sort_index(),
+        articles=articles,
+        customers=tuple(predictions["customer_id"].drop_duplicates()),
+        buyers=tuple(sorted(set(actuals["customer_id"]) & set(predictions["customer_id"]))),
+    )
+
+
+def no_run_message(settings: Settings) -> str:
+    """What the page says before any run exists, with the command that creates one."""
+    return (
+        f"No successful run of {FLOW_NAME} with exported predictions was found. "
+        "Create one (it trains on DATA_DIR and writes to OUTPUT_DIR):\n\n"
+        f"    DATA_DIR={settings.data_dir} OUTPUT_DIR={settings.output_dir} {RUN_COMMAND}"
+    )
+
+
+# --- sidebar -------------------------------------------------------------------------------
+
+
+def run_summary(run: RunData) -> dict[str, str]:
+    """Short facts for the sidebar: when, on what data, how big."""
+    info = run.info
+    summary = {"run id": run.run_id}
+    for key, label in (("created_at", "date"), ("data_dir", "data"), ("device", "device")):
+        if info.get(key) is not None:
+            summary[label] = str(info[key])
+    for split, rows in (info.get("rows") or {}).items():
+        summary[f"{split} rows"] = f"{int(rows):,}"
+    summary["customers with predictions"] = f"{len(run.customers):,}"
+    summary["test-week buyers"] = f"{len(run.buyers):,}"
+    return summary
+
+
+def hyperparameters(run: RunData) -> dict:
+    """The hyperparameters the flow's search picked."""
+    return dict(run.info.get("best_hyperparameters") or run.info.get("hyperparameters") or {})
+
+
+def metric_table(metrics: pd.DataFrame) -> pd.DataFrame:
+    """Model vs baselines, one row per (model, segment), warm and cold first."""
+    order = {segment: i for i, segment in enumerate((*SEGMENTS, "all"))}
+    table = metrics.sort_values(
+        ["segment", "model"], key=lambda s: s.map(order) if s.name == "segment" else s
+    )
+    return table.set_index(["segment", "model"])
+
+
+def metric_chart(metrics: pd.DataFrame, metric: str = "map@12") -> pd.DataFrame:
+    """One metric by model (rows) and segment (columns), for a grouped bar chart."""
+    shown = metrics[metrics["segment"].isin(SEGMENTS)]
+    return shown.pivot_table(index="model", columns="segment", values=metric)
+
+
+# --- choosing a customer -------------------------------------------------------------------
+
+
+def candidate_customers(run: RunData, only_buyers: bool) -> Sequence[str]:
+    """The pool the picker works on: every customer, or the test-week buyers."""
+    return run.buyers if only_buyers else run.customers
+
+
+def match_customers(pool: Sequence[str], prefix: str, limit: int = MAX_MATCHES) -> list[str]:
+    """Customers whose id starts with `prefix` (spaces and case ignored), first `limit`."""
+    prefix = prefix.strip().lower()
+    matches = [c for c in pool if c.lower().startswith(prefix)] if prefix else list(pool)
+    return matches[:limit]
+
+
+def random_customer(pool: Sequence[str], rng: random.Random | None = None) -> str | None:
+    return (rng or random).choice(pool) if pool else None
+
+
+# --- recommendations -----------------------------------------------------------------------
+
+
+def recommendations(run: RunData, customer_id: str) -> pd.DataFrame:
+    """The customer's top-12 with article metadata and `hit` = bought in the test week."""
+    if customer_id not in run.predictions.index:
+        return pd.DataFrame(columns=["rank", "article_id", "score", "source", "hit"])
+    recs = run.predictions.loc[[customer_id]].reset_index(drop=True)
+    recs = recs.join(run.articles, on="article_id")
+    recs["hit"] = recs["article_id"].isin(bought_in_test_week(run, customer_id))
+    return recs
+
+
+def bought_in_test_week(run: RunData, customer_id: str) -> set[str]:
+    if customer_id not in run.actuals.index:
+        return set()
+    return set(run.actuals.loc[[customer_id], "article_id"])
+
+
+def product_groups(recs: pd.DataFrame) -> list[str]:
+    if "product_group_name" not in recs:
+        return []
+    return sorted(recs["product_group_name"].dropna().unique())
+
+
+def filter_by_group(recs: pd.DataFrame, groups: Sequence[str]) -> pd.DataFrame:
+    """Keep the chosen product groups; no choice keeps everything."""
+    return recs[recs["product_group_name"].isin(groups)] if groups else recs
+
+
+# --- images --------------------------------------------------------------------------------
+
+
+def image_source(article_id: str, settings: Settings, has_image: bool = True) -> str | None:
+    """Where the article's photo is: a URL from the template, an existing local file, or None.
+
+    Local images follow the Kaggle layout `<image_dir>/<first 3 digits>/<article_id>.jpg`.
+    With a URL template the file cannot be checked cheaply, so the export's `image_path`
+    (`has_image`) decides.
+    """
+    if not has_image:
+        return None
+    folder = article_id[:3]
+    if settings.image_url_template:
+        return settings.image_url_template.format(folder=folder, article_id=article_id)
+    path = settings.image_dir / folder / f"{article_id}.jpg"
+    return str(path) if path.is_file() else None
+
+
+@lru_cache(maxsize=1)
+def placeholder_image() -> bytes:
+    """A grey tile with 'no image', the same 2:3 shape as the product photos."""
+    tile = Image.new("RGB", (180, 270), (232, 232, 232))
+    ImageDraw.Draw(tile).text((58, 128), "no image", fill=(120, 120, 120))
+    out = io.BytesIO()
+    tile.save(out, format="PNG")
+    return out.getvalue()
+
+
+def has_image(run: RunData, article_id: str) -> bool:
+    """False only when the run's article index knows the article and it has no image_path;
+    an article added after the run gets the benefit of the doubt (its file is checked)."""
+    if "image_path" not in run.articles or article_id not in run.articles.index:
+        return True
+    return bool(pd.notna(run.articles.at[article_id, "image_path"]))
+
+
+def _card(article_id: str, run: RunData, settings: Settings, caption: str, hit: bool) -> Card:
+    source = image_source(article_id, settings, has_image=has_image(run, article_id))
+    return Card(article_id, source or placeholder_image(), caption, hit)
+
+
+def _describe(row: dict) -> str:
+    parts = [row.get(c) for c in ("prod_name", "product_type_name", "colour_group_name")]
+    return " · ".join(str(p) for p in parts if isinstance(p, str) and p) or "unknown article"
+
+
+def recommendation_cards(recs: pd.DataFrame, run: RunData, settings: Settings) -> list[Card]:
+    """Rank, score, source and a clear mark on the test-week hits."""
+    cards = []
+    for row in recs.to_dict("records"):
+        mark = "✅ BOUGHT in test week · " if row["hit"] else ""
+        caption = (
+            f"{mark}#{int(row['rank'])} · score {float(row['score']):.3f} · {row['source']} · "
+            f"{_describe(row)} ({row['article_id']})"
+        )
+        cards.append(_card(str(row["article_id"]), run, settings, caption, bool(row["hit"])))
+    return cards
+
+
+def history_cards(history: pd.DataFrame, run: RunData, settings: Settings) -> list[Card]:
+    """Purchases, newest first, with name, type, colour and date."""
+    return [
+        _card(
+            str(row["article_id"]),
+            run,
+            settings,
+            f"{pd.Timestamp(row['t_dat']):%Y-%m-%d} · {_describe(row)} ({row['article_id']})",
+            hit=False,
+        )
+        for row in history.to_dict("records")
+    ]
+
+
+# --- the streaming engine --------------------------------------------------------------------
+
+
+def _literal(value: str) -> str:
+    """A SQL string literal; ids come from the export, but quoting keeps any value harmless."""
+    return "'" + value.replace("'", "''") + "'"
+
+
+def query_engine(settings: Settings, sql: str) -> pd.DataFrame:
+    """Run one read-only query on the streaming views, opening and closing the engine.
+
+    The connection is not kept open: an embedded DuckDB file opened by the page would block
+    the Kafka consumer that writes to it. Any failure becomes EngineUnavailable with a
+    message meant for the page, not a traceback.
+    """
+    where = settings.risingwave_url and "RisingWave" or f"DuckDB file {settings.duckdb_path}"
+    if not settings.risingwave_url and not settings.duckdb_path.is_file():
+        raise EngineUnavailable(
+            f"The streaming views are not built yet ({where} does not exist): "
+            "load the data first (see the README)."
+        )
+    from recsys.engine import open_engine
+
+    try:
+        engine = open_engine(settings, read_only=True)
+        try:
+            return engine.query(sql)
+        finally:
+            engine.close()
+    except Exception as error:  # noqa: BLE001 - every engine failure is reported the same way
+        raise EngineUnavailable(
+            f"Could not read the streaming views from {where} right now "
+            f"({type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}). "
+            "If the Kafka consumer is writing, try again in a moment."
+        ) from error
+
+
+def customer_attributes(settings: Settings, customer_id: str) -> dict | None:
+    """The customer's row of customers_t, or None when the customer is unknown."""
+    rows = query_engine(
+        settings, f"SELECT * FROM customers_t WHERE customer_id = {_literal(customer_id)}"
+    )
+    return None if rows.empty else rows.iloc[0].to_dict()
+
+
+def purchase_history(
+    settings: Settings, customer_id: str, before: date | None, limit: int = HISTORY_LIMIT
+) -> pd.DataFrame:
+    """Purchases before the test week (what the model saw), newest first."""
+    cutoff = f"AND t_dat < DATE '{before.isoformat()}'" if before else ""
+    return query_engine(
+        settings,
+        "SELECT t_dat, article_id, prod_name, product_type_name, colour_group_name, "
+        "product_group_name FROM joined_transactions_t "
+        f"WHERE customer_id = {_literal(customer_id)} {cutoff} "
+        f"ORDER BY t_dat DESC, article_id LIMIT {int(limit)}",
+    )
+
+
+def live_purchases(settings: Settings, customer_id: str) -> pd.DataFrame:
+    """The customer's latest distinct purchases as the streaming views hold them now."""
+    return query_engine(
+        settings,
+        f"SELECT * FROM customer_recent_articles_t WHERE customer_id = {_literal(customer_id)}",
+    )

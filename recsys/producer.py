@@ -1,0 +1,640 @@
+"""CSV -> Kafka: every row of the H&M files becomes one typed JSON message, and none is lost.
+
+Rows come from `recsys.loaders` (typed and validated); valid rows go to their topic,
+rejected rows to `<topic>.dlq` with file, line, reason and the raw text. Each transaction
+carries a stable `event_id` (`<file>:<line>`), so a re-run after a failure can be
+deduplicated downstream exactly. The producer is idempotent (acks=all) and waits for
+every delivery report: a message that finally fails is counted, named, and makes the
+run's `Summary.ok` false (and the CLI's exit code non-zero).
+
+Two clients sit behind one interface (setting KAFKA_CLIENT): `confluent` (librdkafka,
+the fast path, default) and `kafka-python` (pure Python, about 10x slower: it encodes
+record batches, CRCs and the partitioner's hash in Python; see docs/kafka.md).
+
+    from recsys.producer import produce, create_topics
+    summary = produce(load_settings(), data_dir, topics=["transactions_topic"], limit=1000)
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from recsys.hm_schema import TABLES, Table
+from recsys.loaders import RowError, iter_batches
+from recsys.settings import ConfigError, Settings, load_settings
+
+TABLE_TOPICS = {
+    "articles": "articles_topic",
+    "customers": "customers_topic",
+    "images": "images_topic",
+    "transactions": "transactions_topic",  # last: the others are what it refers to
+}
+TOPICS = tuple(TABLE_TOPICS.values())
+BATCH_ROWS = 100_000  # loader batch: larger batches only cost memory (measured in docs/kafka.md)
+CONNECT_TIMEOUT_S = 10.0
+DELIVERY_TIMEOUT_S = 120.0  # a message not acknowledged by then is reported as failed
+FAILED_IDS_SHOWN = 20
+_NEEDS_ESCAPE = r'["\\\x00-\x1f]'  # what JSON requires escaping inside a string
+
+
+class ProducerError(RuntimeError):
+    """Kafka is unreachable, rejects the credentials, or a setting is wrong."""
+
+
+def dlq_topic(topic: str) -> str:
+    return f"{topic}.dlq"
+
+
+@dataclass
+class TopicSummary:
+    """Counts for one topic. read == sent + rejected; `failed` counts both kinds."""
+
+    topic: str
+    read: int = 0
+    sent: int = 0
+    rejected: int = 0
+    failed: int = 0
+    elapsed_s: float = 0.0
+    failed_ids: list[str] = field(default_factory=list)  # the first few, for the report
+
+    @property
+    def rate(self) -> float:
+        return (self.sent + self.rejected) / self.elapsed_s if self.elapsed_s else 0.0
+
+
+@dataclass
+class Summary:
+    topics: dict[str, TopicSummary]
+
+    @property
+    def ok(self) -> bool:
+        return all(t.failed == 0 for t in self.topics.values())
+
+    def table(self) -> str:
+        head = f"{'topic':<20} {'read':>11} {'sent':>11} {'rejected':>9} {'failed':>7} {'seconds':>8} {'msg/s':>9}"
+        rows = [
+            f"{t.topic:<20} {t.read:>11,} {t.sent:>11,} {t.rejected:>9,} {t.failed:>7,} "
+            f"{t.elapsed_s:>8.1f} {t.rate:>9,.0f}"
+            for t in self.topics.values()
+        ]
+        notes = [
+            f"{t.topic}: {t.failed:,} not delivered, e.g. {', '.join(t.failed_ids)}"
+            for t in self.topics.values()
+            if t.failed
+        ]
+        return "\n".join([head, *rows, *notes])
+
+
+# ---------------------------------------------------------------- JSON, built per batch
+
+
+def encode_json(batch: pa.Table, spec: Table, file: str | None = None) -> pa.Array:
+    """One JSON object per row (binary array), built with Arrow string kernels, not per row.
+
+    `file` adds the stable `event_id` "<file>:<line>" taken from the loader's `_line` column.
+    """
+    parts: list = []
+    if file is not None:
+        line = pc.cast(batch.column("_line"), pa.string())
+        parts += ['{"event_id":"' + file + ":", line, '",']
+    else:
+        parts.append("{")
+    for i, column in enumerate(spec.columns):
+        parts += [("," if i else "") + json.dumps(column.name) + ":"]
+        parts.append(_json_values(batch.column(column.name).combine_chunks()))
+    parts.append("}")
+    return pc.binary_join_element_wise(*parts, "").cast(pa.binary())
+
+
+def _json_values(values: pa.Array) -> pa.Array:
+    """JSON text of each value: strings quoted (escaped), floats keep a '.', nulls -> null."""
+    kind = values.type
+    if pa.types.is_string(kind):
+        text = pc.binary_join_element_wise('"', values, '"', "")
+        needs_escape = pc.match_substring_regex(values, _NEEDS_ESCAPE)
+        if pc.any(needs_escape).as_py():  # rare (quotes in detail_desc): json.dumps those
+            rows = np.flatnonzero(needs_escape.fill_null(False).to_numpy(zero_copy_only=False))
+            escaped = [json.dumps(v, ensure_ascii=False) for v in values.take(rows).to_pylist()]
+            text = pc.replace_with_mask(text, needs_escape.fill_null(False), pa.array(escaped))
+    elif pa.types.is_floating(kind):  # Arrow prints 1.0 as "1"; JSON readers would see an int
+        text = pc.cast(values, pa.string())
+        integral = pc.invert(pc.match_substring_regex(text, "[.e]"))
+        text = pc.if_else(integral, pc.binary_join_element_wise(text, ".0", ""), text)
+    elif pa.types.is_integer(kind):
+        text = pc.cast(values, pa.string())
+    elif pa.types.is_date(kind):
+        text = pc.binary_join_element_wise('"', pc.cast(values, pa.string()), '"', "")
+    else:
+        raise TypeError(f"no JSON encoding for Arrow type {kind}")
+    return pc.fill_null(text, "null")
+
+
+def dead_letter(error: RowError) -> bytes:
+    return json.dumps(
+        {"file": error.file, "line": error.line, "reason": error.reason, "raw": error.raw},
+        ensure_ascii=False,
+    ).encode()
+
+
+# ---------------------------------------------------------------- the two clients
+
+
+class Client(Protocol):
+    """What the producer needs from a Kafka client library."""
+
+    def check_connection(self) -> set[str]:
+        """Existing topic names; raises ProducerError within seconds if Kafka is unusable."""
+        ...
+
+    def create_topics(self, names: list[str], partitions: int) -> None: ...
+
+    def send(self, topic: str, values: list[bytes], keys: list[bytes]) -> None:
+        """Enqueue; blocks while the client's buffer is full."""
+        ...
+
+    def wait(self, seconds: float) -> None:
+        """Sleep while still serving delivery reports (replay pacing)."""
+        ...
+
+    def flush(self) -> dict[str, list[str]]:
+        """Wait for every delivery report; return topic -> ids of messages that failed."""
+        ...
+
+    def close(self) -> None: ...
+
+
+def replication_factor(brokers: int) -> int:
+    """3 copies where the cluster has them (Confluent Cloud requires 3), else one per broker."""
+    return min(3, brokers)
+
+
+def _failed_id(key: bytes | None, value: bytes | None) -> str:
+    """Name a failed message by its source: event_id, dead letter's file:line, or key."""
+    try:
+        record = json.loads(value or b"{}")
+    except ValueError:
+        record = {}
+    if "event_id" in record:
+        return str(record["event_id"])
+    if "line" in record:
+        return f"{record.get('file')}:{record['line']}"
+    return f"key={(key or b'').decode(errors='replace')}"
+
+
+def _connection_error(settings: Settings, detail: str) -> ProducerError:
+    where = f"Kafka at {settings.kafka_bootstrap_servers} (KAFKA_BOOTSTRAP_SERVERS)"
+    lowered = detail.lower()
+    if "auth" in lowered or "sasl" in lowered:
+        return ProducerError(
+            f"{where} rejected the credentials (KAFKA_API_KEY / KAFKA_API_SECRET): {detail}"
+        )
+    return ProducerError(
+        f"cannot reach {where} within {CONNECT_TIMEOUT_S:.0f} s: {detail}. "
+        "Is the broker running (`make kafka-up`) and the address right?"
+    )
+
+
+def confluent_config(settings: Settings) -> dict[str, object]:
+    """librdkafka connection settings (shared with consumers): address and security."""
+    config: dict[str, object] = {
+        "bootstrap.servers": settings.kafka_bootstrap_servers,
+        "security.protocol": settings.kafka_security_protocol,
+    }
+    if settings.kafka_security_protocol.startswith("SASL"):
+        config |= {
+            "sasl.mechanisms": "PLAIN",
+            "sasl.username": settings.kafka_api_key,
+            "sasl.password": settings.kafka_api_secret,
+        }
+    return config
+
+
+def kafka_python_config(settings: Settings) -> dict[str, object]:
+    """kafka-python connection settings (shared with consumers): address and security."""
+    config: dict[str, object] = {
+        "bootstrap_servers": settings.kafka_bootstrap_servers.split(","),
+        "security_protocol": settings.kafka_security_protocol,
+    }
+    if settings.kafka_security_protocol.startswith("SASL"):
+        config |= {
+            "sasl_mechanism": "PLAIN",
+            "sasl_plain_username": settings.kafka_api_key,
+            "sasl_plain_password": settings.kafka_api_secret,
+        }
+    return config
+
+
+class ConfluentClient:
+    """librdkafka: batching, CRCs and network I/O in C threads; Python only calls produce()."""
+
+    QUEUE_MESSAGES = 100_000  # bounds memory: the queue holds copies of the messages
+
+    def __init__(self, settings: Settings, delivery_timeout_s: float = DELIVERY_TIMEOUT_S) -> None:
+        from confluent_kafka import Producer
+
+        self._settings = settings
+        self._errors: list[str] = []
+        self._failed: dict[str, list[str]] = {}
+        self._producer = Producer(
+            confluent_config(settings)
+            | {
+                "enable.idempotence": True,
+                "acks": "all",
+                # Java's and kafka-python's partitioner: a key lands in the same partition
+                # whichever client produced it (librdkafka's default hashes differently)
+                "partitioner": "murmur2_random",
+                "linger.ms": 20,
+                "batch.size": 1_000_000,
+                "message.timeout.ms": int(delivery_timeout_s * 1000),
+                "queue.buffering.max.messages": self.QUEUE_MESSAGES,
+                "queue.buffering.max.kbytes": 512 * 1024,
+                "delivery.report.only.error": True,  # successes need no Python callback
+                "on_delivery": self._on_delivery,
+                "error_cb": self._on_error,
+            }
+        )
+
+    def _on_delivery(self, err, msg) -> None:  # only called for failures
+        if err is not None:
+            ids = self._failed.setdefault(msg.topic(), [])
+            ids.append(_failed_id(msg.key(), msg.value()))
+
+    def _on_error(self, err) -> None:
+        self._errors.append(f"{err.name()}: {err.str()}")
+
+    def check_connection(self) -> set[str]:
+        from confluent_kafka import KafkaException
+        from confluent_kafka.admin import AdminClient
+
+        admin = AdminClient(confluent_config(self._settings) | {"error_cb": self._on_error})
+        deadline = time.monotonic() + CONNECT_TIMEOUT_S
+        while True:
+            try:
+                return set(admin.list_topics(timeout=1).topics)
+            except KafkaException as exc:
+                admin.poll(0)  # serves error_cb: authentication and resolve errors arrive there
+                fatal = [e for e in self._errors if "AUTHENTICATION" in e or "RESOLVE" in e]
+                if fatal or time.monotonic() > deadline:
+                    raise _connection_error(
+                        self._settings, (fatal or self._errors or [str(exc)])[-1]
+                    ) from None
+
+    def create_topics(self, names: list[str], partitions: int) -> None:
+        from confluent_kafka.admin import AdminClient, NewTopic
+
+        admin = AdminClient(confluent_config(self._settings))
+        brokers = len(admin.list_topics(timeout=CONNECT_TIMEOUT_S).brokers)
+        replicas = replication_factor(brokers)
+        futures = admin.create_topics([NewTopic(n, partitions, replicas) for n in names])
+        for name, future in futures.items():
+            try:
+                future.result(timeout=CONNECT_TIMEOUT_S)
+            except Exception as exc:
+                if "TOPIC_ALREADY_EXISTS" not in str(exc):
+                    raise ProducerError(f"cannot create topic {name}: {exc}") from exc
+
+    def send(self, topic: str, values: list[bytes], keys: list[bytes]) -> None:
+        produce, poll, i, end = self._producer.produce, self._producer.poll, 0, len(values)
+        while i < end:
+            try:
+                for i in range(i, end):  # noqa: B020 - `i` survives the exception: resume there
+                    produce(topic, values[i], keys[i])
+                i = end
+            except BufferError:  # queue full: let librdkafka deliver, then resume at row i
+                poll(0.05)
+        poll(0)
+
+    def wait(self, seconds: float) -> None:
+        deadline = time.monotonic() + seconds
+        while (left := deadline - time.monotonic()) > 0:
+            self._producer.poll(min(left, 0.5))
+
+    def flush(self) -> dict[str, list[str]]:
+        while self._producer.flush(1.0):
+            pass  # every message gets a report by message.timeout.ms at the latest
+        failed, self._failed = self._failed, {}
+        return failed
+
+    def close(self) -> None:
+        self.flush()
+
+
+class KafkaPythonClient:
+    """kafka-python: the named client; every record is encoded into batches in Python."""
+
+    def __init__(self, settings: Settings, delivery_timeout_s: float = DELIVERY_TIMEOUT_S) -> None:
+        self._settings = settings
+        self._config = kafka_python_config(settings) | {
+            "request_timeout_ms": int(CONNECT_TIMEOUT_S * 1000),
+            "api_version_auto_timeout_ms": int(CONNECT_TIMEOUT_S * 1000),
+        }
+        self._delivery_timeout_ms = int(delivery_timeout_s * 1000)
+        self._producer = None
+        self._failed: dict[str, list[str]] = {}
+
+    def check_connection(self) -> set[str]:
+        from kafka import KafkaAdminClient
+        from kafka.errors import KafkaError
+
+        try:
+            admin = KafkaAdminClient(**self._config)
+        except KafkaError as exc:
+            raise _connection_error(self._settings, f"{type(exc).__name__}: {exc}") from None
+        try:
+            return set(admin.list_topics())
+        finally:
+            admin.close()
+
+    def create_topics(self, names: list[str], partitions: int) -> None:
+        from kafka import KafkaAdminClient
+        from kafka.admin import NewTopic
+        from kafka.errors import TopicAlreadyExistsError
+
+        admin = KafkaAdminClient(**self._config)
+        try:
+            replicas = replication_factor(len(admin.describe_cluster()["brokers"]))
+            for name in names:
+                with contextlib.suppress(TopicAlreadyExistsError):
+                    admin.create_topics([NewTopic(name, partitions, replicas)])
+        finally:
+            admin.close()
+
+    def _started(self):
+        if self._producer is None:
+            from kafka import KafkaProducer
+
+            self._producer = KafkaProducer(
+                **self._config,
+                enable_idempotence=True,
+                acks="all",
+                linger_ms=20,
+                batch_size=256 * 1024,
+                delivery_timeout_ms=self._delivery_timeout_ms,
+            )
+        return self._producer
+
+    def _on_failure(self, topic: str, key: bytes, value: bytes, _exc: Exception) -> None:
+        self._failed.setdefault(topic, []).append(_failed_id(key, value))
+
+    def send(self, topic: str, values: list[bytes], keys: list[bytes]) -> None:
+        send, on_failure = self._started().send, self._on_failure
+        for value, key in zip(values, keys, strict=True):
+            send(topic, value=value, key=key).add_errback(on_failure, topic, key, value)
+
+    def wait(self, seconds: float) -> None:
+        time.sleep(seconds)  # its I/O thread delivers meanwhile
+
+    def flush(self) -> dict[str, list[str]]:
+        if self._producer is not None:
+            self._producer.flush()  # returns when every future is done (delivery timeout)
+        failed, self._failed = self._failed, {}
+        return failed
+
+    def close(self) -> None:
+        if self._producer is not None:
+            self._producer.flush()
+            self._producer.close()
+
+
+def make_client(settings: Settings, delivery_timeout_s: float = DELIVERY_TIMEOUT_S) -> Client:
+    client = ConfluentClient if settings.kafka_client == "confluent" else KafkaPythonClient
+    return client(settings, delivery_timeout_s)
+
+
+# ---------------------------------------------------------------- the producer
+
+
+def create_topics(
+    settings: Settings, topics: list[str] | tuple[str, ...] = TOPICS, partitions: int | None = None
+) -> list[str]:
+    """Create the missing topics and their dead-letter topics; return the ones created."""
+    client = make_client(settings)
+    try:
+        return _ensure_topics(client, list(topics), partitions or settings.kafka_partitions)
+    finally:
+        client.close()
+
+
+def _ensure_topics(client: Client, topics: list[str], partitions: int) -> list[str]:
+    existing = client.check_connection()
+    wanted = [name for topic in topics for name in (topic, dlq_topic(topic))]
+    missing = [name for name in wanted if name not in existing]
+    if missing:
+        client.create_topics(missing, partitions)
+    return missing
+
+
+def produce(
+    settings: Settings,
+    data_dir: Path | str | None = None,
+    topics: list[str] | tuple[str, ...] | None = None,
+    limit: int | None = None,
+    replay_speedup: float | None = None,
+    *,
+    progress: bool = False,
+    delivery_timeout_s: float = DELIVERY_TIMEOUT_S,
+) -> Summary:
+    """Send the CSV rows of `data_dir` to their topics; wait for every delivery report.
+
+    `limit` caps the rows read per topic; `replay_speedup` paces transactions by t_dat
+    (one day of data per 86400 / speedup seconds). Raises ProducerError when Kafka is
+    unreachable or rejects the credentials; delivery failures are in the Summary.
+    """
+    data_dir = Path(data_dir or settings.data_dir)
+    topics = list(topics or TOPICS)
+    unknown = sorted(set(topics) - set(TOPICS))
+    if unknown:
+        raise ProducerError(f"unknown topic(s) {unknown}: choose from {list(TOPICS)}")
+    for table, topic in TABLE_TOPICS.items():  # fail on a missing file before sending anything
+        if topic in topics and not (data_dir / TABLES[table].file).is_file():
+            raise FileNotFoundError(
+                f"{data_dir / TABLES[table].file}: not found (needed for {topic})"
+            )
+    client = make_client(settings, delivery_timeout_s)
+    try:
+        _ensure_topics(client, topics, settings.kafka_partitions)
+        summaries = {}
+        for table, topic in TABLE_TOPICS.items():  # dimension topics first
+            if topic in topics:
+                pacer = (
+                    _Pacer(replay_speedup) if replay_speedup and table == "transactions" else None
+                )
+                summaries[topic] = _produce_table(
+                    client, TABLES[table], data_dir, limit, pacer, progress
+                )
+        return Summary(summaries)
+    finally:
+        client.close()
+
+
+def _produce_table(
+    client: Client,
+    spec: Table,
+    data_dir: Path,
+    limit: int | None,
+    pacer: _Pacer | None,
+    progress: bool,
+) -> TopicSummary:
+    topic = TABLE_TOPICS[spec.name]
+    summary = TopicSummary(topic)
+    event_file = spec.file if spec.name == "transactions" else None
+    started = time.perf_counter()
+    with _progress_bar(topic, data_dir / spec.file, enabled=progress) as bar:
+        for valid, errors in _read(spec, data_dir, limit):
+            if errors:
+                client.send(dlq_topic(topic), [dead_letter(e) for e in errors],
+                            [f"{e.file}:{e.line}".encode() for e in errors])  # fmt: skip
+            for chunk in pacer.paced(valid, client) if pacer else [valid]:
+                values = encode_json(chunk, spec, event_file).to_pylist()
+                client.send(topic, values, chunk.column(spec.key).cast(pa.binary()).to_pylist())
+            summary.sent += valid.num_rows
+            summary.rejected += len(errors)
+            bar.update(valid.num_rows + len(errors), valid)
+        failed = client.flush()
+    summary.read = summary.sent + summary.rejected
+    ids = failed.get(topic, []) + failed.get(dlq_topic(topic), [])
+    summary.failed = len(ids)
+    summary.failed_ids = ids[:FAILED_IDS_SHOWN]
+    summary.elapsed_s = time.perf_counter() - started
+    return summary
+
+
+def _read(
+    spec: Table, data_dir: Path, limit: int | None
+) -> Iterator[tuple[pa.Table, list[RowError]]]:
+    """The loader's batches, cut after `limit` rows (valid or not) in file order."""
+    left = limit
+    for valid, errors in iter_batches(spec.name, data_dir, batch_rows=BATCH_ROWS):
+        if left is not None and valid.num_rows + len(errors) > left:
+            lines = np.sort(
+                np.concatenate([valid.column("_line").to_numpy(), [e.line for e in errors]])
+            )
+            last = lines[left - 1] if left else 0
+            valid = valid.filter(pc.less_equal(valid.column("_line"), last))
+            errors = [e for e in errors if e.line <= last]
+        yield valid, errors
+        if left is not None:
+            left -= valid.num_rows + len(errors)
+            if left <= 0:
+                return
+
+
+class _Pacer:
+    """Replay: the rows of day d are sent at start + (d - first day) * 86400 / speedup s.
+
+    Days are whole (t_dat has no time), so each day's rows go out together when its
+    slot begins. The Kaggle file is in date order; a row dated earlier than the day
+    being replayed is late and goes out at once.
+    """
+
+    def __init__(self, speedup: float) -> None:
+        if speedup <= 0:
+            raise ProducerError(f"--speedup must be positive, got {speedup}")
+        self.seconds_per_day = 86400 / speedup
+        self.first_day: int | None = None
+        self.started = 0.0
+
+    def paced(self, batch: pa.Table, client: Client) -> Iterator[pa.Table]:
+        days = pc.cast(batch.column("t_dat"), pa.int32()).to_numpy()
+        order = np.argsort(days, kind="stable")
+        batch, days = batch.take(order), days[order]
+        if self.first_day is None and len(days):
+            self.first_day, self.started = int(days[0]), time.monotonic()
+        bounds = np.flatnonzero(np.diff(days)) + 1
+        for start, end in zip([0, *bounds], [*bounds, len(days)], strict=True):
+            if start == end:
+                continue
+            due = self.started + (int(days[start]) - self.first_day) * self.seconds_per_day
+            client.wait(due - time.monotonic())
+            yield batch.slice(start, end - start)
+
+
+class _progress_bar:  # noqa: N801 - used as a context manager like open()
+    """tqdm bar with rate and ETA; the total is estimated from the file size."""
+
+    def __init__(self, topic: str, path: Path, enabled: bool) -> None:
+        self._path, self._bar = path, None
+        if enabled:
+            from tqdm import tqdm
+
+            self._bar = tqdm(desc=topic, unit=" msg", unit_scale=True, dynamic_ncols=True)
+
+    def update(self, rows: int, batch: pa.Table) -> None:
+        if self._bar is None:
+            return
+        if self._bar.total is None and batch.num_rows:  # CSV bytes/row of the first batch
+            text_bytes = sum(
+                pc.sum(pc.binary_length(pc.cast(c, pa.string()))).as_py() or 0
+                for c in batch.columns[:-1]
+            )
+            per_row = text_bytes / batch.num_rows + batch.num_columns
+            self._bar.total = int(self._path.stat().st_size / per_row)
+        self._bar.update(rows)
+
+    def __enter__(self) -> _progress_bar:
+        return self
+
+    def __exit__(self, *_exc) -> None:
+        if self._bar is not None:
+            self._bar.total = self._bar.n
+            self._bar.close()
+
+
+# ---------------------------------------------------------------- command line
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python kafka/producer.py",
+        description="Produce the H&M CSV files to Kafka (settings: KAFKA_* in local.env).",
+    )
+    parser.add_argument("--data", type=Path, default=None, help="data dir (default: DATA_DIR)")
+    parser.add_argument("--topics", nargs="+", default=list(TOPICS), choices=TOPICS, metavar="TOPIC",
+                        help=f"default: all of {' '.join(TOPICS)}")  # fmt: skip
+    parser.add_argument("--replay", action="store_true", help="pace transactions by t_dat")
+    parser.add_argument("--speedup", type=float, default=86400.0,
+                        help="with --replay: one day of data takes 86400/N s (default: 1 s)")  # fmt: skip
+    parser.add_argument("--limit", type=int, default=None, help="at most N rows per topic")
+    parser.add_argument("--delivery-timeout", type=float, default=DELIVERY_TIMEOUT_S,
+                        help="seconds before an unacknowledged message counts as failed")  # fmt: skip
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    args = parser.parse_args(argv)
+    try:
+        settings = load_settings()
+        print(f"producing to {settings.kafka_bootstrap_servers} with {settings.kafka_client} "
+              f"({settings.kafka_security_protocol})", file=sys.stderr)  # fmt: skip
+        summary = produce(
+            settings,
+            args.data,
+            topics=args.topics,
+            limit=args.limit,
+            replay_speedup=args.speedup if args.replay else None,
+            progress=not args.no_progress and sys.stderr.isatty(),
+            delivery_timeout_s=args.delivery_timeout,
+        )
+    except (ProducerError, ConfigError, FileNotFoundError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(summary.table())
+    if not summary.ok:
+        print("some messages were not delivered: run the producer again; transactions are "
+              "deduplicated downstream by event_id, the other topics are keyed upserts.",
+              file=sys.stderr)  # fmt: skip
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

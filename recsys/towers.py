@@ -1,0 +1,218 @@
+"""The Merlin two-tower model: build, train, embed, and score against the whole catalogue.
+
+Training uses in-batch negatives with the logQ (popularity) correction: without it the
+popular articles, which are most often someone else's in-batch negative, get pushed
+down too hard and the model falls below the popularity baseline (stack-facts.md).
+
+The metrics Keras prints during `fit` are *in-batch* metrics. Catalogue metrics come
+from `top_k` over the exported embeddings (see `recsys.evaluation`).
+"""
+
+from __future__ import annotations
+
+import tarfile
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from io import BytesIO
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+ID_EMBEDDING_DIM = 64
+FEATURE_EMBEDDING_DIM = 16
+SCORING_BATCH = 65_536
+
+
+@dataclass(frozen=True)
+class HyperParameters:
+    """One point of the grid; `validate` rejects values that cannot train."""
+
+    learning_rate: float
+    batch_size: int
+    epochs: int
+    embedding_dim: int = 64
+
+    def validate(self) -> None:
+        problems = []
+        if not 0 < self.learning_rate < 1:
+            problems.append(f"learning rate {self.learning_rate} (expected 0 < lr < 1)")
+        if self.batch_size < 2:
+            problems.append(f"batch size {self.batch_size} (in-batch negatives need >= 2)")
+        if self.epochs < 1:
+            problems.append(f"epochs {self.epochs} (expected >= 1)")
+        if self.embedding_dim < 1:
+            problems.append(f"embedding dim {self.embedding_dim} (expected >= 1)")
+        if problems:
+            raise ValueError("invalid hyperparameters: " + "; ".join(problems))
+
+
+@dataclass
+class TrainingResult:
+    """What a training branch hands on: history, timings and the two encoders."""
+
+    history: dict[str, list[float]]
+    seconds_per_epoch: list[float]
+    examples: int
+    device: str
+    model: object = field(repr=False)  # the Keras RetrievalModelV2
+
+    @property
+    def examples_per_second(self) -> float:
+        return self.examples / (sum(self.seconds_per_epoch) / len(self.seconds_per_epoch))
+
+
+def training_device() -> str:
+    """'GPU:0' when TensorFlow sees a GPU (Merlin then trains there), else 'CPU'."""
+    import tensorflow as tf
+
+    gpus = tf.config.list_physical_devices("GPU")
+    return f"GPU:0 ({gpus[0].name})" if gpus else "CPU"
+
+
+def build_model(schema, item_frequencies: np.ndarray, params: HyperParameters):
+    """TwoTowerModelV2: MLP towers over embeddings, in-batch negatives, logQ correction."""
+    import merlin.models.tf as mm
+    import tensorflow as tf
+    from merlin.models.tf.outputs.base import DotProduct
+    from merlin.models.tf.transforms.bias import PopularityLogitsCorrection
+    from merlin.schema import Tags
+
+    user_schema = schema.select_by_tag(Tags.USER)
+    item_schema = schema.select_by_tag(Tags.ITEM)
+
+    def tower(tower_schema):
+        dims = {
+            col.name: ID_EMBEDDING_DIM if Tags.ID in col.tags else FEATURE_EMBEDDING_DIM
+            for col in tower_schema.select_by_tag(Tags.CATEGORICAL)
+        }
+        inputs = mm.InputBlockV2(tower_schema, categorical=mm.Embeddings(
+            tower_schema.select_by_tag(Tags.CATEGORICAL), dim=dims))
+        mlp = mm.MLPBlock([params.embedding_dim * 2, params.embedding_dim],
+                          no_activation_last_layer=True)
+        return mm.Encoder(inputs, mlp)
+
+    logq = PopularityLogitsCorrection(
+        item_frequencies.astype("float32"), schema=item_schema.select_by_tag(Tags.ITEM_ID)
+    )
+    output = mm.ContrastiveOutput(
+        DotProduct(),
+        negative_samplers="in-batch",
+        schema=item_schema.select_by_tag(Tags.ITEM_ID),
+        post=logq,
+        store_negative_ids=True,
+    )
+    model = mm.TwoTowerModelV2(tower(user_schema), tower(item_schema), outputs=output)
+    model.compile(
+        optimizer=tf.keras.optimizers.Adam(learning_rate=params.learning_rate),
+        metrics=[mm.RecallAt(12), mm.NDCGAt(12)],
+    )
+    return model
+
+
+def train(
+    encoded: pd.DataFrame,
+    schema,
+    item_frequencies: np.ndarray,
+    params: HyperParameters,
+    on_epoch_end: Callable[[int, dict[str, float]], None] | None = None,
+    seed: int = 42,
+) -> TrainingResult:
+    """Fit on encoded interaction rows; `on_epoch_end(epoch, logs)` sees each epoch's logs."""
+    import merlin.io
+    import merlin.models.tf as mm
+    import tensorflow as tf
+
+    params.validate()
+    tf.keras.utils.set_random_seed(seed)
+    model = build_model(schema, item_frequencies, params)
+    loader = mm.Loader(
+        merlin.io.Dataset(encoded, schema=schema), batch_size=params.batch_size, shuffle=True
+    )
+    timer = _EpochTimer(on_epoch_end)
+    history = model.fit(loader, epochs=params.epochs, verbose=0, callbacks=[timer])
+    return TrainingResult(
+        history={k: [float(v) for v in vs] for k, vs in history.history.items()},
+        seconds_per_epoch=timer.seconds,
+        examples=len(encoded),
+        device=training_device(),
+        model=model,
+    )
+
+
+def embed(encoder, encoded: pd.DataFrame, schema, batch_size: int = 8192) -> np.ndarray:
+    """One float32 row per input row, in input order (the tower's output embedding)."""
+    import merlin.io
+    import merlin.models.tf as mm
+
+    columns = [name for name in schema.column_names if name in encoded.columns]
+    loader = mm.Loader(
+        merlin.io.Dataset(encoded[columns], schema=schema.select_by_name(columns)),
+        batch_size=batch_size,
+        shuffle=False,
+    )
+    return np.asarray(encoder.predict(loader, verbose=0), dtype="float32")
+
+
+def top_k(queries: np.ndarray, items: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Exact inner-product top-k of every query over every item, with faiss.
+
+    faiss scores in blocks with BLAS, so memory stays at one block of scores no matter
+    how many queries; we feed it queries in slices to keep the result arrays bounded too.
+    Returns (scores, item row indices), each shaped (len(queries), k).
+    """
+    import faiss
+
+    k = min(k, len(items))
+    index = faiss.IndexFlatIP(items.shape[1])
+    index.add(np.ascontiguousarray(items, dtype="float32"))
+    scores = np.empty((len(queries), k), dtype="float32")
+    rows = np.empty((len(queries), k), dtype="int64")
+    for start in range(0, len(queries), SCORING_BATCH):
+        block = np.ascontiguousarray(queries[start : start + SCORING_BATCH], dtype="float32")
+        scores[start : start + len(block)], rows[start : start + len(block)] = index.search(block, k)
+    return scores, rows
+
+
+def recommend(
+    queries: np.ndarray, items: np.ndarray, customer_ids: np.ndarray, article_ids: np.ndarray, k: int
+) -> pd.DataFrame:
+    """Top-k articles per customer as a long frame: customer_id, rank, article_id, score."""
+    from recsys.evaluation import to_long
+
+    scores, rows = top_k(queries, items, k)
+    return to_long(customer_ids, np.asarray(article_ids, dtype=object)[rows], scores)
+
+
+def save_encoder(encoder) -> bytes:
+    """A tower as a tar of its Keras SavedModel (loadable with tf.keras.models.load_model)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        encoder.save(str(Path(tmp) / "query_tower"))
+        buffer = BytesIO()
+        with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
+            tar.add(Path(tmp) / "query_tower", arcname="query_tower")
+        return buffer.getvalue()
+
+
+class _EpochTimer:
+    """Keras callback: wall time per epoch, and a hook for per-epoch logging (Comet)."""
+
+    def __new__(cls, hook):
+        import tensorflow as tf
+
+        class Timer(tf.keras.callbacks.Callback):
+            def __init__(self):
+                super().__init__()
+                self.seconds: list[float] = []
+
+            def on_epoch_begin(self, epoch, logs=None):
+                self._start = time.perf_counter()
+
+            def on_epoch_end(self, epoch, logs=None):
+                self.seconds.append(time.perf_counter() - self._start)
+                if hook is not None:
+                    hook(epoch, {k: float(v) for k, v in (logs or {}).items()})
+
+        return Timer()

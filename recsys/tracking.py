@@ -1,0 +1,74 @@
+"""Comet experiments: online with COMET_API_KEY, otherwise offline archives under the run's folder.
+
+Auto-logging is off: everything logged is chosen explicitly (parameters, per-epoch
+metrics, catalogue metrics, tables), so no environment variable or secret can leak.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import zipfile
+from pathlib import Path
+
+from recsys.settings import Settings
+
+_QUIET = {
+    "auto_metric_logging": False,
+    "auto_param_logging": False,
+    "auto_output_logging": False,
+    "auto_histogram_weight_logging": False,
+    "log_code": False,
+    "log_graph": False,
+    "log_env_details": False,
+    "log_env_gpu": False,
+    "log_env_host": False,
+    "log_env_cpu": False,
+    "log_git_metadata": False,
+    "log_git_patch": False,
+    "parse_args": False,
+    "display_summary_level": 0,
+}
+
+
+def start_experiment(settings: Settings, name: str, tags: list[str], offline_dir: Path):
+    """A Comet experiment named `name`; offline (zip in `offline_dir`) unless an API key is set."""
+    # Comet's SDK reports its own errors to Sentry unless told not to: no calls home.
+    os.environ.setdefault("COMET_ERROR_TRACKING_ENABLE", "false")
+    import comet_ml
+
+    common = {"project_name": settings.comet_project, "workspace": settings.comet_workspace}
+    if settings.comet_api_key:
+        experiment = comet_ml.Experiment(api_key=settings.comet_api_key, **common, **_QUIET)
+    else:
+        offline_dir.mkdir(parents=True, exist_ok=True)
+        experiment = comet_ml.OfflineExperiment(
+            offline_directory=str(offline_dir), **common, **_QUIET
+        )
+    experiment.set_name(name)
+    experiment.add_tags(tags)
+    return experiment
+
+
+def upload_hint(offline_dir: Path) -> str:
+    """How to send offline archives to Comet later (the key comes from the environment)."""
+    return (
+        f"Comet experiments were saved offline in {offline_dir}. To upload them: "
+        f"COMET_API_KEY=<your key> comet upload {offline_dir}/*.zip"
+    )
+
+
+def read_offline_archive(archive: Path) -> tuple[dict[str, object], dict[str, list[float]]]:
+    """(parameters, metric name -> values) from an offline archive: for checks and tests."""
+    params: dict[str, object] = {}
+    metrics: dict[str, list[float]] = {}
+    with zipfile.ZipFile(archive) as zipped:
+        for line in zipped.read("messages.json").decode().splitlines():
+            message = json.loads(line)
+            payload = message.get("payload", {})
+            if message.get("type") == "parameter_msg" and payload["param"]["source"] == "manual":
+                params[payload["param"]["paramName"]] = payload["param"]["paramValue"]
+            elif message.get("type") == "metric_msg":
+                metric = payload["metric"]
+                metrics.setdefault(metric["metricName"], []).append(float(metric["metricValue"]))
+    return params, metrics

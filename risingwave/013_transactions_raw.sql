@@ -1,0 +1,20 @@
+-- transactions_raw: every purchase event from `transactions_topic`, as delivered.
+--
+-- No primary key: Kafka delivers at least once, so a redelivered event appears
+-- here twice with the same event_id (`<file name>:<line>`). Redeliveries are
+-- removed downstream, in dedup_transactions_t, where the rule is written down.
+-- t_dat arrives as an ISO 'YYYY-MM-DD' string and is stored as a DATE.
+CREATE TABLE IF NOT EXISTS transactions_raw (
+    event_id VARCHAR,
+    t_dat DATE,
+    customer_id VARCHAR,
+    article_id VARCHAR,
+    price DOUBLE PRECISION,
+    sales_channel_id BIGINT
+) WITH (
+    connector = 'kafka',
+    topic = 'transactions_topic',
+    properties.bootstrap.server = '${KAFKA_BOOTSTRAP_SERVERS}',
+    -- @kafka_security
+    scan.startup.mode = 'earliest'
+) FORMAT PLAIN ENCODE JSON;

@@ -1,0 +1,140 @@
+"""The recommendation inspector: `streamlit run streamlit/pred_inspector.py`.
+
+Layout only; every number and caption comes from `recsys.inspector` (unit-tested there).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import streamlit as st
+from recsys import inspector as ins
+from recsys.settings import ConfigError, Settings, load_settings
+
+GRID_COLUMNS = 6
+LIVE_REFRESH_SECONDS = 5
+
+
+@st.cache_data(ttl=30, show_spinner="Looking for runs of the flow...")
+def cached_runs(metaflow_root: Path | None) -> list[ins.RunRef]:
+    return ins.recent_runs(metaflow_root)
+
+
+@st.cache_resource(max_entries=3, show_spinner="Loading the run's predictions...")
+def cached_run_data(export_dir: Path) -> ins.RunData:
+    """Shared, not copied, between reruns: switching customers only does index look-ups."""
+    return ins.load_run_data(export_dir)
+
+
+@st.cache_data(ttl=60, show_spinner=False)
+def cached_history(settings: Settings, customer_id: str, before) -> tuple:
+    """(attributes, history); cached briefly so flipping between customers stays instant."""
+    return (
+        ins.customer_attributes(settings, customer_id),
+        ins.purchase_history(settings, customer_id, before),
+    )
+
+
+def show_grid(cards: list[ins.Card]) -> None:
+    for start in range(0, len(cards), GRID_COLUMNS):
+        row = cards[start : start + GRID_COLUMNS]
+        for column, card in zip(st.columns(GRID_COLUMNS), row, strict=False):
+            with column.container(border=card.hit):
+                st.image(card.image, caption=card.caption, width="stretch")
+
+
+def sidebar(settings: Settings) -> ins.RunData | None:
+    runs = cached_runs(settings.metaflow_root)
+    if not runs:
+        st.info(ins.no_run_message(settings))
+        return None
+    ref = st.sidebar.selectbox("Run", runs, format_func=lambda r: r.label, key="run")
+    try:
+        run = cached_run_data(ref.export_dir)
+    except ins.ExportError as error:
+        st.error(str(error))
+        return None
+    st.sidebar.table(ins.run_summary(run))
+    with st.sidebar.expander("Hyperparameters"):
+        st.json(ins.hyperparameters(run))
+    st.sidebar.subheader("Model vs baselines")
+    st.sidebar.dataframe(ins.metric_table(run.metrics), width="stretch")
+    st.sidebar.bar_chart(ins.metric_chart(run.metrics), stack=False, y_label="map@12")
+    return run
+
+
+def pick_customer(run: ins.RunData) -> str | None:
+    only_buyers = st.checkbox("Only customers with test-week purchases", value=True)
+    pool = ins.candidate_customers(run, only_buyers)
+    left, right = st.columns([4, 1])
+    right.button(
+        "🎲 Random customer",
+        on_click=lambda: st.session_state.update(prefix=ins.random_customer(pool) or ""),
+    )
+    prefix = left.text_input("Customer id (or its start)", key="prefix")
+    matches = ins.match_customers(pool, prefix)
+    if not matches:
+        st.warning(f"No customer id starts with {prefix!r}.")
+        return None
+    return st.selectbox(f"Customer ({len(matches)} shown)", matches, key="customer")
+
+
+def history_section(settings: Settings, run: ins.RunData, customer_id: str) -> None:
+    try:
+        attributes, history = cached_history(settings, customer_id, run.test_start)
+    except ins.EngineUnavailable as error:
+        st.warning(str(error))
+        return
+    st.subheader("Customer")
+    st.dataframe([attributes] if attributes else [], width="stretch")
+    if attributes is None:
+        st.caption("Not in customers_t (unknown to the streaming views).")
+    st.subheader(f"Purchase history before the test week ({len(history)} shown, newest first)")
+    if history.empty:
+        st.info("This customer bought nothing before the test week (a cold customer).")
+    show_grid(ins.history_cards(history, run, settings))
+
+
+def recommendations_section(settings: Settings, run: ins.RunData, customer_id: str) -> None:
+    recs = ins.recommendations(run, customer_id)
+    hits = int(recs["hit"].sum())
+    st.subheader(f"Top {ins.TOP_K} recommendations ({hits} bought in the test week)")
+    groups = st.multiselect("Product groups", ins.product_groups(recs), key="groups")
+    show_grid(ins.recommendation_cards(ins.filter_by_group(recs, groups), run, settings))
+
+
+def live_section(settings: Settings, run: ins.RunData, customer_id: str) -> None:
+    st.subheader("Live: latest purchases in the streaming views now")
+    try:
+        live = ins.live_purchases(settings, customer_id)
+    except ins.EngineUnavailable as error:
+        st.warning(str(error))
+        return
+    if live.empty:
+        st.info("No purchases of this customer in the streaming views yet.")
+    show_grid(ins.history_cards(live, run, settings))
+
+
+def main() -> None:
+    st.set_page_config(page_title="H&M recommendations inspector", layout="wide")
+    st.title("H&M recommendations inspector")
+    try:
+        settings = load_settings()
+    except ConfigError as error:
+        st.error(f"Configuration error: {error}")
+        return
+    run = sidebar(settings)
+    if run is None:
+        return
+    customer_id = pick_customer(run)
+    if customer_id is None:
+        return
+    history_section(settings, run, customer_id)
+    recommendations_section(settings, run, customer_id)
+    auto = st.toggle(f"Refresh the live section every {LIVE_REFRESH_SECONDS} s")
+    st.fragment(run_every=LIVE_REFRESH_SECONDS if auto else None)(live_section)(
+        settings, run, customer_id
+    )
+
+
+main()

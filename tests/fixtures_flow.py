@@ -1,0 +1,98 @@
+"""Shared fixtures: flow. Runs of MyMerlinFlow, once per test session, for every area's tests.
+
+Each run is a real `python recsys/my_merlin_flow.py run` (Metaflow local runtime) in its
+own temp folder: its own Metaflow sysroot, DuckDB file and OUTPUT_DIR, so runs never
+collide with a developer's runs or with each other.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+FLOW = REPO_ROOT / "recsys" / "my_merlin_flow.py"
+# Small but real: two grid points exercise the foreach and the join.
+TINY_ARGS = ["--learning-rates", "0.01,0.003", "--batch-sizes", "256", "--epochs", "2"]
+DEMO_ARGS = ["--learning-rates", "0.01,0.003", "--batch-sizes", "1024", "--epochs", "3"]
+
+
+@dataclass(frozen=True)
+class FlowRun:
+    """A finished run: where its export is and the environment that finds it again."""
+
+    run_id: str
+    export_dir: Path
+    env: dict[str, str]  # METAFLOW_DATASTORE_SYSROOT_LOCAL, OUTPUT_DIR, DATA_DIR, DUCKDB_PATH, ...
+    data_dir: Path
+    output: str  # the run's console output (stdout + stderr)
+
+    @property
+    def metaflow_root(self) -> Path:
+        return Path(self.env["METAFLOW_DATASTORE_SYSROOT_LOCAL"])
+
+
+def flow_env(root: Path, data_dir: Path) -> dict[str, str]:
+    """Environment for a flow run isolated under `root`, reading `data_dir`; Comet offline."""
+    (root / "metaflow").mkdir(parents=True, exist_ok=True)
+    isolated = {
+        "METAFLOW_DATASTORE_SYSROOT_LOCAL": str(root / "metaflow"),
+        "METAFLOW_DEFAULT_DATASTORE": "local",
+        "METAFLOW_DEFAULT_METADATA": "local",
+        "USERNAME": "tester",
+        "DATA_DIR": str(data_dir),
+        "DUCKDB_PATH": str(root / "hm.duckdb"),
+        "OUTPUT_DIR": str(root / "output"),
+        "COMET_API_KEY": "",  # never online from tests
+        "RISINGWAVE_URL": "",
+        "EXPORT_TO_APP": "true",
+        "DASK_DATAFRAME__QUERY_PLANNING": "False",
+        "TF_CPP_MIN_LOG_LEVEL": "2",
+    }
+    return {**os.environ, **isolated}
+
+
+def run_flow(env: dict[str, str], *args: str, timeout: int = 900) -> subprocess.CompletedProcess:
+    """`python recsys/my_merlin_flow.py run ...` with at most 2 parallel branches (2 cores in CI)."""
+    return subprocess.run(
+        [sys.executable, str(FLOW), "--no-pylint", "run", "--max-workers", "2", *args],
+        env=env, cwd=REPO_ROOT, capture_output=True, text=True, timeout=timeout,
+    )
+
+
+def finished_run(root: Path, data_dir: Path, args: list[str]) -> FlowRun:
+    env = flow_env(root, data_dir)
+    run_id_file = root / "run_id"
+    result = run_flow(env, "--run-id-file", str(run_id_file), *args)
+    output = result.stdout + result.stderr
+    if result.returncode != 0:
+        raise AssertionError(f"the flow failed (exit {result.returncode}):\n{output[-6000:]}")
+    run_id = run_id_file.read_text().strip()
+    return FlowRun(run_id, Path(env["OUTPUT_DIR"]) / run_id, env, data_dir, output)
+
+
+@pytest.fixture(scope="session")
+def tiny_flow_run(tiny_data: Path, tmp_path_factory: pytest.TempPathFactory) -> FlowRun:
+    """The whole flow, once, on the tiny data (about 2 minutes on 2 cores)."""
+    return finished_run(tmp_path_factory.mktemp("tiny-flow"), tiny_data, TINY_ARGS)
+
+
+@pytest.fixture(scope="session")
+def demo_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The `demo` scale, generated once per session (built to carry a learnable signal)."""
+    from recsys.datagen import generate
+
+    out = tmp_path_factory.mktemp("demo-data")
+    generate(scale="demo", out_dir=out, seed=42)
+    return out
+
+
+@pytest.fixture(scope="session")
+def demo_flow_run(demo_data: Path, tmp_path_factory: pytest.TempPathFactory) -> FlowRun:
+    """The whole flow on the demo data with a reduced grid (slow: several minutes)."""
+    return finished_run(tmp_path_factory.mktemp("demo-flow"), demo_data, DEMO_ARGS)

@@ -1,0 +1,160 @@
+"""The Kafka path into the embedded engine, against the real local broker.
+
+These tests recreate the four topics first: the broker is shared with other tests and
+what they produced must not leak into view contents checked here.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import pytest
+
+from recsys import consumer as consumer_module
+from recsys.consumer import ConsumerError, consume
+from recsys.engine import DuckDBEngine, load_objects, open_engine
+from recsys.producer import TOPICS, create_topics, dlq_topic, produce
+from recsys.settings import Settings
+from tests.fixtures_engine import engine_settings_for, rows_of
+
+pytestmark = pytest.mark.kafka
+HEX = "ab" * 32
+
+
+def fresh_topics(settings: Settings) -> None:
+    """Delete the four topics (and their dead-letter topics), wait, create them again."""
+    from confluent_kafka.admin import AdminClient
+
+    admin = AdminClient({"bootstrap.servers": settings.kafka_bootstrap_servers})
+    names = [name for topic in TOPICS for name in (topic, dlq_topic(topic))]
+    existing = [n for n in names if n in admin.list_topics(timeout=10).topics]
+    for future in (admin.delete_topics(existing) if existing else {}).values():
+        future.result()
+    deadline = time.monotonic() + 30
+    while set(admin.list_topics(timeout=10).topics) & set(names):
+        assert time.monotonic() < deadline, "topics were not deleted within 30 s"
+        time.sleep(0.2)
+    create_topics(settings)
+
+
+def send(settings: Settings, topic: str, values: list[bytes]) -> None:
+    from confluent_kafka import Producer
+
+    producer = Producer({"bootstrap.servers": settings.kafka_bootstrap_servers})
+    for value in values:
+        producer.produce(topic, value=value, key=HEX.encode())
+    assert producer.flush(30) == 0
+
+
+def tx(line: int, day: str, article: str = "0108775015", price: float = 0.05) -> bytes:
+    return json.dumps(
+        {
+            "event_id": f"extra.csv:{line}",
+            "t_dat": day,
+            "customer_id": HEX,
+            "article_id": article,
+            "price": price,
+            "sales_channel_id": 2,
+        }
+    ).encode()
+
+
+@pytest.fixture
+def stream_settings(kafka_broker, tmp_path: Path) -> Settings:  # noqa: ANN001
+    settings = engine_settings_for(tmp_path, KAFKA_BOOTSTRAP_SERVERS=kafka_broker.bootstrap)
+    fresh_topics(settings)
+    return settings
+
+
+def view_contents(engine: DuckDBEngine) -> dict[str, list[tuple]]:
+    return {
+        obj.name: sorted(rows_of(engine, f"SELECT * FROM {obj.name}"), key=repr)
+        for obj in load_objects()
+        if obj.is_view
+    }
+
+
+def test_kafka_path_gives_the_same_views_as_the_csv_path(
+    stream_settings: Settings, tiny_data: Path, tmp_path: Path
+) -> None:
+    summary = produce(stream_settings, tiny_data)
+    assert summary.ok
+    report = consume(stream_settings, idle_stop_s=3)
+    assert report.rejected == 0 and report.rows["transactions"] > 0
+
+    csv_settings = engine_settings_for(tmp_path / "csv")
+    (tmp_path / "csv").mkdir()
+    with open_engine(csv_settings) as csv_engine, open_engine(stream_settings) as kafka_engine:
+        csv_engine.apply()
+        csv_engine.load_csv(tiny_data)
+        from_csv, from_kafka = view_contents(csv_engine), view_contents(kafka_engine)
+    assert from_kafka["filtered_dataframe_t"], "tiny data should fill the training view"
+    for view, rows in from_csv.items():
+        assert from_kafka[view] == rows, view
+
+
+def test_views_follow_new_events_and_absorb_redeliveries(stream_settings: Settings) -> None:
+    send(stream_settings, "transactions_topic", [tx(1, "2020-09-01"), tx(2, "2020-09-02")])
+    consume(stream_settings, idle_stop_s=2)
+    with open_engine(stream_settings, read_only=True) as engine:
+        query = "SELECT t_dat, units FROM filtered_dataframe_t ORDER BY t_dat"
+        before = rows_of(engine, query)
+        assert [units for _, units in before] == [1, 1]
+
+    # event 2 delivered again (absorbed), a second unit on 2020-09-02 (folded), a new day
+    send(
+        stream_settings,
+        "transactions_topic",
+        [tx(2, "2020-09-02"), tx(3, "2020-09-02"), tx(4, "2020-09-03", price=0.07)],
+    )
+    report = consume(stream_settings, idle_stop_s=2)
+    assert report.messages == 3  # offsets of the first run were committed: nothing re-read
+    with open_engine(stream_settings, read_only=True) as engine:
+        after = rows_of(engine, query)
+        assert [(str(day), units) for day, units in after] == [
+            ("2020-09-01", 1),
+            ("2020-09-02", 2),
+            ("2020-09-03", 1),
+        ]
+        assert rows_of(engine, "SELECT COUNT(*) FROM transactions_raw") == [(5,)]
+
+
+def test_bad_messages_are_counted_and_kept_aside(stream_settings: Settings) -> None:
+    bad = [b"{not json", b'["a list"]', tx(9, "2020-02-30"), json.dumps({"t_dat": 1}).encode()]
+    send(stream_settings, "transactions_topic", [*bad, tx(10, "2020-09-01")])
+    report = consume(stream_settings, idle_stop_s=2)
+    assert report.rejected == 4 and report.rows == {"transactions": 1}
+    with open_engine(stream_settings, read_only=True) as engine:
+        rejects = rows_of(engine, "SELECT source, file, line, reason, raw FROM rejects")
+    assert {r[0] for r in rejects} == {"kafka"}
+    assert all(r[1].startswith("transactions_topic[") for r in rejects)
+    reasons = " | ".join(r[3] for r in rejects)
+    for expected in ("not valid JSON", "expected a JSON object", "t_dat", "event_id: missing"):
+        assert expected in reasons
+    assert b"{not json".decode() in {r[4] for r in rejects}
+
+
+def test_a_failed_database_write_loses_nothing(
+    stream_settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Offsets are committed only after the DuckDB commit: a crash means redelivery."""
+    send(stream_settings, "transactions_topic", [tx(1, "2020-09-01"), tx(2, "2020-09-02")])
+
+    def crash(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("disk full")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(DuckDBEngine, "write_batch", crash)
+        with pytest.raises(RuntimeError, match="disk full"):
+            consume(stream_settings, idle_stop_s=2)
+    report = consume(stream_settings, idle_stop_s=2)
+    assert report.rows == {"transactions": 2}
+
+
+def test_unreachable_kafka_is_named(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(consumer_module, "CONNECT_TIMEOUT_S", 2.0)
+    settings = engine_settings_for(tmp_path, KAFKA_BOOTSTRAP_SERVERS="127.0.0.1:9")
+    with pytest.raises(ConsumerError, match="KAFKA_BOOTSTRAP_SERVERS"):
+        consume(settings, idle_stop_s=1)

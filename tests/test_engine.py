@@ -1,0 +1,256 @@
+"""The embedded engine's behaviour: apply/drop, CSV loading with rejects, settings,
+file locking between processes, and the RisingWave side that can run without a server."""
+
+from __future__ import annotations
+
+import datetime as dt
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+from recsys.engine import (
+    DuckDBEngine,
+    EngineError,
+    load_objects,
+    open_engine,
+    render_risingwave,
+)
+from recsys.hm_schema import TABLES
+from recsys.settings import Settings
+from tests.fixtures_engine import engine_settings_for, insert_raw, rows_of
+
+HEX = "0123456789abcdef" * 4
+VIEWS = {obj.name for obj in load_objects() if obj.is_view}
+TABLE_NAMES = {obj.name for obj in load_objects() if not obj.is_view}
+
+
+def catalogue(engine: DuckDBEngine) -> set[tuple[str, str]]:
+    return set(
+        rows_of(
+            engine,
+            "SELECT table_name, table_type FROM information_schema.tables "
+            "WHERE table_schema = 'main'",
+        )
+    )
+
+
+def test_apply_creates_every_object_and_is_idempotent(embedded_engine: DuckDBEngine) -> None:
+    first = catalogue(embedded_engine)
+    assert {name for name, kind in first if kind == "VIEW"} == VIEWS
+    assert {name for name, kind in first if kind == "BASE TABLE"} == TABLE_NAMES | {"rejects"}
+    insert_raw(embedded_engine, "images", [{"article_id": "0000000001", "image_path": "x.jpg"}])
+    embedded_engine.set_training_settings(min_purchases=5, cutoff=dt.date(2020, 9, 15))
+
+    embedded_engine.apply()
+
+    assert catalogue(embedded_engine) == first
+    assert rows_of(embedded_engine, "SELECT COUNT(*) FROM images_t") == [(1,)]
+    assert embedded_engine.training_settings() == (5, dt.date(2020, 9, 15))
+
+
+def test_drop_removes_everything(embedded_engine: DuckDBEngine) -> None:
+    embedded_engine.drop()
+    assert catalogue(embedded_engine) == set()
+    embedded_engine.apply()  # and it comes back
+    assert len(catalogue(embedded_engine)) == len(VIEWS) + len(TABLE_NAMES) + 1
+
+
+def write_csvs(data_dir: Path, transactions: list[str]) -> None:
+    """Tiny Kaggle-shaped files; `transactions` are the data lines after the header."""
+    article = "0108775015,0108775,Strap top,253,Vest top,Garment Upper body,1010016,Solid,9,"
+    article += "Black,4,Dark,5,Black,1676,Jersey Basic,A,Ladieswear,1,Ladieswear,16,"
+    article += 'Womens Everyday Basics,1002,Jersey Basic,"Jersey top, narrow straps."'
+    files = {
+        "articles": [article],
+        "customers": [f"{HEX},,,ACTIVE,NONE,49.0,{HEX}"],
+        "images": ["0108775015,images/010/0108775015.jpg"],
+        "transactions": transactions,
+    }
+    for table, lines in files.items():
+        header = ",".join(TABLES[table].column_names)
+        (data_dir / TABLES[table].file).write_text("\n".join([header, *lines]) + "\n")
+
+
+def test_load_csv_fills_base_tables_and_keeps_bad_rows_aside(tmp_path: Path) -> None:
+    write_csvs(
+        tmp_path,
+        [
+            f"2020-09-01,{HEX},0108775015,0.05,2",
+            f"2020-09-01,{HEX},0108775015,0.05,2",  # second unit, same day
+            f"2020-13-01,{HEX},0108775015,0.05,2",  # line 4: impossible date
+            f"2020-09-02,{HEX},0108775015,not-a-price,1",  # line 5
+            f"2020-09-03,{HEX},0108775015,0.07,1",
+        ],
+    )
+    with open_engine(engine_settings_for(tmp_path)) as engine:
+        engine.apply()
+        report = engine.load_csv(tmp_path)
+        assert report.rows == {"articles": 1, "customers": 1, "images": 1, "transactions": 3}
+        assert report.rejected == 2
+        rejects = rows_of(engine, "SELECT source, file, line, reason FROM rejects ORDER BY line")
+        assert [(s, f, n) for s, f, n, _ in rejects] == [
+            ("csv", "transactions_train.csv", 4),
+            ("csv", "transactions_train.csv", 5),
+        ]
+        assert "t_dat" in rejects[0][3] and "price" in rejects[1][3]
+        assert rows_of(engine, "SELECT event_id FROM transactions_raw ORDER BY event_id") == [
+            ("transactions_train.csv:2",),
+            ("transactions_train.csv:3",),
+            ("transactions_train.csv:6",),
+        ]
+        assert rows_of(engine, "SELECT t_dat, units FROM dedup_transactions_t ORDER BY 1") == [
+            (dt.date(2020, 9, 1), 2),
+            (dt.date(2020, 9, 3), 1),
+        ]
+        assert rows_of(engine, "SELECT detail_desc, age FROM articles_t, customers_t") == [
+            ("Jersey top, narrow straps.", 49)
+        ]
+
+        engine.load_csv(tmp_path)  # loading again replaces, never doubles
+        assert rows_of(engine, "SELECT COUNT(*) FROM transactions_raw") == [(3,)]
+        assert rows_of(engine, "SELECT COUNT(*) FROM rejects") == [(2,)]
+
+
+def test_load_csv_names_a_missing_file(tmp_path: Path) -> None:
+    write_csvs(tmp_path, [])
+    (tmp_path / "images.csv").unlink()
+    with open_engine(engine_settings_for(tmp_path)) as engine:
+        engine.apply()
+        with pytest.raises(FileNotFoundError, match="images.csv"):
+            engine.load_csv(tmp_path)
+
+
+def test_a_failed_load_leaves_the_previous_data(tmp_path: Path) -> None:
+    write_csvs(tmp_path, [f"2020-09-01,{HEX},0108775015,0.05,2"])
+    with open_engine(engine_settings_for(tmp_path)) as engine:
+        engine.apply()
+        engine.load_csv(tmp_path)
+        (tmp_path / "transactions_train.csv").write_text("wrong,header\n")
+        with pytest.raises(ValueError, match="header"):
+            engine.load_csv(tmp_path)
+        assert rows_of(engine, "SELECT COUNT(*) FROM transactions_raw") == [(1,)]
+        assert rows_of(engine, "SELECT COUNT(*) FROM articles_raw") == [(1,)]
+
+
+@pytest.mark.parametrize(
+    ("min_purchases", "cutoff", "message"),
+    [
+        (0, dt.date(2020, 1, 1), "at least 1"),
+        ("3", dt.date(2020, 1, 1), "integer"),
+        (2, "2020-01-01", "datetime.date"),
+    ],
+)
+def test_set_training_settings_rejects_bad_values(
+    embedded_engine: DuckDBEngine, min_purchases: object, cutoff: object, message: str
+) -> None:
+    with pytest.raises(ValueError, match=message):
+        embedded_engine.set_training_settings(min_purchases=min_purchases, cutoff=cutoff)
+
+
+def test_read_only_engine_needs_an_existing_file(engine_settings: Settings) -> None:
+    with pytest.raises(EngineError, match="no DuckDB file yet"):
+        open_engine(engine_settings, read_only=True)
+
+
+def test_reader_waits_for_a_writer_in_another_process(
+    embedded_engine: DuckDBEngine, engine_settings: Settings
+) -> None:
+    """DuckDB lets one process write and none read meanwhile: the reader retries."""
+    insert_raw(embedded_engine, "images", [{"article_id": "0000000001", "image_path": "x.jpg"}])
+    embedded_engine.close()
+    holder = textwrap.dedent(
+        f"""
+        import sys, time, duckdb
+        con = duckdb.connect({str(engine_settings.duckdb_path)!r})
+        print("locked", flush=True)
+        time.sleep(1.5)
+        con.close()
+        """
+    )
+    proc = subprocess.Popen([sys.executable, "-c", holder], stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout.readline().strip() == "locked"
+        started = time.monotonic()
+        with open_engine(engine_settings, read_only=True) as reader:
+            assert rows_of(reader, "SELECT COUNT(*) FROM images_t") == [(1,)]
+        assert time.monotonic() - started > 0.5  # it really had to wait
+    finally:
+        proc.wait(timeout=30)
+
+
+def test_read_only_engine_does_not_hold_the_file(
+    embedded_engine: DuckDBEngine, engine_settings: Settings
+) -> None:
+    """Between queries a reader holds no lock, so a writer (the consumer) can open it."""
+    embedded_engine.close()
+    with open_engine(engine_settings, read_only=True) as reader:
+        reader.query("SELECT 1")
+        writer = open_engine(engine_settings)
+        insert_raw(writer, "images", [{"article_id": "0000000001", "image_path": "x.jpg"}])
+        writer.close()
+        assert rows_of(reader, "SELECT COUNT(*) FROM images_raw") == [(1,)]
+
+
+# ------------------------------------------------------------- RisingWave without a server
+
+
+def sasl_settings(tmp_path: Path) -> Settings:
+    return engine_settings_for(
+        tmp_path,
+        KAFKA_BOOTSTRAP_SERVERS="broker.example:9092",
+        KAFKA_API_KEY="KEY1234567",
+        KAFKA_API_SECRET="s3cr3t-value-xyz",
+    )
+
+
+def test_risingwave_render_fills_connection_and_masks_secrets(tmp_path: Path) -> None:
+    source = next(obj for obj in load_objects() if obj.name == "transactions_raw")
+    settings = sasl_settings(tmp_path)
+    real = render_risingwave(source, settings)
+    shown = render_risingwave(source, settings, masked=True)
+    assert "properties.bootstrap.server = 'broker.example:9092'" in real
+    assert "properties.sasl.password = 's3cr3t-value-xyz'" in real
+    assert "properties.security.protocol = 'SASL_SSL'" in real
+    assert "s3cr3t-value-xyz" not in shown and "KEY1234567" not in shown
+    assert "${" not in real and "@kafka_security" not in real
+    plain = render_risingwave(source, engine_settings_for(tmp_path))
+    assert "sasl" not in plain and "security.protocol" not in plain
+
+
+def test_setup_print_masks_secrets(tmp_path: Path) -> None:
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "KAFKA_BOOTSTRAP_SERVERS": "broker.example:9092",
+        "KAFKA_API_KEY": "KEY1234567",
+        "KAFKA_API_SECRET": "s3cr3t-value-xyz",
+        "DUCKDB_PATH": str(tmp_path / "x.duckdb"),
+    }
+    result = subprocess.run(
+        [sys.executable, "risingwave/setup.py", "--engine", "risingwave", "--print"],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=Path(__file__).resolve().parents[1],
+        check=True,
+    )
+    assert result.stdout.count("CREATE MATERIALIZED VIEW IF NOT EXISTS") == len(VIEWS)
+    assert "s3cr3t-value-xyz" not in result.stdout and "KEY1234567" not in result.stdout
+    assert "properties.sasl.password = 's3****yz'" in result.stdout
+
+
+def test_risingwave_engine_needs_its_url(engine_settings: Settings) -> None:
+    with pytest.raises(EngineError, match="RISINGWAVE_URL is not set"):
+        open_engine(engine_settings, kind="risingwave")
+
+
+def test_unreachable_risingwave_is_named_without_its_password(tmp_path: Path) -> None:
+    settings = engine_settings_for(
+        tmp_path, RISINGWAVE_URL="postgresql://root:hunter2@127.0.0.1:9/dev"
+    )
+    with pytest.raises(EngineError, match=r"127\.0\.0\.1:9") as error:
+        open_engine(settings)
+    assert "hunter2" not in str(error.value)

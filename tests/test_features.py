@@ -1,0 +1,107 @@
+"""The NVTabular workflows learn from training rows only, and unseen ids never fail."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from recsys.features import (
+    ARTICLE_CODE_COLUMNS,
+    OOV_INDEX,
+    FittedFeatures,
+    fit_features,
+    prepare_articles,
+    prepare_customers,
+)
+
+
+def rows(customer: list[str], article: list[str], price: list[float], day: str) -> pd.DataFrame:
+    n = len(customer)
+    frame = pd.DataFrame({
+        "t_dat": pd.to_datetime([day] * n),
+        "customer_id": customer,
+        "article_id": article,
+        "price": price,
+        "age": [25.0] * n,
+        "club_member_status": ["ACTIVE"] * n,
+        "fashion_news_frequency": ["NONE"] * n,
+        "FN": [1.0] * n,
+        "Active": [np.nan] * n,
+        "postal_code": ["p1"] * n,
+    })
+    for column in ARTICLE_CODE_COLUMNS:
+        frame[column] = 7
+    return frame
+
+
+@pytest.fixture(scope="module")
+def fitted(tmp_path_factory: pytest.TempPathFactory) -> FittedFeatures:
+    train = rows(["c1", "c1", "c2", "c2"], ["A", "A", "B", "B"], [1.0, 1.0, 3.0, 3.0], "2020-09-01")
+    return fit_features(train, tmp_path_factory.mktemp("features"))
+
+
+def test_ids_first_seen_after_training_are_out_of_vocabulary(fitted: FittedFeatures) -> None:
+    later = rows(["c1", "new-customer"], ["A", "new-article"], [1.0, 1.0], "2020-09-10")
+    encoded = fitted.interactions(later)
+    assert encoded["customer_id"].iloc[0] != OOV_INDEX
+    assert encoded["customer_id"].iloc[1] == OOV_INDEX
+    assert encoded["article_id"].iloc[0] != OOV_INDEX
+    assert encoded["article_id"].iloc[1] == OOV_INDEX
+
+
+def test_vocabulary_holds_training_ids_only(fitted: FittedFeatures) -> None:
+    cardinality = fitted.schema["article_id"].int_domain.max + 1
+    assert cardinality == OOV_INDEX + 1 + 2  # padding, null, OOV, then A and B
+    assert fitted.schema["customer_id"].int_domain.max + 1 == OOV_INDEX + 1 + 2
+
+
+def test_mean_price_comes_from_training_rows_only(fitted: FittedFeatures) -> None:
+    # A's training mean (1.0) is below B's (3.0); a validation row at 100.0 must not move it.
+    later = rows(["c1", "c2"], ["A", "B"], [100.0, 3.0], "2020-09-10")
+    price = fitted.interactions(later)["article_id_price_mean"].to_numpy()
+    assert price[0] < price[1]
+    assert fitted.articles(prepare_articles(later.drop(columns="price")))[
+        "article_id_price_mean"
+    ].tolist() == pytest.approx(price.tolist())
+
+
+def test_item_frequencies_count_training_purchases_per_encoded_id(fitted: FittedFeatures) -> None:
+    encoded = fitted.interactions(
+        rows(["c1", "c1", "c2"], ["A", "A", "B"], [1.0, 1.0, 3.0], "2020-09-01")
+    )
+    freq = fitted.item_frequencies(encoded)
+    assert len(freq) == fitted.schema["article_id"].int_domain.max + 1
+    a, b = encoded["article_id"].iloc[0], encoded["article_id"].iloc[2]
+    assert (freq[a], freq[b]) == (3.0, 2.0)  # counts + 1 smoothing
+    assert freq[OOV_INDEX] == 1.0
+
+
+def test_workflows_survive_the_trip_between_flow_steps(fitted: FittedFeatures, tmp_path: Path) -> None:
+    again = FittedFeatures.from_bytes(fitted.to_bytes(), tmp_path)
+    sample = rows(["c2"], ["B"], [3.0], "2020-09-02")
+    pd.testing.assert_frame_equal(again.interactions(sample), fitted.interactions(sample))
+
+
+def test_codes_encode_the_same_from_int_float_or_nullable_columns() -> None:
+    as_int = pd.DataFrame({"article_id": ["A"], **{c: [12] for c in ARTICLE_CODE_COLUMNS}})
+    as_float = as_int.astype({c: "float64" for c in ARTICLE_CODE_COLUMNS})
+    as_nullable = as_int.astype({c: "Int64" for c in ARTICLE_CODE_COLUMNS})
+    expected = prepare_articles(as_int)
+    for other in (as_float, as_nullable):
+        pd.testing.assert_frame_equal(prepare_articles(other), expected)
+
+
+def test_customer_derivations_handle_missing_values() -> None:
+    frame = pd.DataFrame({
+        "customer_id": ["c"], "age": [None], "club_member_status": [None],
+        "fashion_news_frequency": [None], "FN": [None], "Active": [1.0], "postal_code": [None],
+    })
+    out = prepare_customers(frame, pd.Timestamp("2020-09-23"))
+    assert out.iloc[0].to_dict() == {
+        "customer_id": "c", "age_bucket": "unknown", "club_member_status": "unknown",
+        "fashion_news_frequency": "unknown", "FN": "0", "Active": "1",
+        "postal_code": "unknown", "month": "9",
+    }

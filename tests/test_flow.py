@@ -1,0 +1,158 @@
+"""MyMerlinFlow end to end on the tiny data (Metaflow local runtime), and its bad-input guards."""
+
+from __future__ import annotations
+
+import json
+from datetime import date, timedelta
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from recsys.evaluation import METRIC_COLUMNS
+from recsys.tracking import read_offline_archive
+from tests.fixtures_flow import TINY_ARGS, FlowRun, flow_env, run_flow
+
+MODELS = {"two_tower", "popular", "repurchase", "served"}
+
+
+def test_export_follows_the_contract(tiny_flow_run: FlowRun) -> None:
+    out = tiny_flow_run.export_dir
+    for name in ("predictions.parquet", "metrics.parquet", "test_actuals.parquet",
+                 "articles.parquet", "customer_embeddings.parquet",
+                 "article_embeddings.parquet", "run_info.json"):
+        assert (out / name).is_file(), f"{name} missing from {out}"
+    assert (out / "query_tower" / "saved_model.pb").is_file()
+    metrics = pd.read_parquet(out / "metrics.parquet")
+    assert set(metrics["model"]) == MODELS
+    assert set(metrics["segment"]) == {"warm", "cold", "all"}
+    assert list(metrics.columns) == ["model", "segment", *METRIC_COLUMNS]
+    articles = pd.read_parquet(out / "articles.parquet")
+    assert {"article_id", "image_path", "prod_name"} <= set(articles.columns)
+
+
+def test_every_customer_gets_twelve_distinct_articles(tiny_flow_run: FlowRun) -> None:
+    predictions = pd.read_parquet(tiny_flow_run.export_dir / "predictions.parquet")
+    customers = pd.read_csv(tiny_flow_run.data_dir / "customers.csv", dtype=str)
+    assert set(predictions["customer_id"]) == set(customers["customer_id"])
+    per_customer = predictions.groupby("customer_id")
+    assert (per_customer.size() == 12).all()
+    assert (per_customer["article_id"].nunique() == 12).all()
+    assert sorted(predictions["rank"].unique()) == list(range(1, 13))
+    assert set(predictions["article_id"]) <= set(
+        pd.read_csv(tiny_flow_run.data_dir / "articles.csv", dtype=str)["article_id"]
+    )
+    info = json.loads((tiny_flow_run.export_dir / "run_info.json").read_text())
+    assert set(predictions["source"]) <= {"model", info["fallback"]}
+    model_rows = predictions[predictions["source"] == "model"]
+    assert model_rows["score"].notna().all()
+    # The model only answers for customers it was trained on.
+    embeddings = pd.read_parquet(tiny_flow_run.export_dir / "customer_embeddings.parquet")
+    warm = set(embeddings.loc[embeddings["warm"], "customer_id"])
+    assert set(model_rows["customer_id"]) == warm
+
+
+def test_splits_default_to_the_last_two_weeks(tiny_flow_run: FlowRun) -> None:
+    info = json.loads((tiny_flow_run.export_dir / "run_info.json").read_text())
+    dates = {k: date.fromisoformat(v) for k, v in info["dates"].items()}
+    tx = pd.read_csv(tiny_flow_run.data_dir / "transactions_train.csv", usecols=["t_dat"])
+    last = date.fromisoformat(tx["t_dat"].max())
+    assert dates["end"] == last
+    assert dates["test_start"] == last - timedelta(days=6)
+    assert dates["validation_start"] == last - timedelta(days=13)
+    actuals = pd.read_parquet(tiny_flow_run.export_dir / "test_actuals.parquet")
+    assert pd.to_datetime(actuals["t_dat"]).dt.date.min() >= dates["test_start"]
+    assert info["rows"]["train"] > 0 and info["best_hyperparameters"]["epochs"] == 2
+
+
+def test_workflow_vocabulary_never_saw_validation_or_test_rows(tiny_flow_run: FlowRun) -> None:
+    info = json.loads((tiny_flow_run.export_dir / "run_info.json").read_text())
+    validation_start = info["dates"]["validation_start"]
+    vocab = pd.read_parquet(
+        tiny_flow_run.export_dir / "workflows" / "articles" / "categories"
+        / "unique.article_id.parquet"
+    )
+    tx = pd.read_csv(tiny_flow_run.data_dir / "transactions_train.csv", dtype=str)
+    before = set(tx.loc[tx["t_dat"] < validation_start, "article_id"])
+    only_later = set(tx.loc[tx["t_dat"] >= validation_start, "article_id"]) - before
+    known = set(vocab["article_id"].dropna())
+    assert known <= before
+    assert only_later, "the tiny data should launch articles during the last two weeks"
+    assert not known & only_later
+
+
+def test_comet_offline_archives_hold_parameters_and_metrics(tiny_flow_run: FlowRun) -> None:
+    archives = sorted((tiny_flow_run.export_dir / "comet").glob("*.zip"))
+    assert len(archives) == 3  # two grid points and the evaluation summary
+    contents = [read_offline_archive(a) for a in archives]
+    training = [(p, m) for p, m in contents if "validation_map@12" in m]
+    assert len(training) == 2
+    assert {p["learning_rate"] for p, _ in training} == {0.01, 0.003}
+    for params, metrics in training:
+        assert params["batch_size"] == 256 and params["metaflow_run"] == tiny_flow_run.run_id
+        assert len(metrics["train_loss"]) == 2  # one value per epoch
+    summary = [m for _, m in contents if "test/two_tower/all_map@12" in m]
+    assert summary and "test/popular/all_map@12" in summary[0]
+    assert "COMET_API_KEY=<your key> comet upload" in tiny_flow_run.output
+
+
+def test_run_is_found_through_metaflow_with_its_card(tiny_flow_run: FlowRun) -> None:
+    import metaflow
+    from metaflow.cards import get_cards
+
+    metaflow.metadata(f"local@{tiny_flow_run.metaflow_root}")
+    metaflow.namespace(None)
+    run = metaflow.Run(f"MyMerlinFlow/{tiny_flow_run.run_id}")
+    assert run.successful
+    assert Path(run.data.export_dir) == tiny_flow_run.export_dir
+    assert set(run.data.metrics["model"]) == MODELS
+    html = get_cards(run["evaluate"].task, id="evaluation")[0].get()
+    assert "Test MAP@12 by segment" in html and "Training loss per epoch" in html
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--learning-rates", "0"], "learning rate 0.0"),
+        (["--batch-sizes", "1"], "in-batch negatives need >= 2"),
+        (["--batch-sizes", "big"], "expected comma-separated numbers"),
+        (["--test-start", "2020-13-40"], "expected YYYY-MM-DD"),
+        (["--min-purchases", "1000"], "lower --min-purchases"),
+        (["--validation-start", "2020-01-01"], "no training days"),
+    ],
+)
+def test_bad_input_stops_early_with_a_clear_message(
+    tiny_data: Path, tmp_path: Path, args: list[str], message: str
+) -> None:
+    result = run_flow(flow_env(tmp_path, tiny_data), *TINY_ARGS, *args)
+    output = result.stdout + result.stderr
+    assert result.returncode != 0
+    assert message in output
+    assert "Traceback" not in output
+    assert "tensorflow" not in output.lower().split("cannot train with this input")[-1]
+
+
+def test_missing_data_names_the_file_to_provide(tmp_path: Path) -> None:
+    empty = tmp_path / "no-data"
+    empty.mkdir()
+    result = run_flow(flow_env(tmp_path, empty), *TINY_ARGS)
+    output = result.stdout + result.stderr
+    assert result.returncode != 0
+    assert f"{empty}/transactions_train.csv does not exist" in output
+    assert "Traceback" not in output
+
+
+def test_missing_image_location_is_reported(tiny_data: Path, tmp_path: Path) -> None:
+    env = {**flow_env(tmp_path, tiny_data), "IMAGE_DIR": str(tmp_path / "nowhere")}
+    result = run_flow(env, *TINY_ARGS)
+    assert result.returncode != 0
+    assert "IMAGE_URL_TEMPLATE is unset" in result.stdout + result.stderr
+
+
+@pytest.mark.slow
+def test_demo_model_beats_popularity_on_the_test_week(demo_flow_run: FlowRun) -> None:
+    metrics = pd.read_parquet(demo_flow_run.export_dir / "metrics.parquet")
+    table = metrics[metrics["segment"] == "all"].set_index("model")
+    print(metrics.to_string(index=False))
+    for metric in ("map@12", "recall@12"):
+        assert table.loc["two_tower", metric] > table.loc["popular", metric], metric

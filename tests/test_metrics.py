@@ -1,0 +1,114 @@
+"""The ranking metrics against cases computed by hand (the competition's MAP@12)."""
+
+from __future__ import annotations
+
+import math
+
+import pandas as pd
+import pytest
+
+from recsys.evaluation import ranking_metrics, segment_metrics, to_long
+
+
+def recs(rows: dict[str, list[str]]) -> pd.DataFrame:
+    return pd.DataFrame(
+        [(c, r, a) for c, arts in rows.items() for r, a in enumerate(arts, start=1)],
+        columns=["customer_id", "rank", "article_id"],
+    )
+
+
+def truth(rows: dict[str, list[str]]) -> pd.DataFrame:
+    return pd.DataFrame(
+        [(c, a) for c, arts in rows.items() for a in arts], columns=["customer_id", "article_id"]
+    )
+
+
+def test_ap_with_fewer_than_12_actuals_divides_by_their_number() -> None:
+    # hits at ranks 1 and 3 of 2 actuals: (1/1 + 2/3) / min(2, 12)
+    m = ranking_metrics(recs({"c": ["a", "x", "b", "y"]}), truth({"c": ["a", "b"]}), 100)
+    assert m["map@12"] == pytest.approx((1 + 2 / 3) / 2)
+    assert m["recall@12"] == pytest.approx(1.0)
+
+
+def test_ap_with_more_than_12_actuals_divides_by_12() -> None:
+    actual = [f"a{i}" for i in range(20)]
+    m = ranking_metrics(recs({"c": ["a0", "z", "a1"]}), truth({"c": actual}), 100)
+    assert m["map@12"] == pytest.approx((1 + 2 / 3) / 12)
+    assert m["recall@12"] == pytest.approx(2 / 20)
+
+
+def test_duplicate_predictions_count_once() -> None:
+    # "a" repeated at rank 2 must not earn a second hit; "b" at rank 3 is the 2nd hit
+    m = ranking_metrics(recs({"c": ["a", "a", "b"]}), truth({"c": ["a", "b"]}), 100)
+    assert m["map@12"] == pytest.approx((1 + 2 / 3) / 2)
+    assert m["ndcg@12"] == pytest.approx((1 + 1 / math.log2(4)) / (1 + 1 / math.log2(3)))
+
+
+def test_customers_without_actuals_are_excluded_and_missing_predictions_score_zero() -> None:
+    predictions = recs({"hit": ["a"], "no_actuals": ["a", "b"]})
+    actuals = truth({"hit": ["a"], "no_predictions": ["q"]})
+    m = ranking_metrics(predictions, actuals, 10)
+    assert m["customers"] == 2
+    assert m["map@12"] == pytest.approx(0.5)
+    assert m["recall@12"] == pytest.approx(0.5)
+
+
+def test_hits_beyond_12_count_only_for_recall_at_100() -> None:
+    ranked = [f"x{i}" for i in range(12)] + ["a"]
+    m = ranking_metrics(recs({"c": ranked}), truth({"c": ["a"]}), 1000)
+    assert m["map@12"] == 0
+    assert m["recall@12"] == 0
+    assert m["recall@100"] == 1
+    assert m["coverage"] == pytest.approx(12 / 1000)
+
+
+def test_duplicate_actual_rows_are_one_purchase() -> None:
+    m = ranking_metrics(recs({"c": ["a"]}), truth({"c": ["a", "a"]}), 10)
+    assert m["map@12"] == pytest.approx(1.0)
+
+
+def test_segments_split_warm_and_cold() -> None:
+    predictions = recs({"w": ["a"], "k": ["z"]})
+    table = segment_metrics(predictions, truth({"w": ["a"], "k": ["a"]}), {"w"}, 10)
+    by = table.set_index("segment")
+    assert by.loc["warm", "map@12"] == 1.0
+    assert by.loc["cold", "map@12"] == 0.0
+    assert by.loc["all", "map@12"] == 0.5
+    assert list(by["customers"]) == [1, 1, 2]
+
+
+def test_to_long_numbers_ranks_from_one() -> None:
+    import numpy as np
+
+    frame = to_long(np.array(["c1", "c2"]), np.array([["a", "b"], ["c", "d"]]))
+    assert list(frame["rank"]) == [1, 2, 1, 2]
+    assert list(frame["article_id"]) == ["a", "b", "c", "d"]
+
+
+# --- baselines ---------------------------------------------------------------------------
+
+
+def test_repurchase_puts_latest_purchases_first_then_fills_with_popular() -> None:
+    import numpy as np
+
+    from recsys.baselines import repurchase_recommendations
+
+    recent = pd.DataFrame({
+        "customer_id": ["c", "c", "c"],
+        "article_id": ["old", "new", "p1"],
+        "last_bought": pd.to_datetime(["2020-09-01", "2020-09-10", "2020-09-05"]),
+        "bought": [1, 1, 1],
+    })
+    recs = repurchase_recommendations(np.array(["c", "stranger"]), recent, ["p1", "p2", "p3", "p4"])
+    assert recs[recs.customer_id == "c"]["article_id"].tolist() == ["new", "p1", "old", "p2"]
+    assert recs[recs.customer_id == "stranger"]["article_id"].tolist() == ["p1", "p2", "p3", "p4"]
+    assert recs.groupby("customer_id")["rank"].apply(list).tolist() == [[1, 2, 3, 4]] * 2
+
+
+def test_popular_gives_everyone_the_same_list() -> None:
+    import numpy as np
+
+    from recsys.baselines import popular_recommendations
+
+    recs = popular_recommendations(np.array(["a", "b"]), ["x", "y"])
+    assert recs.values.tolist() == [["a", 1, "x"], ["a", 2, "y"], ["b", 1, "x"], ["b", 2, "y"]]

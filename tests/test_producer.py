@@ -1,0 +1,281 @@
+"""The CSV -> Kafka producer against a real broker: nothing lost, nothing altered."""
+
+from __future__ import annotations
+
+import datetime as dt
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pyarrow as pa
+import pytest
+
+from recsys.hm_schema import TABLES
+from recsys.loaders import iter_batches
+from recsys.producer import (
+    TABLE_TOPICS,
+    ProducerError,
+    create_topics,
+    dlq_topic,
+    encode_json,
+    produce,
+)
+from recsys.settings import load_settings
+from tests.fixtures_kafka import SASL_PASSWORD, SASL_USER, consume_all, kafka_settings
+
+ROOT = Path(__file__).resolve().parent.parent
+CLIENTS = ["confluent", "kafka-python"]
+KAFKA_PYTHON_LIMIT = 1_000  # kafka-python is ~30k msg/s: keep its tests quick
+
+
+def expected_messages(table: str, data_dir: Path, limit: int | None = None) -> dict[str, dict]:
+    """What each valid source row must look like on the topic, by its source line."""
+    spec = TABLES[table]
+    rows: dict[str, dict] = {}
+    for valid, _ in iter_batches(table, data_dir):
+        for row in valid.to_pylist():
+            line = row.pop("_line")
+            row = {k: v.isoformat() if isinstance(v, dt.date) else v for k, v in row.items()}
+            if table == "transactions":
+                row = {"event_id": f"{spec.file}:{line}", **row}
+            rows[f"{spec.file}:{line}"] = row
+    return dict(list(rows.items())[:limit]) if limit else rows
+
+
+def typed(record: dict) -> dict:
+    """Values with their JSON types, so 1 and 1.0 (or "1") never compare equal."""
+    return {k: (type(v).__name__, v) for k, v in record.items()}
+
+
+@pytest.mark.kafka
+@pytest.mark.parametrize("client", CLIENTS)
+def test_topics_hold_exactly_the_source_rows(kafka_broker, fresh_topics, tiny_data, client):
+    limit = KAFKA_PYTHON_LIMIT if client == "kafka-python" else None
+    settings = kafka_settings(kafka_broker, KAFKA_CLIENT=client)
+
+    summary = produce(settings, tiny_data, limit=limit)
+
+    assert summary.ok, summary.table()
+    for table, topic in TABLE_TOPICS.items():
+        expected = expected_messages(table, tiny_data, limit)
+        records = consume_all(kafka_broker.bootstrap, topic)
+        counts = summary.topics[topic]
+        assert counts.read == counts.sent + counts.rejected == len(expected), topic
+        assert len(records) == counts.sent and counts.failed == 0, topic
+        key = TABLES[table].key
+        assert all(r.key == r.value[key] for r in records), f"{topic}: key is not {key}"
+        got = sorted((typed(r.value) for r in records), key=repr)
+        assert got == sorted((typed(v) for v in expected.values()), key=repr), topic
+    transactions = consume_all(kafka_broker.bootstrap, "transactions_topic")
+    assert len({r.value["event_id"] for r in transactions}) == len(transactions)
+
+
+def test_json_encoding_keeps_types_nulls_and_escapes():
+    """Unit check of the vectorised encoder on the awkward values (no broker needed)."""
+    spec = TABLES["customers"]
+    batch = pa.table(
+        {
+            "customer_id": ["0" * 64, "a" * 64],
+            "FN": [1.0, None],
+            "Active": [None, 2.5e-7],
+            "club_member_status": ['say "hi"\\ \n\t', None],
+            "fashion_news_frequency": ["Ünïcode €", ""],
+            "age": pa.array([None, 49], pa.int64()),
+            "postal_code": [None, "b" * 64],
+        }
+    )
+    import json
+
+    decoded = [json.loads(v) for v in encode_json(batch, spec).to_pylist()]
+    assert decoded[0] == {
+        "customer_id": "0" * 64, "FN": 1.0, "Active": None, "club_member_status": 'say "hi"\\ \n\t',
+        "fashion_news_frequency": "Ünïcode €", "age": None, "postal_code": None,
+    }  # fmt: skip
+    assert type(decoded[0]["FN"]) is float and type(decoded[1]["age"]) is int
+    assert decoded[1]["Active"] == 2.5e-7 and decoded[1]["fashion_news_frequency"] == ""
+
+
+BAD_LINES = {  # malformed row -> what its reason must mention
+    "2020-07-01,{c},0124005001,0.05,1,extra": "expected 5 columns",
+    "2020-07-01,{c},0124005001,cheap,1": "price",
+    "2020-13-45,{c},0124005001,0.05,1": "t_dat",
+    "2020-07-01,,0124005001,0.05,1": "customer_id",
+    "2020-07-01,{c},124005001,0.05,1": "article_id",  # lost its leading zero
+}
+
+
+@pytest.fixture
+def data_with_bad_rows(tiny_data: Path, tmp_path: Path) -> tuple[Path, dict[int, str]]:
+    """The first 200 tiny transactions with malformed rows spliced in; line -> reason."""
+    lines = (tiny_data / "transactions_train.csv").read_text().splitlines()[:201]
+    customer = lines[1].split(",")[1]
+    bad: dict[int, str] = {}
+    for i, (text, reason) in enumerate(BAD_LINES.items()):
+        at = 10 + 40 * i  # 0-based list index == 1-based line number - 1
+        lines.insert(at, text.format(c=customer))
+        bad[at + 1] = reason
+    (tmp_path / "transactions_train.csv").write_text("\n".join(lines) + "\n")
+    return tmp_path, bad
+
+
+@pytest.mark.kafka
+def test_malformed_rows_go_to_the_dead_letter_topic(kafka_broker, fresh_topics, data_with_bad_rows):
+    data_dir, bad = data_with_bad_rows
+    summary = produce(kafka_settings(kafka_broker), data_dir, topics=["transactions_topic"])
+
+    counts = summary.topics["transactions_topic"]
+    assert (counts.read, counts.sent, counts.rejected, counts.failed) == (205, 200, 5, 0)
+    letters = consume_all(kafka_broker.bootstrap, dlq_topic("transactions_topic"))
+    by_line = {r.value["line"]: r.value for r in letters}
+    assert sorted(by_line) == sorted(bad)
+    source = (data_dir / "transactions_train.csv").read_text().splitlines()
+    for line, reason in bad.items():
+        letter = by_line[line]
+        assert letter["file"] == "transactions_train.csv"
+        assert reason in letter["reason"]
+        assert letter["raw"].split(",")[:4] == source[line - 1].split(",")[:4]
+    good = consume_all(kafka_broker.bootstrap, "transactions_topic")
+    good_lines = {int(r.value["event_id"].rsplit(":", 1)[1]) for r in good}
+    assert good_lines == set(range(2, 207)) - set(bad)
+
+
+def run_cli(*args: str, env: dict[str, str], timeout: float = 180) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, str(ROOT / "kafka" / "producer.py"), "--no-progress", *args],
+        capture_output=True, text=True, timeout=timeout, env=env, cwd=ROOT,
+    )  # fmt: skip
+
+
+def cli_env(kafka_broker, data_dir: Path, **extra: str) -> dict[str, str]:
+    import os
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("KAFKA_")}
+    return env | {
+        "KAFKA_BOOTSTRAP_SERVERS": kafka_broker.bootstrap,
+        "DATA_DIR": str(data_dir),
+        **extra,
+    }
+
+
+def start_replay_then_outage(kafka_broker, env, delivery_timeout: str, down_s: float):
+    """Replay ~8 s of transactions; stop the broker 2 s in, for `down_s` seconds."""
+    days = (dt.date(2020, 9, 22) - dt.date(2020, 7, 1)).days  # the tiny scale's date range
+    speedup = str(days * 86400 / 8)
+    proc = subprocess.Popen(
+        [sys.executable, str(ROOT / "kafka" / "producer.py"), "--no-progress", "--topics",
+         "transactions_topic", "--replay", "--speedup", speedup, "--delivery-timeout", delivery_timeout],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=ROOT,
+    )  # fmt: skip
+    time.sleep(2.5)
+    assert proc.poll() is None, proc.communicate()
+    kafka_broker.stop()
+    time.sleep(down_s)
+    kafka_broker.start()
+    out, err = proc.communicate(timeout=180)
+    return proc.returncode, out + err
+
+
+def assert_exactly_once_after_dedup(kafka_broker, tiny_data: Path) -> None:
+    records = consume_all(kafka_broker.bootstrap, "transactions_topic")
+    unique = {r.value["event_id"]: r.value for r in records}
+    expected = expected_messages("transactions", tiny_data)
+    assert len(unique) == len(expected)
+    assert all(typed(unique[k]) == typed(v) for k, v in expected.items())
+
+
+@pytest.mark.kafka
+@pytest.mark.slow
+def test_broker_restart_mid_run_loses_nothing(kafka_broker, fresh_topics, tiny_data):
+    env = cli_env(kafka_broker, tiny_data)
+    code, output = start_replay_then_outage(kafka_broker, env, delivery_timeout="120", down_s=1)
+
+    assert code == 0, output  # the outage is shorter than the delivery timeout: all delivered
+    assert "transactions_topic" in output and " 15,000 " in output
+    assert_exactly_once_after_dedup(kafka_broker, tiny_data)
+
+
+@pytest.mark.kafka
+@pytest.mark.slow
+def test_undelivered_messages_are_named_and_a_rerun_completes(
+    kafka_broker, fresh_topics, tiny_data
+):
+    env = cli_env(kafka_broker, tiny_data)
+    code, output = start_replay_then_outage(kafka_broker, env, delivery_timeout="1", down_s=4)
+
+    assert code == 1, output
+    assert "not delivered, e.g. transactions_train.csv:" in output
+    rerun = run_cli("--topics", "transactions_topic", env=env)
+    assert rerun.returncode == 0, rerun.stdout + rerun.stderr
+    assert_exactly_once_after_dedup(kafka_broker, tiny_data)
+
+
+@pytest.mark.kafka
+@pytest.mark.parametrize("client", CLIENTS)
+def test_wrong_address_fails_fast_with_a_clear_message(tiny_data, client):
+    from recsys.broker import free_port
+
+    settings = load_settings(
+        env={"KAFKA_BOOTSTRAP_SERVERS": f"127.0.0.1:{free_port()}", "KAFKA_CLIENT": client}
+    )
+    started = time.monotonic()
+    with pytest.raises(
+        ProducerError, match=r"cannot reach Kafka at 127\.0\.0\.1:\d+ \(KAFKA_BOOTSTRAP"
+    ):
+        produce(settings, tiny_data)
+    assert time.monotonic() - started < 20
+
+
+@pytest.mark.kafka
+@pytest.mark.parametrize("client", CLIENTS)
+def test_wrong_credentials_fail_fast_with_a_clear_message(kafka_broker, tiny_data, client):
+    def sasl(password: str):
+        return load_settings(
+            env={
+                "KAFKA_BOOTSTRAP_SERVERS": kafka_broker.sasl_bootstrap,
+                "KAFKA_SECURITY_PROTOCOL": "SASL_PLAINTEXT",
+                "KAFKA_API_KEY": SASL_USER,
+                "KAFKA_API_SECRET": password,
+                "KAFKA_CLIENT": client,
+            }
+        )
+
+    create_topics(sasl(SASL_PASSWORD), ["images_topic"])  # the listener itself works
+    started = time.monotonic()
+    with pytest.raises(ProducerError, match=r"rejected the credentials \(KAFKA_API_KEY"):
+        produce(sasl("wrong-secret"), tiny_data)
+    assert time.monotonic() - started < 20
+
+
+@pytest.mark.kafka
+def test_cli_reports_a_summary_and_exit_code(kafka_broker, fresh_topics, tiny_data):
+    result = run_cli(
+        "--topics", "customers_topic", "--limit", "50", env=cli_env(kafka_broker, tiny_data)
+    )
+    assert result.returncode == 0, result.stderr
+    assert "customers_topic" in result.stdout and " 50 " in result.stdout
+
+    missing = run_cli(env=cli_env(kafka_broker, tiny_data / "nowhere"))
+    assert missing.returncode == 2 and "nowhere/articles.csv" in missing.stderr
+
+
+@pytest.mark.kafka
+def test_replay_paces_transactions_by_day(kafka_broker, fresh_topics, tiny_data, tmp_path):
+    lines = (tiny_data / "transactions_train.csv").read_text().splitlines()
+    days = sorted({line[:10] for line in lines[1:]})[:4]
+    kept = [lines[0], *(line for line in lines[1:] if line[:10] in days)]
+    (tmp_path / "transactions_train.csv").write_text("\n".join(kept) + "\n")
+    first, last = dt.date.fromisoformat(days[0]), dt.date.fromisoformat(days[-1])
+    seconds_per_day = 0.5
+
+    started = time.monotonic()
+    summary = produce(kafka_settings(kafka_broker), tmp_path, topics=["transactions_topic"],
+                      replay_speedup=86400 / seconds_per_day)  # fmt: skip
+    elapsed = time.monotonic() - started
+
+    assert summary.ok and summary.topics["transactions_topic"].sent == len(kept) - 1
+    assert elapsed >= (last - first).days * seconds_per_day
+    records = sorted(
+        consume_all(kafka_broker.bootstrap, "transactions_topic"), key=lambda r: r.timestamp_ms
+    )
+    assert [r.value["t_dat"] for r in records] == sorted(r.value["t_dat"] for r in records)
