@@ -13,11 +13,12 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
+import os
 import resource
+import signal
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
@@ -128,7 +129,6 @@ def freshness(data: Path, work: Path, rate: int, seconds: float, probes_every: f
     from confluent_kafka import Producer
 
     from recsys.broker import LocalBroker, free_port
-    from recsys.consumer import consume
     from recsys.engine import open_engine
     from recsys.hm_schema import TABLES
     from recsys.loaders import iter_batches
@@ -150,9 +150,16 @@ def freshness(data: Path, work: Path, rate: int, seconds: float, probes_every: f
         with open_engine(settings) as engine:
             engine.apply()
             engine.set_training_settings(min_purchases=1, cutoff=dt.date(9999, 12, 31))
-        stop = threading.Event()
-        consumer = threading.Thread(target=consume, args=(settings,), kwargs={"stop": stop})
-        consumer.start()
+        env = {
+            **os.environ,
+            "DATA_DIR": str(data),
+            "DUCKDB_PATH": str(work / "fresh.duckdb"),
+            "KAFKA_BOOTSTRAP_SERVERS": broker.bootstrap,
+        }
+        consumer = subprocess.Popen(  # its own process, as in real use
+            [sys.executable, "-m", "recsys.consumer"], env=env, cwd=REPO,
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )  # fmt: skip
         producer = Producer({"bootstrap.servers": broker.bootstrap, "linger.ms": 5})
         batch = next(iter_batches("transactions", data, batch_rows=rate * int(seconds + 1)))[0]
         values = encode_json(batch, TABLES["transactions"], "transactions_train.csv").to_pylist()
@@ -192,8 +199,8 @@ def freshness(data: Path, work: Path, rate: int, seconds: float, probes_every: f
                     latencies.append(time.monotonic() - pending.pop(customer))
             if time.monotonic() - started > seconds + 30:
                 break  # probes that never showed are reported as missing
-        stop.set()
-        consumer.join()
+        consumer.send_signal(signal.SIGTERM)
+        consumer.wait(timeout=60)
     finally:
         broker.stop()
     latencies.sort()
@@ -249,9 +256,10 @@ def main() -> int:
                   f"{embedded['rows'] == pandas['rows']}")  # fmt: skip
         if args.freshness:
             f = freshness(args.data, work, args.rate, args.seconds, probes_every=0.5)
+            shown = {k: "-" if f[k] is None else f"{f[k]:.2f}" for k in ("p50_s", "p95_s", "max_s")}
             print(
-                f"freshness at {f['rate']:,} tx/s: p50 {f['p50_s']:.2f} s, p95 {f['p95_s']:.2f} s,"
-                f" max {f['max_s']:.2f} s over {f['probes']} probes ({f['missing']} missing)"
+                f"freshness at {f['rate']:,} tx/s: p50 {shown['p50_s']} s, p95 {shown['p95_s']} s,"
+                f" max {shown['max_s']} s over {f['probes']} probes ({f['missing']} missing)"
             )
     return 0
 

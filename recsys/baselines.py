@@ -5,6 +5,9 @@
 - `repurchase`: each customer's own recent purchases (most recent first), filled up
   with the popular list (the best public heuristic kernels of the competition).
 
+`repurchase_recommendations` also builds the hybrid the flow evaluates next to the
+model: recent purchases first, then the model's ranking instead of the popular list.
+
 Counts and recent purchases are aggregated in SQL by the engine (same SQL in DuckDB
 and RisingWave), so only small frames reach pandas; ranking is vectorised.
 """
@@ -46,33 +49,40 @@ def recent_purchases(engine, cutoff: date) -> pd.DataFrame:
 def popular_recommendations(customers: np.ndarray, popular: list[str]) -> pd.DataFrame:
     """The same popular list for every customer: long frame (customer_id, rank, article_id)."""
     n, k = len(customers), len(popular)
-    return pd.DataFrame({
-        "customer_id": np.repeat(np.asarray(customers, dtype=object), k),
-        "rank": np.tile(np.arange(1, k + 1), n),
-        "article_id": np.tile(np.asarray(popular, dtype=object), n),
-    })
+    return pd.DataFrame(
+        {
+            "customer_id": np.repeat(np.asarray(customers, dtype=object), k),
+            "rank": np.tile(np.arange(1, k + 1), n),
+            "article_id": np.tile(np.asarray(popular, dtype=object), n),
+        }
+    )
 
 
 def repurchase_recommendations(
-    customers: np.ndarray, recent: pd.DataFrame, popular: list[str]
+    customers: np.ndarray, recent: pd.DataFrame, fill: pd.DataFrame, depth: int
 ) -> pd.DataFrame:
-    """Each customer's recent articles (latest, then most bought), then popular ones, len(popular) deep."""
-    depth = len(popular)
+    """Each customer's recent articles (latest, then most bought), then their `fill` list.
+
+    `fill` is a long frame (customer_id, rank, article_id): the popular list for the
+    baseline, or the model's own ranking for the hybrid. A `source` column says which
+    part each recommendation came from.
+    """
     wanted = pd.Index(customers, dtype=object)
     own = recent[recent["customer_id"].isin(wanted)].sort_values(
         ["customer_id", "last_bought", "bought", "article_id"],
         ascending=[True, False, False, True],
     )
-    own = own.assign(order=own.groupby("customer_id").cumcount())[["customer_id", "article_id", "order"]]
-    fill = popular_recommendations(wanted.to_numpy(), popular)
-    fill = fill.assign(order=fill["rank"] - 1 + depth)[["customer_id", "article_id", "order"]]
-    merged = pd.concat([own[own["order"] < depth], fill], ignore_index=True)
+    own = own.assign(order=own.groupby("customer_id").cumcount(), source="repurchase")
+    fill = fill[fill["customer_id"].isin(wanted)]
+    fill = fill.assign(order=fill["rank"] - 1 + depth, source="fill")
+    columns = ["customer_id", "article_id", "order", "source"]
+    merged = pd.concat([own.loc[own["order"] < depth, columns], fill[columns]], ignore_index=True)
     merged = merged.sort_values(["customer_id", "order"], kind="stable").drop_duplicates(
         ["customer_id", "article_id"], keep="first"
     )
     merged["rank"] = merged.groupby("customer_id").cumcount() + 1
     merged = merged[merged["rank"] <= depth]
-    return merged[["customer_id", "rank", "article_id"]].reset_index(drop=True)
+    return merged[["customer_id", "rank", "article_id", "source"]].reset_index(drop=True)
 
 
 def baseline_recommendations(
@@ -82,5 +92,8 @@ def baseline_recommendations(
     if name == "popular":
         return popular_recommendations(customers, popular)
     if name == "repurchase":
-        return repurchase_recommendations(customers, recent, popular)
+        fill = popular_recommendations(customers, popular)
+        return repurchase_recommendations(customers, recent, fill, len(popular)).drop(
+            columns="source"
+        )
     raise ValueError(f"unknown baseline {name!r}; expected one of {BASELINES}")

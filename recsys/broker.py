@@ -243,10 +243,8 @@ class LocalBroker:
                 raise BrokerError(f"port {port} is already in use (another broker?)")
         config = self._write_config()
         self._format_storage(config)
-        cmd = java_command(
-            "kafka.Kafka", str(config),
-            jvm_opts=[*JVM_OPTS, f"-Dlog4j2.configurationFile={self.data_dir / 'log4j2.properties'}"],
-        )  # fmt: skip
+        log4j = f"-Dlog4j2.configurationFile={self.data_dir / 'log4j2.properties'}"
+        cmd = java_command("kafka.Kafka", str(config), jvm_opts=[*JVM_OPTS, log4j])
         with self.log_file.open("w") as log:
             self._proc = subprocess.Popen(
                 cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
@@ -324,9 +322,8 @@ def main(argv: list[str] | None = None) -> int:
             broker = LocalBroker(data_dir=args.data_dir, port=args.port or DEFAULT_PORT)
             if broker.pid() is not None:
                 broker = _broker_from_data_dir(args.data_dir, None)
-                print(
-                    f"already running: {broker.bootstrap} (pid {broker.pid()}, data {broker.data_dir})"
-                )
+                where = f"{broker.bootstrap} (pid {broker.pid()}, data {broker.data_dir})"
+                print(f"already running: {where}")
                 return 0
             broker.start()
             print(f"Kafka {kafka_version()} up at {broker.bootstrap} (pid {broker.pid()}, "

@@ -28,12 +28,14 @@ benchmarks of the rest of the project mean something):
    Christmas and the sales. A customer's sessions fall on days of their active window in
    proportion to that volume; a session has 1 + Poisson(1.3) lines in one channel.
 4. Each line picks an article by one of three mechanisms:
-   - repurchase (20%, when the customer bought on an earlier day): an article from the
+   - repurchase (12%, when the customer bought on an earlier day): an article from the
      customer's own history, recent lines much more likely (what makes "your recent
      purchases, then popular items" beat plain popularity);
-   - taste (50%): one of the customer's departments, half the time in a favourite
+   - taste (48%): one of the customer's departments, half the time in a favourite
      colour, then an article by today's demand within it (what a personalised model learns);
-   - trend (30%): any article by today's demand.
+   - trend (40%): any article by today's demand.
+   A taste or trend pick of an article the customer already bought on an earlier day is
+   drawn again (twice at most): people rarely buy the same garment twice by chance.
 5. Rows. Several units of one article in one session are exact duplicate rows (about
    9.4% of the rows, as in the real file); the rarer collisions of the mechanisms above
    count towards that share. The price is the article's list price (price units / 59000,
@@ -46,6 +48,7 @@ Deterministic for a given seed and scale.
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import date
@@ -201,9 +204,9 @@ class Catalogue:
     """Article attributes in article_id order, plus the index used to sample by demand."""
 
     article_id: np.ndarray  # str, 10 digits
-    product: np.ndarray  # product index of each article
     dept: np.ndarray  # index into vocab.DEPARTMENTS
     ptype: np.ndarray  # index into PTYPES
+    garment_group: np.ndarray  # garment_group_no
     colour: np.ndarray  # index into vocab.COLOURS
     master: np.ndarray  # index into MASTERS (perceived colour master)
     appearance: np.ndarray  # index into vocab.APPEARANCES
@@ -234,38 +237,46 @@ COLOUR_MASTER = np.array([MASTERS.index(c.master_id) for c in vocab.COLOURS])
 
 
 def build_catalogue(rng: np.random.Generator, n_articles: int, calendar: Calendar) -> Catalogue:
-    """Products with variants, their launch dates, demand and prices."""
+    """Products with variants, their launch dates, demand and prices.
+
+    Product codes grow with the launch date, as in the real catalogue.
+    """
     variants = _variant_counts(rng, n_articles)
     n_products = len(variants)
+    dept_p, ptype_p = _product_kinds(rng, n_products)
+    launch_p = _launch_days(rng, np.array([p.season for p in PTYPES])[ptype_p], calendar)
+    by_launch = np.argsort(launch_p, kind="stable")
+    variants, dept_p, ptype_p, launch_p = (
+        x[by_launch] for x in (variants, dept_p, ptype_p, launch_p)
+    )
+    codes = np.sort(rng.choice(np.arange(*PRODUCT_CODES), n_products, replace=False))
+
     product = np.repeat(np.arange(n_products), variants)
     first = np.concatenate([[0], np.cumsum(variants)[:-1]])
     rank = np.arange(n_articles) - first[product]  # 0 for each product's first variant
-
-    codes = np.sort(rng.choice(np.arange(*PRODUCT_CODES), n_products, replace=False))
     gaps = np.where(rng.random(n_articles) < 0.15, rng.integers(1, 8, n_articles), 0)
     gaps[rank == 0] = 0
     gap_sum = np.cumsum(gaps)
     variant_no = 1 + rank + gap_sum - gap_sum[first[product]]
     article_id = np.char.zfill((codes[product] * 1000 + variant_no).astype(str), 10)
 
-    dept_p, ptype_p = _product_kinds(rng, n_products)
     dept, ptype = dept_p[product], ptype_p[product]
+    garment = np.array([_garment_group(d, p) for d, p in zip(dept_p, ptype_p, strict=True)])
+    garment = garment[product]
     colour = rng.choice(
         len(vocab.COLOURS), n_articles, p=_normalised([c.weight for c in vocab.COLOURS])
     )
-    appearance = _appearances(rng, dept, ptype)
+    appearance = _appearances(rng, garment)
     season = np.array([p.season for p in PTYPES])[ptype]
-    launch = _launch_days(rng, season[first], calendar)[product] + np.where(
-        (rank > 0) & (rng.random(n_articles) < 0.3), rng.exponential(40, n_articles), 0
-    ).astype(np.int32)
+    later_variant = (rank > 0) & (rng.random(n_articles) < 0.3)
+    launch = launch_p[product] + np.where(later_variant, rng.exponential(40, n_articles), 0).astype(
+        np.int32
+    )
     popularity = (
         rng.lognormal(0.0, 1.7, n_products)[product]
         * rng.lognormal(0.0, 0.6, n_articles)
         * np.where(rank == 0, 1.5, 1.0)
     )
-    garment = np.array([_garment_group(d, p) for d, p in zip(dept_p, ptype_p, strict=True)])[
-        product
-    ]
     decay_power = np.where(
         np.isin(garment, BASIC_GARMENT_GROUPS), BASIC_DECAY_POWER, FASHION_DECAY_POWER
     )
@@ -283,9 +294,9 @@ def build_catalogue(rng: np.random.Generator, n_articles: int, calendar: Calenda
     n_depts, n_masters = len(vocab.DEPARTMENTS), len(MASTERS)
     return Catalogue(
         article_id=article_id,
-        product=product,
         dept=dept,
         ptype=ptype,
+        garment_group=garment,
         colour=colour,
         master=master,
         appearance=appearance,
@@ -330,13 +341,14 @@ def _product_kinds(rng: np.random.Generator, n_products: int) -> tuple[np.ndarra
     return chosen[:, 0], chosen[:, 1]
 
 
-def _appearances(rng: np.random.Generator, dept: np.ndarray, ptype: np.ndarray) -> np.ndarray:
+def _appearances(rng: np.random.Generator, garment: np.ndarray) -> np.ndarray:
     """Graphical appearance; denim garments are mostly 'Denim'."""
     weights = _normalised([w for _, _, w in vocab.APPEARANCES])
-    appearance = rng.choice(len(vocab.APPEARANCES), len(dept), p=weights)
+    appearance = rng.choice(len(vocab.APPEARANCES), len(garment), p=weights)
     denim_index = [no for no, _, _ in vocab.APPEARANCES].index(vocab.DENIM_APPEARANCE)
-    garment = np.array([_garment_group(d, p) for d, p in zip(dept, ptype, strict=True)])
-    appearance[(garment == 1016) & (rng.random(len(dept)) < 0.8)] = denim_index
+    appearance[(garment == vocab.DENIM_GARMENT_GROUP) & (rng.random(len(garment)) < 0.8)] = (
+        denim_index
+    )
     return appearance
 
 
@@ -614,8 +626,8 @@ def simulate_transactions(
     n_duplicates = round(DUPLICATE_SHARE * n_rows)
     n_distinct = n_rows - n_duplicates
     margin = 1.06
-    for attempt in range(6):  # more lines than needed, then trim; rarely needs a second try
-        rng = np.random.default_rng(seed.spawn(attempt + 1)[-1])
+    for attempt_seed in seed.spawn(6):  # more lines than needed, then trim; rarely needs a retry
+        rng = np.random.default_rng(attempt_seed)
         lines = _simulate_lines(
             rng, catalogue, customers, calendar, int(n_distinct * margin), progress
         )
@@ -856,7 +868,7 @@ def price_text(units: int) -> str:
 def write_articles(out: Path, catalogue: Catalogue) -> None:
     depts, colours = vocab.DEPARTMENTS, vocab.COLOURS
     dept, ptype, colour = catalogue.dept, catalogue.ptype, catalogue.colour
-    garment = np.array([_garment_group(d, p) for d, p in zip(dept, ptype, strict=True)])
+    garment = catalogue.garment_group
     index = [vocab.INDEXES[d.index_code] for d in depts]
     columns = {
         "article_id": catalogue.article_id,
@@ -949,7 +961,11 @@ def write_transactions(
 
 
 def write_image_files(out: Path, catalogue: Catalogue, with_image: np.ndarray) -> int:
-    """images.csv plus one drawn JPEG per listed article; returns the number of images."""
+    """images.csv plus one drawn JPEG per listed article; returns the number of images.
+
+    An existing images/ folder is replaced, so that it never holds images of another run.
+    """
+    shutil.rmtree(out / "images", ignore_errors=True)
     chosen = np.flatnonzero(with_image)
     paths = [image_path(catalogue.article_id[i]) for i in chosen]
     pd.DataFrame({"article_id": catalogue.article_id[chosen], "image_path": paths})[

@@ -53,10 +53,14 @@ def _draw_all(jobs: Sequence[ImageJob]) -> int:
 def draw_image(job: ImageJob) -> Image.Image:
     """The picture of one article."""
     image = Image.new("RGB", (WIDTH, HEIGHT), BACKGROUND)
-    draw = ImageDraw.Draw(image)
     shape = _silhouette(job.product_group)
-    draw.polygon(shape, fill=job.rgb, outline=(90, 90, 90))
-    _pattern(draw, shape, job.appearance, _contrast(job.rgb))
+    garment = Image.new("RGB", (WIDTH, HEIGHT), job.rgb)
+    _pattern(ImageDraw.Draw(garment), shape, job.appearance, _contrast(job.rgb))
+    mask = Image.new("L", (WIDTH, HEIGHT), 0)
+    ImageDraw.Draw(mask).polygon(shape, fill=255)
+    image.paste(garment, mask=mask)  # the pattern stays inside the silhouette
+    draw = ImageDraw.Draw(image)
+    draw.polygon(shape, outline=(90, 90, 90))
     draw.text((WIDTH / 2, 455), job.product_type, fill=(40, 40, 40), font=_font(26), anchor="mm")
     draw.text((WIDTH / 2, 495), job.article_id, fill=(90, 90, 90), font=_font(20), anchor="mm")
     return image
@@ -101,9 +105,9 @@ def _pattern(
     appearance: str,
     colour: tuple[int, int, int],
 ) -> None:
-    """Stripes, dots or checks inside the silhouette's bounding box, kept sparse."""
+    """Stripes, dots or checks over the silhouette's bounding box, kept sparse."""
     xs, ys = [p[0] for p in shape], [p[1] for p in shape]
-    left, top, right, bottom = min(xs) + 40, min(ys) + 60, max(xs) - 40, max(ys) - 30
+    left, top, right, bottom = min(xs), min(ys), max(xs), max(ys)
     if appearance == "Stripe":
         for y in range(int(top), int(bottom), 28):
             draw.line([(left, y), (right, y)], fill=colour, width=6)

@@ -619,6 +619,7 @@ APPEARANCES = [
     (1010023, "Denim", 0),
 ]
 DENIM_APPEARANCE = 1010023
+DENIM_GARMENT_GROUP = 1016
 
 # Customer personas: how a customer's taste spreads over the indexes.
 PERSONA_INDEX_WEIGHTS = {

@@ -254,6 +254,12 @@ class DuckDBEngine(Engine):
             )
 
     def _connect(self) -> Any:
+        """Open the file, retrying while another writer holds it.
+
+        Across processes DuckDB reports the writer's lock as an IOException; inside one
+        process (e.g. a consumer thread next to a reader) opening the file read-only
+        while it is open read-write is a ConnectionException. Both are waited out.
+        """
         import duckdb
 
         deadline = time.monotonic() + LOCK_RETRY_SECONDS
@@ -262,10 +268,11 @@ class DuckDBEngine(Engine):
                 con = duckdb.connect(str(self.path), read_only=self.read_only)
                 con.execute(f"SET memory_limit = '{DUCKDB_MEMORY_LIMIT}'")
                 return con
-            except duckdb.IOException as error:
-                if "lock" not in str(error).lower() or time.monotonic() > deadline:
+            except (duckdb.IOException, duckdb.ConnectionException) as error:
+                busy = "lock" in str(error).lower() or "different configuration" in str(error)
+                if not busy or time.monotonic() > deadline:
                     raise
-                time.sleep(0.05)
+                time.sleep(0.02)
 
     @contextmanager
     def _connection(self) -> Iterator[Any]:

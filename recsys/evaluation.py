@@ -33,8 +33,13 @@ def ranking_metrics(
     n_actual = truth.groupby("customer_id").size()
     result: dict[str, float] = {"customers": float(len(customers))}
     if len(customers) == 0:
-        return {**result, f"map@{k}": np.nan, f"ndcg@{k}": np.nan, "coverage": np.nan,
-                **{f"recall@{r}": np.nan for r in recall_ks}}
+        return {
+            **result,
+            f"map@{k}": np.nan,
+            f"ndcg@{k}": np.nan,
+            "coverage": np.nan,
+            **{f"recall@{r}": np.nan for r in recall_ks},
+        }
 
     hits = _first_hits(recommendations, truth, max(k, *recall_ks))
     in_k = hits[hits["rank"] <= k]
@@ -46,15 +51,20 @@ def ranking_metrics(
 
     for r in recall_ks:
         found = hits[hits["rank"] <= r].groupby("customer_id").size()
-        result[f"recall@{r}"] = float((found / n_actual.reindex(found.index)).sum() / len(customers))
+        result[f"recall@{r}"] = float(
+            (found / n_actual.reindex(found.index)).sum() / len(customers)
+        )
 
     dcg = (1.0 / np.log2(in_k["rank"] + 1)).groupby(in_k["customer_id"]).sum()
     ideal_lengths = np.minimum(n_actual.reindex(dcg.index), k).to_numpy()
     discounts = np.cumsum(1.0 / np.log2(np.arange(2, k + 2)))
-    result[f"ndcg@{k}"] = float((dcg.to_numpy() / discounts[ideal_lengths - 1]).sum() / len(customers))
+    result[f"ndcg@{k}"] = float(
+        (dcg.to_numpy() / discounts[ideal_lengths - 1]).sum() / len(customers)
+    )
 
     shown = recommendations.loc[
-        recommendations["customer_id"].isin(customers) & (recommendations["rank"] <= k), "article_id"
+        recommendations["customer_id"].isin(customers) & (recommendations["rank"] <= k),
+        "article_id",
     ]
     result["coverage"] = float(shown.nunique() / catalogue_size) if catalogue_size else np.nan
     return result
@@ -83,22 +93,33 @@ def segment_metrics(
     """`ranking_metrics` for warm (seen in training), cold and all customers of `actuals`."""
     is_warm = actuals["customer_id"].isin(warm_customers)
     rows = []
-    for segment, subset in (("warm", actuals[is_warm]), ("cold", actuals[~is_warm]), ("all", actuals)):
-        rows.append({"segment": segment, **ranking_metrics(recommendations, subset, catalogue_size)})
+    for segment, subset in (
+        ("warm", actuals[is_warm]),
+        ("cold", actuals[~is_warm]),
+        ("all", actuals),
+    ):
+        rows.append(
+            {"segment": segment, **ranking_metrics(recommendations, subset, catalogue_size)}
+        )
     frame = pd.DataFrame(rows)
     frame["customers"] = frame["customers"].astype("int64")
     return frame[["segment", *METRIC_COLUMNS]]
 
 
-def to_long(customer_ids: np.ndarray, article_ids: np.ndarray, scores: np.ndarray | None = None,
-            ) -> pd.DataFrame:
+def to_long(
+    customer_ids: np.ndarray,
+    article_ids: np.ndarray,
+    scores: np.ndarray | None = None,
+) -> pd.DataFrame:
     """(n, k) arrays of article ids (and scores) -> long frame with rank 1..k."""
     n, k = article_ids.shape
-    frame = pd.DataFrame({
-        "customer_id": np.repeat(np.asarray(customer_ids), k),
-        "rank": np.tile(np.arange(1, k + 1), n),
-        "article_id": article_ids.reshape(-1),
-    })
+    frame = pd.DataFrame(
+        {
+            "customer_id": np.repeat(np.asarray(customer_ids), k),
+            "rank": np.tile(np.arange(1, k + 1), n),
+            "article_id": article_ids.reshape(-1),
+        }
+    )
     if scores is not None:
         frame["score"] = scores.reshape(-1).astype("float64")
     return frame

@@ -1,4 +1,4 @@
-"""Feature engineering for the two towers: stateless derivations in pandas, fitted statistics in NVTabular.
+"""Features of the two towers: stateless derivations in pandas, fitted statistics in NVTabular.
 
 Two workflows, one per tower, so the catalogue (articles only) and the customer table
 (customers only) can each be encoded without inventing columns for the other tower:
@@ -187,7 +187,9 @@ def _article_graph(out_path: Path):
 
     article_id = ["article_id"] >> ops.Categorify(out_path=str(out_path)) >> ops.TagAsItemID()
     codes = (
-        list(ARTICLE_CODE_COLUMNS) >> ops.Categorify(out_path=str(out_path)) >> ops.TagAsItemFeatures()
+        list(ARTICLE_CODE_COLUMNS)
+        >> ops.Categorify(out_path=str(out_path))
+        >> ops.TagAsItemFeatures()
     )
     price = (
         ["article_id"]

@@ -32,6 +32,8 @@ TOP_K = 12
 HISTORY_LIMIT = 24
 MAX_MATCHES = 200
 SEGMENTS = ("warm", "cold")
+NO_IMAGE = "no image"
+ARTICLE_COLUMNS = "prod_name, product_type_name, colour_group_name, product_group_name, image_path"
 
 
 class ExportError(RuntimeError):
@@ -72,9 +74,10 @@ class RunData:
     @property
     def test_start(self) -> date | None:
         """First day of the test week: the history shown is what the model could see."""
-        if self.actuals.empty:
-            return None
-        return pd.Timestamp(self.actuals["t_dat"].min()).date()
+        start = (self.info.get("dates") or {}).get("test_start")
+        if start is None and not self.actuals.empty:
+            start = self.actuals["t_dat"].min()
+        return None if start is None else pd.Timestamp(start).date()
 
 
 @dataclass(frozen=True)
@@ -148,6 +151,24 @@ def load_run_data(export_dir: Path) -> RunData:
     )
 
 
+def prediction_note(run: RunData) -> str:
+    """Which data the recommendations and the hits come from, so nobody over-reads a hit."""
+    dates = run.info.get("dates") or {}
+    note = f"Test week: {dates.get('test_start', '?')} .. {dates.get('end', '?')}."
+    if (
+        dates.get("predict_start")
+        and dates.get("test_start")
+        and (dates["predict_start"] > dates["test_start"])
+    ):
+        note += (
+            f" These recommendations are for the days from {dates['predict_start']} and were "
+            "computed with every day of data, the test week included, so a repurchase "
+            "recommendation can repeat a test-week purchase; the sidebar's metrics were "
+            "computed without the test week."
+        )
+    return note
+
+
 def no_run_message(settings: Settings) -> str:
     """What the page says before any run exists, with the command that creates one."""
     return (
@@ -179,13 +200,15 @@ def hyperparameters(run: RunData) -> dict:
     return dict(run.info.get("best_hyperparameters") or run.info.get("hyperparameters") or {})
 
 
-def metric_table(metrics: pd.DataFrame) -> pd.DataFrame:
-    """Model vs baselines, one row per (model, segment), warm and cold first."""
-    order = {segment: i for i, segment in enumerate((*SEGMENTS, "all"))}
-    table = metrics.sort_values(
-        ["segment", "model"], key=lambda s: s.map(order) if s.name == "segment" else s
+def metric_table(metrics: pd.DataFrame, shown: Sequence[str] = ("map@12",)) -> pd.DataFrame:
+    """Model vs baselines: one row per model, one column per (metric, warm/cold segment)."""
+    table = metrics[metrics["segment"].isin(SEGMENTS)].pivot_table(
+        index="model", columns="segment", values=list(shown)
     )
-    return table.set_index(["segment", "model"])
+    columns = [(metric, segment) for metric in shown for segment in SEGMENTS]
+    table = table.reindex(columns=pd.MultiIndex.from_tuples(columns))
+    table.columns = [f"{metric} {segment}" for metric, segment in columns]
+    return table.round(4)
 
 
 def metric_chart(metrics: pd.DataFrame, metric: str = "map@12") -> pd.DataFrame:
@@ -209,8 +232,8 @@ def match_customers(pool: Sequence[str], prefix: str, limit: int = MAX_MATCHES) 
     return matches[:limit]
 
 
-def random_customer(pool: Sequence[str], rng: random.Random | None = None) -> str | None:
-    return (rng or random).choice(pool) if pool else None
+def random_customer(pool: Sequence[str]) -> str | None:
+    return random.choice(pool) if pool else None
 
 
 # --- recommendations -----------------------------------------------------------------------
@@ -266,23 +289,20 @@ def image_source(article_id: str, settings: Settings, has_image: bool = True) ->
 def placeholder_image() -> bytes:
     """A grey tile with 'no image', the same 2:3 shape as the product photos."""
     tile = Image.new("RGB", (180, 270), (232, 232, 232))
-    ImageDraw.Draw(tile).text((58, 128), "no image", fill=(120, 120, 120))
+    ImageDraw.Draw(tile).text((58, 128), NO_IMAGE, fill=(120, 120, 120))
     out = io.BytesIO()
     tile.save(out, format="PNG")
     return out.getvalue()
 
 
-def has_image(run: RunData, article_id: str) -> bool:
-    """False only when the run's article index knows the article and it has no image_path;
-    an article added after the run gets the benefit of the doubt (its file is checked)."""
-    if "image_path" not in run.articles or article_id not in run.articles.index:
-        return True
-    return bool(pd.notna(run.articles.at[article_id, "image_path"]))
-
-
-def _card(article_id: str, run: RunData, settings: Settings, caption: str, hit: bool) -> Card:
-    source = image_source(article_id, settings, has_image=has_image(run, article_id))
-    return Card(article_id, source or placeholder_image(), caption, hit)
+def _card(row: dict, settings: Settings, caption: str, hit: bool = False) -> Card:
+    """A tile; `image_path` (from the export or the views) being null means no image."""
+    article_id = str(row["article_id"])
+    has_image = "image_path" not in row or pd.notna(row["image_path"])
+    source = image_source(article_id, settings, has_image=has_image)
+    if source is None:
+        return Card(article_id, placeholder_image(), f"{caption} · {NO_IMAGE}", hit)
+    return Card(article_id, source, caption, hit)
 
 
 def _describe(row: dict) -> str:
@@ -290,28 +310,31 @@ def _describe(row: dict) -> str:
     return " · ".join(str(p) for p in parts if isinstance(p, str) and p) or "unknown article"
 
 
-def recommendation_cards(recs: pd.DataFrame, run: RunData, settings: Settings) -> list[Card]:
+def _score(value: float) -> str:
+    """Baseline fallbacks have no model score (NaN)."""
+    return "n/a" if pd.isna(value) else f"{float(value):.3f}"
+
+
+def recommendation_cards(recs: pd.DataFrame, settings: Settings) -> list[Card]:
     """Rank, score, source and a clear mark on the test-week hits."""
     cards = []
     for row in recs.to_dict("records"):
-        mark = "✅ BOUGHT in test week · " if row["hit"] else ""
+        mark = "BOUGHT in test week · " if row["hit"] else ""
         caption = (
-            f"{mark}#{int(row['rank'])} · score {float(row['score']):.3f} · {row['source']} · "
+            f"{mark}#{int(row['rank'])} · score {_score(row['score'])} · {row['source']} · "
             f"{_describe(row)} ({row['article_id']})"
         )
-        cards.append(_card(str(row["article_id"]), run, settings, caption, bool(row["hit"])))
+        cards.append(_card(row, settings, caption, hit=bool(row["hit"])))
     return cards
 
 
-def history_cards(history: pd.DataFrame, run: RunData, settings: Settings) -> list[Card]:
+def history_cards(history: pd.DataFrame, settings: Settings) -> list[Card]:
     """Purchases, newest first, with name, type, colour and date."""
     return [
         _card(
-            str(row["article_id"]),
-            run,
+            row,
             settings,
             f"{pd.Timestamp(row['t_dat']):%Y-%m-%d} · {_describe(row)} ({row['article_id']})",
-            hit=False,
         )
         for row in history.to_dict("records")
     ]
@@ -320,12 +343,7 @@ def history_cards(history: pd.DataFrame, run: RunData, settings: Settings) -> li
 # --- the streaming engine --------------------------------------------------------------------
 
 
-def _literal(value: str) -> str:
-    """A SQL string literal; ids come from the export, but quoting keeps any value harmless."""
-    return "'" + value.replace("'", "''") + "'"
-
-
-def query_engine(settings: Settings, sql: str) -> pd.DataFrame:
+def query_engine(settings: Settings, sql: str, params: Sequence[object] = ()) -> pd.DataFrame:
     """Run one read-only query on the streaming views, opening and closing the engine.
 
     The connection is not kept open: an embedded DuckDB file opened by the page would block
@@ -343,7 +361,7 @@ def query_engine(settings: Settings, sql: str) -> pd.DataFrame:
     try:
         engine = open_engine(settings, read_only=True)
         try:
-            return engine.query(sql)
+            return engine.query(sql, list(params))
         finally:
             engine.close()
     except Exception as error:  # noqa: BLE001 - every engine failure is reported the same way
@@ -356,9 +374,7 @@ def query_engine(settings: Settings, sql: str) -> pd.DataFrame:
 
 def customer_attributes(settings: Settings, customer_id: str) -> dict | None:
     """The customer's row of customers_t, or None when the customer is unknown."""
-    rows = query_engine(
-        settings, f"SELECT * FROM customers_t WHERE customer_id = {_literal(customer_id)}"
-    )
+    rows = query_engine(settings, "SELECT * FROM customers_t WHERE customer_id = $1", [customer_id])
     return None if rows.empty else rows.iloc[0].to_dict()
 
 
@@ -366,19 +382,22 @@ def purchase_history(
     settings: Settings, customer_id: str, before: date | None, limit: int = HISTORY_LIMIT
 ) -> pd.DataFrame:
     """Purchases before the test week (what the model saw), newest first."""
-    cutoff = f"AND t_dat < DATE '{before.isoformat()}'" if before else ""
     return query_engine(
         settings,
-        "SELECT t_dat, article_id, prod_name, product_type_name, colour_group_name, "
-        "product_group_name FROM joined_transactions_t "
-        f"WHERE customer_id = {_literal(customer_id)} {cutoff} "
+        f"SELECT t_dat, article_id, units, {ARTICLE_COLUMNS} FROM joined_transactions_t "
+        "WHERE customer_id = $1 AND t_dat < $2 "
         f"ORDER BY t_dat DESC, article_id LIMIT {int(limit)}",
+        [customer_id, before or date.max],
     )
 
 
 def live_purchases(settings: Settings, customer_id: str) -> pd.DataFrame:
-    """The customer's latest distinct purchases as the streaming views hold them now."""
+    """The customer's latest distinct purchases as the streaming views hold them right now."""
     return query_engine(
         settings,
-        f"SELECT * FROM customer_recent_articles_t WHERE customer_id = {_literal(customer_id)}",
+        f"SELECT r.last_t_dat AS t_dat, r.article_id, r.units, {ARTICLE_COLUMNS} "
+        "FROM customer_recent_articles_t AS r "
+        "LEFT JOIN articles_metadata_t AS a ON a.article_id = r.article_id "
+        "WHERE r.customer_id = $1 ORDER BY r.last_t_dat DESC, r.article_id",
+        [customer_id],
     )

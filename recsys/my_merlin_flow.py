@@ -1,4 +1,4 @@
-"""MyMerlinFlow: train Merlin two-tower models on filtered_dataframe_t, evaluate them honestly, export.
+"""MyMerlinFlow: train Merlin two-tower models on filtered_dataframe_t, evaluate honestly, export.
 
     python recsys/my_merlin_flow.py show                      # the steps
     python recsys/my_merlin_flow.py run --max-workers 2       # train (see docs/training.md)
@@ -33,10 +33,14 @@ from recsys.settings import ConfigError, load_settings  # noqa: E402
 
 SPLIT_DAYS = 7
 MIN_TRAINING_ROWS = 100
+RANKING_DEPTH = 100  # recall@100 needs 100 candidates from every ranking
+MODEL_STRATEGIES = ("two_tower", "repurchase+two_tower")  # what warm customers may get
 ENGINES = ("auto", "embedded", "risingwave")
-CUSTOMER_COLUMNS = "customer_id, age, club_member_status, fashion_news_frequency, \"FN\", \"Active\", postal_code"
+CUSTOMER_COLUMNS = (
+    'customer_id, age, club_member_status, fashion_news_frequency, "FN", "Active", postal_code'
+)
 TRAINING_COLUMNS = (
-    't_dat, customer_id, article_id, price, age, club_member_status, fashion_news_frequency, '
+    "t_dat, customer_id, article_id, price, age, club_member_status, fashion_news_frequency, "
     '"FN", "Active", postal_code, product_type_no, product_group_name, graphical_appearance_no, '
     "colour_group_code, perceived_colour_value_id, department_no, index_code, section_no, "
     "garment_group_no"
@@ -58,35 +62,61 @@ class MyMerlinFlow(FlowSpec):
     """Two-tower retrieval for H&M: grid search on validation, honest test, predictions for all."""
 
     engine = Parameter(
-        "engine", default="auto", help="Where filtered_dataframe_t is read: auto (RisingWave "
-        "when RISINGWAVE_URL is set, else the embedded DuckDB file), embedded or risingwave.")
+        "engine",
+        default="auto",
+        help="Where filtered_dataframe_t is read: auto (RisingWave "
+        "when RISINGWAVE_URL is set, else the embedded DuckDB file), embedded or risingwave.",
+    )
     test_start = Parameter(
-        "test-start", default="", help="First day of the test week, YYYY-MM-DD. Default: the "
-        "last 7 days of data are the test week.")
+        "test-start",
+        default="",
+        help="First day of the test week, YYYY-MM-DD. Default: the "
+        "last 7 days of data are the test week.",
+    )
     validation_start = Parameter(
-        "validation-start", default="", help="First day of the validation week, YYYY-MM-DD. "
-        "Default: 7 days before the test week. Everything earlier is training.")
+        "validation-start",
+        default="",
+        help="First day of the validation week, YYYY-MM-DD. "
+        "Default: 7 days before the test week. Everything earlier is training.",
+    )
     min_purchases = Parameter(
-        "min-purchases", default=2, type=int, help="Train on customers with at least this "
-        "many purchases before the validation week (applied in filtered_dataframe_t).")
+        "min-purchases",
+        default=2,
+        type=int,
+        help="Train on customers with at least this "
+        "many purchases before the validation week (applied in filtered_dataframe_t).",
+    )
     learning_rates = Parameter(
-        "learning-rates", default="0.01,0.003", help="Comma-separated learning rates (grid).")
+        "learning-rates", default="0.01,0.003", help="Comma-separated learning rates (grid)."
+    )
     batch_sizes = Parameter(
-        "batch-sizes", default="1024,4096", help="Comma-separated batch sizes (grid); larger "
-        "batches give more in-batch negatives.")
+        "batch-sizes",
+        default="1024,4096",
+        help="Comma-separated batch sizes (grid); larger batches give more in-batch negatives.",
+    )
     epochs = Parameter("epochs", default=3, type=int, help="Training epochs per grid point.")
     embedding_dim = Parameter(
-        "embedding-dim", default=64, type=int, help="Size of the customer/article embeddings.")
+        "embedding-dim", default=64, type=int, help="Size of the customer/article embeddings."
+    )
     top_k = Parameter("top-k", default=12, type=int, help="Recommendations per customer (MAP@k).")
     sample_fraction = Parameter(
-        "sample-fraction", default=1.0, type=float, help="Share of training rows to use, "
-        "in (0, 1]; below 1 for quick experiments on large data.")
+        "sample-fraction",
+        default=1.0,
+        type=float,
+        help="Share of training rows to use, "
+        "in (0, 1]; below 1 for quick experiments on large data.",
+    )
     output_dir = Parameter(
-        "output-dir", default="", help="Where OUTPUT_DIR/<run id>/ is written (default: the "
-        "OUTPUT_DIR setting).")
+        "output-dir",
+        default="",
+        help="Where OUTPUT_DIR/<run id>/ is written (default: the OUTPUT_DIR setting).",
+    )
     gpu = Parameter(
-        "gpu", default=True, type=bool, help="Train on a GPU when TensorFlow sees one "
-        "(--gpu False forces the CPU).")
+        "gpu",
+        default=True,
+        type=bool,
+        help="Train on a GPU when TensorFlow sees one (--gpu False forces the CPU).",
+    )
 
     @step
     def start(self):
@@ -149,8 +179,11 @@ class MyMerlinFlow(FlowSpec):
                 )
                 for split, ids in self._query_customers().items()
             }
-        print("encoded:", {k: len(v) for k, v in self.encoded_queries.items()},
-              f"train rows {len(self.encoded_train)}, articles {len(self.encoded_articles)}")
+        print(
+            "encoded:",
+            {k: len(v) for k, v in self.encoded_queries.items()},
+            f"train rows {len(self.encoded_train)}, articles {len(self.encoded_articles)}",
+        )
         self.next(self.train, foreach="grid")
 
     @step
@@ -163,17 +196,34 @@ class MyMerlinFlow(FlowSpec):
         if not self.gpu:
             os.environ["CUDA_VISIBLE_DEVICES"] = "-1"
         params = towers.HyperParameters(**self.input)
-        features = self._features()
         experiment = start_experiment(
-            _settings(), f"{current.run_id}-lr{params.learning_rate}-bs{params.batch_size}",
-            [f"metaflow_run:{current.run_id}", f"step:{current.step_name}",
-             f"task:{current.task_id}", current.flow_name], self._comet_dir())
-        experiment.log_parameters({**self.input, "min_purchases": self.min_purchases,
-                                   "metaflow_run": current.run_id, "top_k": self.top_k})
+            _settings(),
+            f"{current.run_id}-lr{params.learning_rate}-bs{params.batch_size}",
+            [
+                f"metaflow_run:{current.run_id}",
+                f"step:{current.step_name}",
+                f"task:{current.task_id}",
+                current.flow_name,
+            ],
+            self._comet_dir(),
+        )
+        features = self._features()  # after Comet: it wants to be imported before TensorFlow
+        experiment.log_parameters(
+            {
+                **self.input,
+                "min_purchases": self.min_purchases,
+                "metaflow_run": current.run_id,
+                "top_k": self.top_k,
+            }
+        )
         result = towers.train(
-            self.encoded_train, features.schema, self.item_frequencies, params,
+            self.encoded_train,
+            features.schema,
+            self.item_frequencies,
+            params,
             on_epoch_end=lambda epoch, logs: experiment.log_metrics(
-                logs, prefix="train", epoch=epoch + 1, step=epoch + 1),
+                logs, prefix="train", epoch=epoch + 1, step=epoch + 1
+            ),
         )
         self.device, self.history = result.device, result.history
         self.seconds_per_epoch = result.seconds_per_epoch
@@ -181,14 +231,19 @@ class MyMerlinFlow(FlowSpec):
         print(f"trained {params} on {self.device}: {self.examples_per_second:,.0f} examples/s")
 
         self.article_embeddings = towers.embed(
-            result.model.candidate_encoder, self.encoded_articles, features.schema)
+            result.model.candidate_encoder, self.encoded_articles, features.schema
+        )
         self.query_embeddings = {
             split: towers.embed(result.model.query_encoder, frame, features.schema)
             for split, frame in self.encoded_queries.items()
         }
         recs = towers.recommend(
-            self.query_embeddings["validation"], self.article_embeddings,
-            self._query_customers()["validation"], self.articles["article_id"].to_numpy(), 100)
+            self.query_embeddings["validation"],
+            self.article_embeddings,
+            self._query_customers()["validation"],
+            self.articles["article_id"].to_numpy(),
+            100,
+        )
         self.validation = ranking_metrics(recs, self.validation_actuals, len(self.articles))
         print("validation:", self.validation)
         experiment.log_other("device", self.device)
@@ -204,18 +259,38 @@ class MyMerlinFlow(FlowSpec):
         """Keep the branch with the best validation MAP@12 (recall@12 breaks ties)."""
         best = max(inputs, key=lambda b: (b.validation["map@12"], b.validation["recall@12"]))
         self.grid_results = [
-            {**b.params, **{f"validation_{k}": v for k, v in b.validation.items()},
-             "device": b.device, "examples_per_second": b.examples_per_second,
-             "history": b.history}
+            {
+                **b.params,
+                **{f"validation_{k}": v for k, v in b.validation.items()},
+                "device": b.device,
+                "examples_per_second": b.examples_per_second,
+                "history": b.history,
+            }
             for b in inputs
         ]
         for row in self.grid_results:
             print({k: v for k, v in row.items() if k != "history"})
-        self.merge_artifacts(inputs, include=[
-            "dates", "rows", "export_dir", "engine_kind", "warm_customers", "articles",
-            "customers", "validation_actuals", "test_actuals", "workflows", "settings_shown"])
+        self.merge_artifacts(
+            inputs,
+            include=[
+                "dates",
+                "rows",
+                "export_dir",
+                "engine_kind",
+                "warm_customers",
+                "articles",
+                "customers",
+                "validation_actuals",
+                "test_actuals",
+                "workflows",
+                "settings_shown",
+            ],
+        )
         self.best_params, self.device, self.query_tower = best.params, best.device, best.query_tower
-        self.article_embeddings, self.query_embeddings = best.article_embeddings, best.query_embeddings
+        self.article_embeddings, self.query_embeddings = (
+            best.article_embeddings,
+            best.query_embeddings,
+        )
         self.best_validation = best.validation
         print("best:", self.best_params, "validation", self.best_validation)
         self.next(self.evaluate)
@@ -223,39 +298,53 @@ class MyMerlinFlow(FlowSpec):
     @card(type="blank", id="evaluation")
     @step
     def evaluate(self):
-        """Test week, whole catalogue: the model and both baselines on the same customers."""
+        """Test week, whole catalogue: the model, both baselines and the hybrid, same customers.
+
+        What is served is decided on the validation week only: for warm customers the
+        model alone or the hybrid (their recent purchases, then the model), for cold
+        customers the better baseline. The test week only measures that choice.
+        """
         import pandas as pd
 
-        from recsys import baselines, towers
+        from recsys import baselines
         from recsys.evaluation import ranking_metrics, segment_metrics
 
-        cutoff = self.dates["validation_start"]  # all three know only the training data
-        test_ids = self._query_customers()["test"]
+        cutoff = self.dates["validation_start"]  # everything here knows only training data
         with _open_engine(self.engine) as eng:
-            popular = baselines.popular_articles(eng, cutoff, 100)
+            popular = baselines.popular_articles(eng, cutoff, RANKING_DEPTH)
             recent = baselines.recent_purchases(eng, cutoff)
-        candidates = {
-            "two_tower": towers.recommend(
-                self.query_embeddings["test"], self.article_embeddings, test_ids,
-                self.articles["article_id"].to_numpy(), 100),
-            **{name: baselines.baseline_recommendations(name, test_ids, recent, popular)
-               for name in baselines.BASELINES},
-        }
-        # The fallback for cold customers is chosen on validation, never on the test week.
-        validation_ids = self._query_customers()["validation"]
-        self.fallback = max(baselines.BASELINES, key=lambda name: ranking_metrics(
-            baselines.baseline_recommendations(name, validation_ids, recent, popular),
-            self.validation_actuals, len(self.articles))["map@12"])
         warm = pd.Index(self.warm_customers)
-        model_recs = candidates["two_tower"]
-        fallback_recs = candidates[self.fallback]
-        candidates["served"] = pd.concat([
-            model_recs[model_recs["customer_id"].isin(warm)],
-            fallback_recs[~fallback_recs["customer_id"].isin(warm)],
-        ])
+        catalogue = len(self.articles)
+        rankings = {
+            split: self._rankings(split, recent, popular) for split in ("validation", "test")
+        }
+
+        def validation_map(name: str, customers) -> float:
+            actuals = self.validation_actuals
+            actuals = (
+                actuals[actuals["customer_id"].isin(customers)]
+                if customers is not None
+                else actuals
+            )
+            return ranking_metrics(rankings["validation"][name], actuals, catalogue)["map@12"]
+
+        self.fallback = max(baselines.BASELINES, key=lambda name: validation_map(name, None))
+        self.warm_strategy = max(MODEL_STRATEGIES, key=lambda name: validation_map(name, warm))
+        print(f"served: {self.warm_strategy} for warm customers, {self.fallback} for cold ones")
+        test = rankings["test"]
+        test["served"] = pd.concat(
+            [
+                test[self.warm_strategy][test[self.warm_strategy]["customer_id"].isin(warm)],
+                test[self.fallback][~test[self.fallback]["customer_id"].isin(warm)],
+            ]
+        )
         self.metrics = pd.concat(
-            [segment_metrics(recs, self.test_actuals, warm, len(self.articles)).assign(model=name)
-             for name, recs in candidates.items()], ignore_index=True)
+            [
+                segment_metrics(recs, self.test_actuals, warm, catalogue).assign(model=name)
+                for name, recs in test.items()
+            ],
+            ignore_index=True,
+        )
         self.metrics = self.metrics[["model", *self.metrics.columns[:-1]]]
         print(self.metrics.to_string(index=False))
         self._log_summary_to_comet()
@@ -264,28 +353,48 @@ class MyMerlinFlow(FlowSpec):
 
     @step
     def predict(self):
-        """Top-k for every customer: the model where it knows the customer, else the fallback."""
+        """Top-k for every customer: the model's choice where it knows them, else the fallback."""
         import numpy as np
         import pandas as pd
 
         from recsys import baselines, towers
 
         everyone = self._query_customers()["predict"]
-        with _open_engine(self.engine) as eng:  # the fallback may use every day of data
+        with _open_engine(self.engine) as eng:  # predictions may use every day of data
             cutoff = self.dates["end"] + timedelta(days=1)
             popular = baselines.popular_articles(eng, cutoff, self.top_k)
             recent = baselines.recent_purchases(eng, cutoff)
         known = np.isin(everyone, np.asarray(self.warm_customers, dtype=object))
         model = towers.recommend(
-            self.query_embeddings["predict"][known], self.article_embeddings, everyone[known],
-            self.articles["article_id"].to_numpy(), self.top_k).assign(source="model")
+            self.query_embeddings["predict"][known],
+            self.article_embeddings,
+            everyone[known],
+            self.articles["article_id"].to_numpy(),
+            self.top_k,
+        )
+        if self.warm_strategy == "two_tower":
+            model = model.assign(source="model")
+        else:
+            hybrid = baselines.repurchase_recommendations(
+                everyone[known], recent, model, self.top_k
+            )
+            scores = model.set_index(["customer_id", "article_id"])["score"]
+            model = hybrid.assign(
+                source=hybrid["source"].replace({"fill": "model"}),
+                score=scores.reindex(
+                    pd.MultiIndex.from_frame(hybrid[["customer_id", "article_id"]])
+                ).to_numpy(),
+            )
         fallback = baselines.baseline_recommendations(
-            self.fallback, everyone[~known], recent, popular).assign(score=np.nan,
-                                                                      source=self.fallback)
+            self.fallback, everyone[~known], recent, popular
+        ).assign(score=np.nan, source=self.fallback)
         self.predictions = pd.concat([model, fallback], ignore_index=True)[
-            ["customer_id", "rank", "article_id", "score", "source"]]
-        print(f"predictions for {len(everyone)} customers: {int(known.sum())} by the model, "
-              f"{int((~known).sum())} by the {self.fallback} baseline")
+            ["customer_id", "rank", "article_id", "score", "source"]
+        ]
+        print(
+            f"predictions for {len(everyone)} customers: {int(known.sum())} by "
+            f"{self.warm_strategy}, {int((~known).sum())} by the {self.fallback} baseline"
+        )
         self.next(self.export)
 
     @step
@@ -318,16 +427,39 @@ class MyMerlinFlow(FlowSpec):
 
         return FittedFeatures.from_bytes(self.workflows, Path(tempfile.mkdtemp(prefix="wf-")))
 
+    def _rankings(self, split: str, recent, popular: list[str]) -> dict:
+        """Every candidate's top-100 for the buyers of `split`, from data before validation."""
+        from recsys import baselines, towers
+
+        ids = self._query_customers()[split]
+        model = towers.recommend(
+            self.query_embeddings[split],
+            self.article_embeddings,
+            ids,
+            self.articles["article_id"].to_numpy(),
+            RANKING_DEPTH,
+        )
+        hybrid = baselines.repurchase_recommendations(ids, recent, model, RANKING_DEPTH)
+        return {
+            "two_tower": model,
+            "repurchase+two_tower": hybrid.drop(columns="source"),
+            **{
+                name: baselines.baseline_recommendations(name, ids, recent, popular)
+                for name in baselines.BASELINES
+            },
+        }
+
     def _comet_dir(self) -> Path:
         return Path(self.export_dir) / "comet"
 
     def _query_customers(self) -> dict:
-        """Whose query embedding each split needs: buyers of validation/test, everyone for predict."""
+        """Whose query embedding each split needs: the week's buyers, or everyone (predict)."""
         import numpy as np
 
         return {
-            "validation": np.asarray(sorted(self.validation_actuals["customer_id"].unique()),
-                                     dtype=object),
+            "validation": np.asarray(
+                sorted(self.validation_actuals["customer_id"].unique()), dtype=object
+            ),
             "test": np.asarray(sorted(self.test_actuals["customer_id"].unique()), dtype=object),
             "predict": np.asarray(sorted(self.customers["customer_id"].unique()), dtype=object),
         }
@@ -343,25 +475,36 @@ class MyMerlinFlow(FlowSpec):
         from recsys.tracking import start_experiment
 
         experiment = start_experiment(
-            _settings(), f"{current.run_id}-evaluation",
+            _settings(),
+            f"{current.run_id}-evaluation",
             [f"metaflow_run:{current.run_id}", f"step:{current.step_name}", current.flow_name],
-            self._comet_dir())
-        experiment.log_parameters({**self.best_params, "fallback": self.fallback,
-                                   "metaflow_run": current.run_id})
+            self._comet_dir(),
+        )
+        experiment.log_parameters(
+            {
+                **self.best_params,
+                "fallback": self.fallback,
+                "warm_strategy": self.warm_strategy,
+                "metaflow_run": current.run_id,
+            }
+        )
         for row in self.metrics.to_dict("records"):
             values = {k: v for k, v in row.items() if k not in ("model", "segment") and v == v}
-            experiment.log_metrics(values,
-                                   prefix=f"test/{row['model']}/{row['segment']}")
+            experiment.log_metrics(values, prefix=f"test/{row['model']}/{row['segment']}")
         experiment.log_table("test_metrics.csv", tabular_data=self.metrics)
         experiment.end()
 
     def _fill_card(self) -> None:
         from metaflow.cards import Markdown, Table, VegaChart
 
-        current.card["evaluation"].append(Markdown(
-            f"# Test week {self.dates['test_start']} .. {self.dates['end']}\n"
-            f"Best grid point: `{self.best_params}` on {self.device}; cold customers get the "
-            f"`{self.fallback}` baseline."))
+        current.card["evaluation"].append(
+            Markdown(
+                f"# Test week {self.dates['test_start']} .. {self.dates['end']}\n"
+                f"Best grid point: `{self.best_params}` on {self.device}. Served: "
+                f"`{self.warm_strategy}` for warm customers, the `{self.fallback}` baseline for "
+                "cold ones (both chosen on the validation week)."
+            )
+        )
         current.card["evaluation"].append(Table.from_dataframe(self.metrics.round(4)))
         shown = self.metrics[self.metrics["segment"] != "all"]
         current.card["evaluation"].append(VegaChart(_bar_chart(shown)))
@@ -380,13 +523,22 @@ class MyMerlinFlow(FlowSpec):
         self.articles.to_parquet(out / "articles.parquet", index=False)
         everyone = self._query_customers()["predict"]
         for name, ids, vectors, extra in (
-            ("customer", everyone, self.query_embeddings["predict"],
-             {"warm": np.isin(everyone, np.asarray(self.warm_customers, dtype=object))}),
+            (
+                "customer",
+                everyone,
+                self.query_embeddings["predict"],
+                {"warm": np.isin(everyone, np.asarray(self.warm_customers, dtype=object))},
+            ),
             ("article", self.articles["article_id"].to_numpy(), self.article_embeddings, {}),
         ):
             flat = pa.array(np.ascontiguousarray(vectors).reshape(-1))
-            table = pa.table({f"{name}_id": pa.array(ids, pa.string()), **extra,
-                              "embedding": pa.FixedSizeListArray.from_arrays(flat, vectors.shape[1])})
+            table = pa.table(
+                {
+                    f"{name}_id": pa.array(ids, pa.string()),
+                    **extra,
+                    "embedding": pa.FixedSizeListArray.from_arrays(flat, vectors.shape[1]),
+                }
+            )
             pq.write_table(table, out / f"{name}_embeddings.parquet")
         index = faiss.IndexFlatIP(self.article_embeddings.shape[1])
         index.add(np.ascontiguousarray(self.article_embeddings))
@@ -395,7 +547,8 @@ class MyMerlinFlow(FlowSpec):
             with tarfile.open(fileobj=BytesIO(blob), mode="r:gz") as tar:
                 tar.extractall(out, filter="data")
         pd.DataFrame(self.grid_results).drop(columns="history").to_parquet(
-            out / "grid.parquet", index=False)
+            out / "grid.parquet", index=False
+        )
         info = {
             "run_id": current.run_id,
             "flow": current.flow_name,
@@ -407,6 +560,7 @@ class MyMerlinFlow(FlowSpec):
             "best_hyperparameters": self.best_params,
             "validation": self.best_validation,
             "fallback": self.fallback,
+            "warm_strategy": self.warm_strategy,
             "device": self.device,
             "top_k": self.top_k,
         }
@@ -451,9 +605,14 @@ def _grid(learning_rates: str, batch_sizes: str, epochs: int, embedding_dim: int
     if not rates or not sizes:
         raise FlowInputError("the grid is empty: give at least one learning rate and batch size")
     grid = [
-        {"learning_rate": lr, "batch_size": bs, "epochs": int(epochs),
-         "embedding_dim": int(embedding_dim)}
-        for lr in rates for bs in sizes
+        {
+            "learning_rate": lr,
+            "batch_size": bs,
+            "epochs": int(epochs),
+            "embedding_dim": int(embedding_dim),
+        }
+        for lr in rates
+        for bs in sizes
     ]
     for point in grid:
         try:
@@ -484,13 +643,15 @@ def _ensure_data(eng) -> None:
     if eng.kind != "embedded":
         raise FlowInputError(
             "RisingWave has no purchases yet: stream the CSVs with `python kafka/producer.py` "
-            "(see docs) and wait for the views to fill, then run the flow again.")
+            "(see docs) and wait for the views to fill, then run the flow again."
+        )
     data_dir = _settings().data_dir
     if not (data_dir / "transactions_train.csv").is_file():
         raise FlowInputError(
             f"the DuckDB file has no data and {data_dir}/transactions_train.csv does not exist: "
             "set DATA_DIR to a folder with the H&M CSVs, or generate demo data with "
-            "`python data/generate.py`.")
+            "`python data/generate.py`."
+        )
     print(f"the DuckDB file has no data yet: loading the CSVs of {data_dir} (fast path)")
     report = eng.load_csv(data_dir)
     print(f"loaded {report.rows} rows; {report.rejected} malformed rows went to `rejects`")
@@ -507,6 +668,7 @@ def _date_range(eng) -> tuple[date, date]:
 
 def _split_dates(first: date, last: date, validation_start: str, test_start: str) -> dict:
     """Test = last 7 days, validation = the 7 before, unless given; checked for order."""
+
     def parse(value: str, name: str) -> date | None:
         if not value:
             return None
@@ -521,9 +683,15 @@ def _split_dates(first: date, last: date, validation_start: str, test_start: str
         raise FlowInputError(
             f"the data runs {first} .. {last}, which leaves no training days before validation "
             f"({validation}) and test ({test}): needs first < validation-start < test-start <= "
-            "last day; use more data or set --validation-start/--test-start.")
-    return {"train_start": first, "validation_start": validation, "test_start": test,
-            "end": last, "predict_start": last + timedelta(days=1)}
+            "last day; use more data or set --validation-start/--test-start."
+        )
+    return {
+        "train_start": first,
+        "validation_start": validation,
+        "test_start": test,
+        "end": last,
+        "predict_start": last + timedelta(days=1),
+    }
 
 
 def _check_images() -> None:
@@ -531,7 +699,8 @@ def _check_images() -> None:
     if settings.image_url_template is None and not settings.image_dir.is_dir():
         raise FlowInputError(
             f"IMAGE_DIR {settings.image_dir} does not exist and IMAGE_URL_TEMPLATE is unset: "
-            "the exported article index needs an image location; set one of them.")
+            "the exported article index needs an image location; set one of them."
+        )
 
 
 def _check_splits(rows: dict, min_purchases: int, dates: dict) -> None:
@@ -539,19 +708,23 @@ def _check_splits(rows: dict, min_purchases: int, dates: dict) -> None:
         raise FlowInputError(
             f"filtered_dataframe_t has {rows['train']} training rows before "
             f"{dates['validation_start']} (need >= {MIN_TRAINING_ROWS}): lower --min-purchases "
-            f"(now {min_purchases}), move --validation-start later, or load more data.")
+            f"(now {min_purchases}), move --validation-start later, or load more data."
+        )
     for split in ("validation", "test"):
         if rows[split] == 0:
             raise FlowInputError(
                 f"the {split} week has no purchases: check --validation-start/--test-start "
-                f"({dates['validation_start']}, {dates['test_start']}) against the data.")
+                f"({dates['validation_start']}, {dates['test_start']}) against the data."
+            )
 
 
 def _actuals(eng, start: date, end: date):
     """Every purchase in [start, end) by any customer (warm or cold): what we evaluate against."""
     return eng.query(
         "SELECT DISTINCT customer_id, article_id, t_dat FROM joined_transactions_t "
-        "WHERE t_dat >= $1 AND t_dat < $2", [start, end])
+        "WHERE t_dat >= $1 AND t_dat < $2",
+        [start, end],
+    )
 
 
 def _bar_chart(metrics) -> dict:
@@ -571,9 +744,13 @@ def _bar_chart(metrics) -> dict:
 
 def _curves_chart(grid_results: list[dict]) -> dict:
     values = [
-        {"epoch": epoch + 1, "loss": loss,
-         "grid point": f"lr={row['learning_rate']} bs={row['batch_size']}"}
-        for row in grid_results for epoch, loss in enumerate(row["history"].get("loss", []))
+        {
+            "epoch": epoch + 1,
+            "loss": loss,
+            "grid point": f"lr={row['learning_rate']} bs={row['batch_size']}",
+        }
+        for row in grid_results
+        for epoch, loss in enumerate(row["history"].get("loss", []))
     ]
     return {
         "$schema": "https://vega.github.io/schema/vega-lite/v5.json",

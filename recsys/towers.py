@@ -88,10 +88,13 @@ def build_model(schema, item_frequencies: np.ndarray, params: HyperParameters):
             col.name: ID_EMBEDDING_DIM if Tags.ID in col.tags else FEATURE_EMBEDDING_DIM
             for col in tower_schema.select_by_tag(Tags.CATEGORICAL)
         }
-        inputs = mm.InputBlockV2(tower_schema, categorical=mm.Embeddings(
-            tower_schema.select_by_tag(Tags.CATEGORICAL), dim=dims))
-        mlp = mm.MLPBlock([params.embedding_dim * 2, params.embedding_dim],
-                          no_activation_last_layer=True)
+        inputs = mm.InputBlockV2(
+            tower_schema,
+            categorical=mm.Embeddings(tower_schema.select_by_tag(Tags.CATEGORICAL), dim=dims),
+        )
+        mlp = mm.MLPBlock(
+            [params.embedding_dim * 2, params.embedding_dim], no_activation_last_layer=True
+        )
         return mm.Encoder(inputs, mlp)
 
     logq = PopularityLogitsCorrection(
@@ -172,12 +175,18 @@ def top_k(queries: np.ndarray, items: np.ndarray, k: int) -> tuple[np.ndarray, n
     rows = np.empty((len(queries), k), dtype="int64")
     for start in range(0, len(queries), SCORING_BATCH):
         block = np.ascontiguousarray(queries[start : start + SCORING_BATCH], dtype="float32")
-        scores[start : start + len(block)], rows[start : start + len(block)] = index.search(block, k)
+        scores[start : start + len(block)], rows[start : start + len(block)] = index.search(
+            block, k
+        )
     return scores, rows
 
 
 def recommend(
-    queries: np.ndarray, items: np.ndarray, customer_ids: np.ndarray, article_ids: np.ndarray, k: int
+    queries: np.ndarray,
+    items: np.ndarray,
+    customer_ids: np.ndarray,
+    article_ids: np.ndarray,
+    k: int,
 ) -> pd.DataFrame:
     """Top-k articles per customer as a long frame: customer_id, rank, article_id, score."""
     from recsys.evaluation import to_long

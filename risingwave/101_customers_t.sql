@@ -5,21 +5,21 @@
 --     missing value means 0.0 (not subscribed / not active);
 --   * fashion_news_frequency: missing, empty, 'None' or 'NONE' all mean 'NONE';
 --     other values ('Regularly', 'Monthly') are kept as spelled;
---   * club_member_status, postal_code: trimmed, empty strings become NULL (unknown);
+--   * club_member_status, postal_code: empty strings become NULL (unknown);
 --   * age: kept as delivered, NULL when unknown (no invented age);
 --   * rows without a customer_id are left out.
 CREATE MATERIALIZED VIEW IF NOT EXISTS customers_t AS
 SELECT
-    TRIM(customer_id) AS customer_id,
+    customer_id AS customer_id,
     COALESCE("FN", 0.0) AS "FN",
     COALESCE("Active", 0.0) AS "Active",
-    NULLIF(TRIM(club_member_status), '') AS club_member_status,
+    NULLIF(club_member_status, '') AS club_member_status,
     CASE
-        WHEN UPPER(COALESCE(NULLIF(TRIM(fashion_news_frequency), ''), 'NONE')) = 'NONE'
+        WHEN fashion_news_frequency IS NULL OR UPPER(fashion_news_frequency) IN ('', 'NONE')
             THEN 'NONE'
-        ELSE TRIM(fashion_news_frequency)
+        ELSE fashion_news_frequency
     END AS fashion_news_frequency,
     age,
-    NULLIF(TRIM(postal_code), '') AS postal_code
+    NULLIF(postal_code, '') AS postal_code
 FROM customers_raw
-WHERE NULLIF(TRIM(customer_id), '') IS NOT NULL;
+WHERE customer_id <> '';

@@ -5,8 +5,8 @@
 -- simply has no row here).
 CREATE MATERIALIZED VIEW IF NOT EXISTS images_t AS
 SELECT
-    LPAD(TRIM(article_id), 10, '0') AS article_id,
-    TRIM(image_path) AS image_path
+    LPAD(article_id, 10, '0') AS article_id,
+    image_path AS image_path
 FROM images_raw
-WHERE NULLIF(TRIM(article_id), '') IS NOT NULL
-    AND NULLIF(TRIM(image_path), '') IS NOT NULL;
+WHERE article_id <> ''
+    AND image_path <> '';

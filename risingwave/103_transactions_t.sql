@@ -6,14 +6,14 @@
 -- are left out (the producer sends such rows to the dead-letter topic instead).
 CREATE MATERIALIZED VIEW IF NOT EXISTS transactions_t AS
 SELECT
-    TRIM(event_id) AS event_id,
+    event_id AS event_id,
     t_dat,
-    TRIM(customer_id) AS customer_id,
-    LPAD(TRIM(article_id), 10, '0') AS article_id,
+    customer_id AS customer_id,
+    LPAD(article_id, 10, '0') AS article_id,
     price,
     sales_channel_id
 FROM transactions_raw
-WHERE NULLIF(TRIM(event_id), '') IS NOT NULL
+WHERE event_id <> ''
     AND t_dat IS NOT NULL
-    AND NULLIF(TRIM(customer_id), '') IS NOT NULL
-    AND NULLIF(TRIM(article_id), '') IS NOT NULL;
+    AND customer_id <> ''
+    AND article_id <> '';

@@ -8,42 +8,47 @@
 --   before the cutoff IS included.
 -- Each comparison with a parameter is a column compared with a scalar subquery
 -- (RisingWave's dynamic filter); MAX() makes each subquery provably one row.
+-- training_rows is used twice; DuckDB computes such a CTE once (materialized).
 CREATE MATERIALIZED VIEW IF NOT EXISTS filtered_dataframe_t AS
-SELECT
-    j.t_dat,
-    j.customer_id,
-    j.article_id,
-    j.units,
-    j.price,
-    j.sales_channel_id,
-    j.product_code,
-    j.prod_name,
-    j.product_type_no,
-    j.product_type_name,
-    j.product_group_name,
-    j.graphical_appearance_no,
-    j.colour_group_code,
-    j.colour_group_name,
-    j.perceived_colour_value_id,
-    j.perceived_colour_master_id,
-    j.department_no,
-    j.index_code,
-    j.index_group_no,
-    j.section_no,
-    j.garment_group_no,
-    j.image_path,
-    j."FN",
-    j."Active",
-    j.club_member_status,
-    j.fashion_news_frequency,
-    j.age,
-    j.postal_code
-FROM joined_transactions_t AS j
-JOIN (
-    SELECT customer_id
+WITH training_rows AS (
+    SELECT *
     FROM joined_transactions_t
     WHERE t_dat < (SELECT MAX(cutoff) FROM training_settings)
+),
+eligible AS (
+    SELECT customer_id
+    FROM training_rows
     GROUP BY customer_id
     HAVING COUNT(*) >= (SELECT MAX(min_purchases) FROM training_settings)
-) AS eligible ON eligible.customer_id = j.customer_id
-WHERE j.t_dat < (SELECT MAX(cutoff) FROM training_settings);
+)
+SELECT
+    r.t_dat,
+    r.customer_id,
+    r.article_id,
+    r.units,
+    r.price,
+    r.sales_channel_id,
+    r.product_code,
+    r.prod_name,
+    r.product_type_no,
+    r.product_type_name,
+    r.product_group_name,
+    r.graphical_appearance_no,
+    r.colour_group_code,
+    r.colour_group_name,
+    r.perceived_colour_value_id,
+    r.perceived_colour_master_id,
+    r.department_no,
+    r.index_code,
+    r.index_group_no,
+    r.section_no,
+    r.garment_group_no,
+    r.image_path,
+    r."FN",
+    r."Active",
+    r.club_member_status,
+    r.fashion_news_frequency,
+    r.age,
+    r.postal_code
+FROM training_rows AS r
+JOIN eligible AS e ON e.customer_id = r.customer_id;

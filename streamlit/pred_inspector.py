@@ -40,6 +40,8 @@ def show_grid(cards: list[ins.Card]) -> None:
         row = cards[start : start + GRID_COLUMNS]
         for column, card in zip(st.columns(GRID_COLUMNS), row, strict=False):
             with column.container(border=card.hit):
+                if card.hit:
+                    st.badge("bought in test week", icon=":material/check_circle:", color="green")
                 st.image(card.image, caption=card.caption, width="stretch")
 
 
@@ -59,6 +61,8 @@ def sidebar(settings: Settings) -> ins.RunData | None:
         st.json(ins.hyperparameters(run))
     st.sidebar.subheader("Model vs baselines")
     st.sidebar.dataframe(ins.metric_table(run.metrics), width="stretch")
+    with st.sidebar.expander("All metrics"):
+        st.dataframe(run.metrics, hide_index=True)
     st.sidebar.bar_chart(ins.metric_chart(run.metrics), stack=False, y_label="map@12")
     return run
 
@@ -68,7 +72,8 @@ def pick_customer(run: ins.RunData) -> str | None:
     pool = ins.candidate_customers(run, only_buyers)
     left, right = st.columns([4, 1])
     right.button(
-        "🎲 Random customer",
+        "Random customer",
+        icon=":material/shuffle:",
         on_click=lambda: st.session_state.update(prefix=ins.random_customer(pool) or ""),
     )
     prefix = left.text_input("Customer id (or its start)", key="prefix")
@@ -85,25 +90,26 @@ def history_section(settings: Settings, run: ins.RunData, customer_id: str) -> N
     except ins.EngineUnavailable as error:
         st.warning(str(error))
         return
-    st.subheader("Customer")
+    st.subheader("Attributes")
     st.dataframe([attributes] if attributes else [], width="stretch")
     if attributes is None:
         st.caption("Not in customers_t (unknown to the streaming views).")
     st.subheader(f"Purchase history before the test week ({len(history)} shown, newest first)")
     if history.empty:
         st.info("This customer bought nothing before the test week (a cold customer).")
-    show_grid(ins.history_cards(history, run, settings))
+    show_grid(ins.history_cards(history, settings))
 
 
 def recommendations_section(settings: Settings, run: ins.RunData, customer_id: str) -> None:
     recs = ins.recommendations(run, customer_id)
     hits = int(recs["hit"].sum())
     st.subheader(f"Top {ins.TOP_K} recommendations ({hits} bought in the test week)")
+    st.caption(ins.prediction_note(run))
     groups = st.multiselect("Product groups", ins.product_groups(recs), key="groups")
-    show_grid(ins.recommendation_cards(ins.filter_by_group(recs, groups), run, settings))
+    show_grid(ins.recommendation_cards(ins.filter_by_group(recs, groups), settings))
 
 
-def live_section(settings: Settings, run: ins.RunData, customer_id: str) -> None:
+def live_section(settings: Settings, customer_id: str) -> None:
     st.subheader("Live: latest purchases in the streaming views now")
     try:
         live = ins.live_purchases(settings, customer_id)
@@ -112,7 +118,7 @@ def live_section(settings: Settings, run: ins.RunData, customer_id: str) -> None
         return
     if live.empty:
         st.info("No purchases of this customer in the streaming views yet.")
-    show_grid(ins.history_cards(live, run, settings))
+    show_grid(ins.history_cards(live, settings))
 
 
 def main() -> None:
@@ -129,11 +135,12 @@ def main() -> None:
     customer_id = pick_customer(run)
     if customer_id is None:
         return
+    st.subheader(f"Customer {customer_id}")
     history_section(settings, run, customer_id)
     recommendations_section(settings, run, customer_id)
     auto = st.toggle(f"Refresh the live section every {LIVE_REFRESH_SECONDS} s")
     st.fragment(run_every=LIVE_REFRESH_SECONDS if auto else None)(live_section)(
-        settings, run, customer_id
+        settings, customer_id
     )
 
 

@@ -42,6 +42,8 @@ def flow_env(root: Path, data_dir: Path) -> dict[str, str]:
     (root / "metaflow").mkdir(parents=True, exist_ok=True)
     isolated = {
         "METAFLOW_DATASTORE_SYSROOT_LOCAL": str(root / "metaflow"),
+        # cards otherwise land in ./.metaflow of the working directory
+        "METAFLOW_CARD_LOCALROOT": str(root / "metaflow" / ".metaflow" / "mf.cards"),
         "METAFLOW_DEFAULT_DATASTORE": "local",
         "METAFLOW_DEFAULT_METADATA": "local",
         "USERNAME": "tester",
@@ -58,10 +60,14 @@ def flow_env(root: Path, data_dir: Path) -> dict[str, str]:
 
 
 def run_flow(env: dict[str, str], *args: str, timeout: int = 900) -> subprocess.CompletedProcess:
-    """`python recsys/my_merlin_flow.py run ...` with at most 2 parallel branches (2 cores in CI)."""
+    """`python recsys/my_merlin_flow.py run ...`, at most 2 branches at once (2 cores in CI)."""
     return subprocess.run(
         [sys.executable, str(FLOW), "--no-pylint", "run", "--max-workers", "2", *args],
-        env=env, cwd=REPO_ROOT, capture_output=True, text=True, timeout=timeout,
+        env=env,
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
     )
 
 

@@ -20,18 +20,20 @@ from recsys.features import (
 
 def rows(customer: list[str], article: list[str], price: list[float], day: str) -> pd.DataFrame:
     n = len(customer)
-    frame = pd.DataFrame({
-        "t_dat": pd.to_datetime([day] * n),
-        "customer_id": customer,
-        "article_id": article,
-        "price": price,
-        "age": [25.0] * n,
-        "club_member_status": ["ACTIVE"] * n,
-        "fashion_news_frequency": ["NONE"] * n,
-        "FN": [1.0] * n,
-        "Active": [np.nan] * n,
-        "postal_code": ["p1"] * n,
-    })
+    frame = pd.DataFrame(
+        {
+            "t_dat": pd.to_datetime([day] * n),
+            "customer_id": customer,
+            "article_id": article,
+            "price": price,
+            "age": [25.0] * n,
+            "club_member_status": ["ACTIVE"] * n,
+            "fashion_news_frequency": ["NONE"] * n,
+            "FN": [1.0] * n,
+            "Active": [np.nan] * n,
+            "postal_code": ["p1"] * n,
+        }
+    )
     for column in ARTICLE_CODE_COLUMNS:
         frame[column] = 7
     return frame
@@ -79,7 +81,9 @@ def test_item_frequencies_count_training_purchases_per_encoded_id(fitted: Fitted
     assert freq[OOV_INDEX] == 1.0
 
 
-def test_workflows_survive_the_trip_between_flow_steps(fitted: FittedFeatures, tmp_path: Path) -> None:
+def test_workflows_survive_the_trip_between_flow_steps(
+    fitted: FittedFeatures, tmp_path: Path
+) -> None:
     again = FittedFeatures.from_bytes(fitted.to_bytes(), tmp_path)
     sample = rows(["c2"], ["B"], [3.0], "2020-09-02")
     pd.testing.assert_frame_equal(again.interactions(sample), fitted.interactions(sample))
@@ -95,13 +99,25 @@ def test_codes_encode_the_same_from_int_float_or_nullable_columns() -> None:
 
 
 def test_customer_derivations_handle_missing_values() -> None:
-    frame = pd.DataFrame({
-        "customer_id": ["c"], "age": [None], "club_member_status": [None],
-        "fashion_news_frequency": [None], "FN": [None], "Active": [1.0], "postal_code": [None],
-    })
+    frame = pd.DataFrame(
+        {
+            "customer_id": ["c"],
+            "age": [None],
+            "club_member_status": [None],
+            "fashion_news_frequency": [None],
+            "FN": [None],
+            "Active": [1.0],
+            "postal_code": [None],
+        }
+    )
     out = prepare_customers(frame, pd.Timestamp("2020-09-23"))
     assert out.iloc[0].to_dict() == {
-        "customer_id": "c", "age_bucket": "unknown", "club_member_status": "unknown",
-        "fashion_news_frequency": "unknown", "FN": "0", "Active": "1",
-        "postal_code": "unknown", "month": "9",
+        "customer_id": "c",
+        "age_bucket": "unknown",
+        "club_member_status": "unknown",
+        "fashion_news_frequency": "unknown",
+        "FN": "0",
+        "Active": "1",
+        "postal_code": "unknown",
+        "month": "9",
     }

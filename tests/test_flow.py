@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from datetime import date, timedelta
 from pathlib import Path
 
@@ -13,14 +15,20 @@ from recsys.evaluation import METRIC_COLUMNS
 from recsys.tracking import read_offline_archive
 from tests.fixtures_flow import TINY_ARGS, FlowRun, flow_env, run_flow
 
-MODELS = {"two_tower", "popular", "repurchase", "served"}
+MODELS = {"two_tower", "repurchase+two_tower", "popular", "repurchase", "served"}
 
 
 def test_export_follows_the_contract(tiny_flow_run: FlowRun) -> None:
     out = tiny_flow_run.export_dir
-    for name in ("predictions.parquet", "metrics.parquet", "test_actuals.parquet",
-                 "articles.parquet", "customer_embeddings.parquet",
-                 "article_embeddings.parquet", "run_info.json"):
+    for name in (
+        "predictions.parquet",
+        "metrics.parquet",
+        "test_actuals.parquet",
+        "articles.parquet",
+        "customer_embeddings.parquet",
+        "article_embeddings.parquet",
+        "run_info.json",
+    ):
         assert (out / name).is_file(), f"{name} missing from {out}"
     assert (out / "query_tower" / "saved_model.pb").is_file()
     metrics = pd.read_parquet(out / "metrics.parquet")
@@ -43,13 +51,16 @@ def test_every_customer_gets_twelve_distinct_articles(tiny_flow_run: FlowRun) ->
         pd.read_csv(tiny_flow_run.data_dir / "articles.csv", dtype=str)["article_id"]
     )
     info = json.loads((tiny_flow_run.export_dir / "run_info.json").read_text())
-    assert set(predictions["source"]) <= {"model", info["fallback"]}
+    assert set(predictions["source"]) <= {"model", "repurchase", info["fallback"]}
     model_rows = predictions[predictions["source"] == "model"]
     assert model_rows["score"].notna().all()
-    # The model only answers for customers it was trained on.
+    # Customers the model was trained on get its choice; everyone else only the fallback.
     embeddings = pd.read_parquet(tiny_flow_run.export_dir / "customer_embeddings.parquet")
     warm = set(embeddings.loc[embeddings["warm"], "customer_id"])
-    assert set(model_rows["customer_id"]) == warm
+    assert set(model_rows["customer_id"]) <= warm
+    cold_rows = predictions[~predictions["customer_id"].isin(warm)]
+    assert set(cold_rows["source"]) == {info["fallback"]}
+    assert info["warm_strategy"] in {"two_tower", "repurchase+two_tower"}
 
 
 def test_splits_default_to_the_last_two_weeks(tiny_flow_run: FlowRun) -> None:
@@ -69,7 +80,10 @@ def test_workflow_vocabulary_never_saw_validation_or_test_rows(tiny_flow_run: Fl
     info = json.loads((tiny_flow_run.export_dir / "run_info.json").read_text())
     validation_start = info["dates"]["validation_start"]
     vocab = pd.read_parquet(
-        tiny_flow_run.export_dir / "workflows" / "articles" / "categories"
+        tiny_flow_run.export_dir
+        / "workflows"
+        / "articles"
+        / "categories"
         / "unique.article_id.parquet"
     )
     tx = pd.read_csv(tiny_flow_run.data_dir / "transactions_train.csv", dtype=str)
@@ -97,17 +111,25 @@ def test_comet_offline_archives_hold_parameters_and_metrics(tiny_flow_run: FlowR
 
 
 def test_run_is_found_through_metaflow_with_its_card(tiny_flow_run: FlowRun) -> None:
-    import metaflow
-    from metaflow.cards import get_cards
-
-    metaflow.metadata(f"local@{tiny_flow_run.metaflow_root}")
-    metaflow.namespace(None)
-    run = metaflow.Run(f"MyMerlinFlow/{tiny_flow_run.run_id}")
-    assert run.successful
-    assert Path(run.data.export_dir) == tiny_flow_run.export_dir
-    assert set(run.data.metrics["model"]) == MODELS
-    html = get_cards(run["evaluate"].task, id="evaluation")[0].get()
-    assert "Test MAP@12 by segment" in html and "Training loss per epoch" in html
+    # In a fresh process: Metaflow reads its datastore settings once, at import.
+    script = f"""
+import metaflow
+from metaflow.cards import get_cards
+metaflow.namespace(None)
+run = metaflow.Run("MyMerlinFlow/{tiny_flow_run.run_id}")
+assert run.successful
+print("EXPORT", run.data.export_dir)
+print("MODELS", sorted(set(run.data.metrics["model"])))
+html = get_cards(run["evaluate"].task, id="evaluation")[0].get()
+print("CARD", "Test MAP@12 by segment" in html, "Training loss per epoch" in html)
+"""
+    result = subprocess.run(
+        [sys.executable, "-c", script], env=tiny_flow_run.env, capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert f"EXPORT {tiny_flow_run.export_dir}" in result.stdout
+    assert f"MODELS {sorted(MODELS)}" in result.stdout
+    assert "CARD True True" in result.stdout
 
 
 @pytest.mark.parametrize(

@@ -91,15 +91,20 @@ def test_to_long_numbers_ranks_from_one() -> None:
 def test_repurchase_puts_latest_purchases_first_then_fills_with_popular() -> None:
     import numpy as np
 
-    from recsys.baselines import repurchase_recommendations
+    from recsys.baselines import popular_recommendations, repurchase_recommendations
 
-    recent = pd.DataFrame({
-        "customer_id": ["c", "c", "c"],
-        "article_id": ["old", "new", "p1"],
-        "last_bought": pd.to_datetime(["2020-09-01", "2020-09-10", "2020-09-05"]),
-        "bought": [1, 1, 1],
-    })
-    recs = repurchase_recommendations(np.array(["c", "stranger"]), recent, ["p1", "p2", "p3", "p4"])
+    recent = pd.DataFrame(
+        {
+            "customer_id": ["c", "c", "c"],
+            "article_id": ["old", "new", "p1"],
+            "last_bought": pd.to_datetime(["2020-09-01", "2020-09-10", "2020-09-05"]),
+            "bought": [1, 1, 1],
+        }
+    )
+    customers = np.array(["c", "stranger"])
+    fill = popular_recommendations(customers, ["p1", "p2", "p3", "p4"])
+    recs = repurchase_recommendations(customers, recent, fill, 4)
+    assert recs[recs.customer_id == "c"]["source"].tolist() == ["repurchase"] * 3 + ["fill"]
     assert recs[recs.customer_id == "c"]["article_id"].tolist() == ["new", "p1", "old", "p2"]
     assert recs[recs.customer_id == "stranger"]["article_id"].tolist() == ["p1", "p2", "p3", "p4"]
     assert recs.groupby("customer_id")["rank"].apply(list).tolist() == [[1, 2, 3, 4]] * 2

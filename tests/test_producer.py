@@ -159,21 +159,40 @@ def cli_env(kafka_broker, data_dir: Path, **extra: str) -> dict[str, str]:
 
 
 def start_replay_then_outage(kafka_broker, env, delivery_timeout: str, down_s: float):
-    """Replay ~8 s of transactions; stop the broker 2 s in, for `down_s` seconds."""
+    """Replay ~8 s of transactions; once they flow, stop the broker for `down_s` seconds."""
     days = (dt.date(2020, 9, 22) - dt.date(2020, 7, 1)).days  # the tiny scale's date range
     speedup = str(days * 86400 / 8)
+    args = ["--topics", "transactions_topic", "--replay", "--speedup", speedup]
     proc = subprocess.Popen(
-        [sys.executable, str(ROOT / "kafka" / "producer.py"), "--no-progress", "--topics",
-         "transactions_topic", "--replay", "--speedup", speedup, "--delivery-timeout", delivery_timeout],
+        [sys.executable, str(ROOT / "kafka" / "producer.py"), "--no-progress", *args,
+         "--delivery-timeout", delivery_timeout],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=ROOT,
     )  # fmt: skip
-    time.sleep(2.5)
+    wait_until_messages_arrive(kafka_broker.bootstrap, "transactions_topic")
     assert proc.poll() is None, proc.communicate()
     kafka_broker.stop()
     time.sleep(down_s)
     kafka_broker.start()
     out, err = proc.communicate(timeout=180)
     return proc.returncode, out + err
+
+
+def wait_until_messages_arrive(bootstrap: str, topic: str, timeout: float = 60) -> None:
+    """The producer has started (its start-up is slow on a busy machine)."""
+    from confluent_kafka import Consumer, TopicPartition
+
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": "tests-watch"})
+    deadline = time.monotonic() + timeout
+    try:
+        while time.monotonic() < deadline:
+            partitions = consumer.list_topics(topic, timeout=5).topics[topic].partitions or {}
+            ends = [consumer.get_watermark_offsets(TopicPartition(topic, p))[1] for p in partitions]
+            if sum(ends) > 0:
+                return
+            time.sleep(0.2)
+    finally:
+        consumer.close()
+    raise TimeoutError(f"no message reached {topic} within {timeout} s")
 
 
 def assert_exactly_once_after_dedup(kafka_broker, tiny_data: Path) -> None:

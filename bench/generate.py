@@ -1,0 +1,95 @@
+"""Time the synthetic data generator at each scale: rows per file, seconds, peak memory.
+
+    python bench/generate.py                 # tiny and demo (with images)
+    flock /tmp/heavy.lock python bench/generate.py --full   # adds full (without images)
+
+Each scale runs `data/generate.py` in a child process, so the peak resident memory
+reported is that child's own (from os.wait4), not the benchmark's.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from recsys.hm_schema import TABLES
+
+SCRIPT = Path(__file__).resolve().parents[1] / "data" / "generate.py"
+FILES = {name: TABLES[name].file for name in ("articles", "customers", "transactions", "images")}
+
+
+def run_scale(scale: str, out: Path, images: bool) -> dict[str, float | int | str]:
+    """Generate one scale in a child process; returns its row counts, seconds and peak RSS."""
+    command = [sys.executable, str(SCRIPT), "--scale", scale, "--out", str(out)]
+    if not images:
+        command.append("--no-images")
+    started = time.perf_counter()
+    child = subprocess.Popen(command, stdout=subprocess.DEVNULL)
+    _, status, usage = os.wait4(child.pid, 0)
+    seconds = time.perf_counter() - started
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise RuntimeError(f"{' '.join(command)} failed with status {status}")
+    result: dict[str, float | int | str] = {"scale": scale}
+    for name, file in FILES.items():
+        result[name] = count_rows(out / file)
+    result["image files"] = sum(1 for _ in (out / "images").rglob("*.jpg")) if images else 0
+    result["seconds"] = round(seconds, 1)
+    result["peak RSS MiB"] = round(usage.ru_maxrss / 1024)  # ru_maxrss is in KiB on Linux
+    result["MB on disk"] = round(sum(f.stat().st_size for f in out.rglob("*") if f.is_file()) / 1e6)
+    return result
+
+
+def count_rows(path: Path) -> int:
+    """Data rows of a CSV (lines minus the header); one record per line, as the files are."""
+    lines = 0
+    with path.open("rb") as handle:
+        while block := handle.read(1 << 24):
+            lines += block.count(b"\n")
+    return lines - 1
+
+
+def print_table(results: list[dict[str, float | int | str]]) -> None:
+    columns = list(results[0])
+    cells = [[_cell(r[c]) for c in columns] for r in results]
+    widths = [max(len(c), *(len(row[i]) for row in cells)) for i, c in enumerate(columns)]
+    print(" | ".join(c.rjust(w) for c, w in zip(columns, widths, strict=True)))
+    print("-|-".join("-" * w for w in widths))
+    for row in cells:
+        print(" | ".join(v.rjust(w) for v, w in zip(row, widths, strict=True)))
+
+
+def _cell(value: float | int | str) -> str:
+    return f"{value:,}" if isinstance(value, int) else str(value)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--scales", nargs="+", default=["tiny", "demo"], help="default: tiny demo")
+    parser.add_argument("--full", action="store_true", help="add the full scale (without images)")
+    parser.add_argument("--no-images", dest="images", action="store_false")
+    parser.add_argument("--workdir", type=Path, default=None, help="where to write (then removed)")
+    args = parser.parse_args(argv)
+    plan = [(scale, args.images) for scale in args.scales]
+    if args.full:
+        plan.append(("full", False))
+    results = []
+    for scale, images in plan:
+        out = Path(tempfile.mkdtemp(prefix=f"bench-{scale}-", dir=args.workdir))
+        try:
+            results.append(run_scale(scale, out, images))
+        finally:
+            shutil.rmtree(out, ignore_errors=True)
+        print(f"{scale}: done in {results[-1]['seconds']} s", file=sys.stderr)
+    print_table(results)
+    print(f"\n{os.cpu_count()} CPU cores; peak RSS is the generator process's own.")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,279 @@
+"""The synthetic data generator: Kaggle formats, shopping-like statistics, images, determinism."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from datetime import timedelta
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from PIL import Image
+
+from recsys.datagen import DUPLICATE_SHARE, SCALES, generate, price_text
+from recsys.evaluation import ranking_metrics
+from recsys.hm_schema import TABLES
+from recsys.loaders import read_table
+
+TINY = SCALES["tiny"]
+REPO = Path(__file__).resolve().parents[1]
+
+
+def raw(data_dir: Path, table: str) -> pd.DataFrame:
+    """The file as text, exactly as written (empty fields stay empty strings)."""
+    return pd.read_csv(data_dir / TABLES[table].file, dtype=str, keep_default_na=False)
+
+
+@pytest.fixture(scope="module")
+def transactions(tiny_data: Path) -> pd.DataFrame:
+    frame, errors = read_table("transactions", tiny_data)
+    assert errors == []
+    return frame
+
+
+@pytest.mark.parametrize("table", sorted(TABLES))
+def test_every_file_has_the_kaggle_header_and_loads_without_row_errors(tiny_data, table):
+    spec = TABLES[table]
+    header = (tiny_data / spec.file).read_text().splitlines()[0]
+    assert header == ",".join(spec.column_names)
+    frame, errors = read_table(table, tiny_data)
+    assert errors == []
+    expected = {
+        "articles": TINY.articles,
+        "customers": TINY.customers,
+        "transactions": TINY.transactions,
+    }
+    if table in expected:
+        assert len(frame) == expected[table]
+
+
+def test_ids_and_fields_use_the_kaggle_formats(tiny_data):
+    articles, customers, rows = (
+        raw(tiny_data, t) for t in ("articles", "customers", "transactions")
+    )
+    assert articles["article_id"].str.fullmatch(r"0\d{9}").all()
+    assert (articles["article_id"].str[:7] == articles["product_code"]).all()
+    assert articles["article_id"].is_monotonic_increasing and articles["article_id"].is_unique
+    assert customers["customer_id"].str.fullmatch(r"[0-9a-f]{64}").all()
+    assert customers["customer_id"].is_monotonic_increasing and customers["customer_id"].is_unique
+    assert customers["postal_code"].str.fullmatch(r"[0-9a-f]{64}").all()
+    assert set(customers["FN"]) == {"1.0", ""} and set(customers["Active"]) == {"1.0", ""}
+    assert set(customers["fashion_news_frequency"]) <= {"NONE", "Regularly", "Monthly", "None", ""}
+    assert "None" in set(customers["fashion_news_frequency"])  # the rare spelling is there
+    assert set(customers["club_member_status"]) == {"ACTIVE", "PRE-CREATE", "LEFT CLUB", ""}
+    assert customers["age"].str.fullmatch(r"(\d{2}\.0)?").all()
+    assert (customers["age"] == "").any()
+    assert rows["price"].str.fullmatch(r"0\.\d{1,16}").all()
+    assert set(rows["sales_channel_id"]) == {"1", "2"}
+    assert rows["t_dat"].is_monotonic_increasing  # written in t_dat order, like the real file
+    assert set(rows["article_id"]) <= set(articles["article_id"])
+    assert set(rows["customer_id"]) <= set(customers["customer_id"])
+
+
+def test_price_text_matches_the_real_files_truncated_format():
+    assert price_text(2999) == "0.0508305084745762"  # 2999 / 59000, cut at 16 decimals
+    assert price_text(1199) == "0.020322033898305"  # trailing zero dropped
+
+
+def test_descriptions_with_commas_are_quoted_and_some_are_empty(tiny_data):
+    text = (tiny_data / "articles.csv").read_text()
+    assert re.search(r',"[^"]*, [^"]*"\n', text), "a detail_desc with a comma must be quoted"
+    articles = raw(tiny_data, "articles")
+    assert (articles["detail_desc"] == "").any()
+    assert articles["detail_desc"].str.contains(",").any()
+
+
+@pytest.mark.parametrize(
+    ("number", "name"),
+    [
+        ("product_type_no", "product_type_name"),
+        ("graphical_appearance_no", "graphical_appearance_name"),
+        ("colour_group_code", "colour_group_name"),
+        ("perceived_colour_value_id", "perceived_colour_value_name"),
+        ("perceived_colour_master_id", "perceived_colour_master_name"),
+        ("department_no", "department_name"),
+        ("index_code", "index_name"),
+        ("index_group_no", "index_group_name"),
+        ("section_no", "section_name"),
+        ("garment_group_no", "garment_group_name"),
+    ],
+)
+def test_each_category_name_has_exactly_one_code(tiny_data, number, name):
+    articles = raw(tiny_data, "articles")
+    assert (articles.groupby(name)[number].nunique() == 1).all()
+    assert (articles.groupby(number)[name].nunique() == 1).all()
+
+
+def test_shopping_statistics_look_like_the_real_file(tiny_data, transactions):
+    rows = raw(tiny_data, "transactions")
+    customers = raw(tiny_data, "customers")
+    assert rows.duplicated().mean() == pytest.approx(DUPLICATE_SHARE, abs=0.001)
+    assert 0.6 < (customers["FN"] == "").mean() < 0.72
+    assert 0.6 < (rows["sales_channel_id"] == "2").mean() < 0.8
+    dates = transactions["t_dat"].dt.date
+    assert (dates.min(), dates.max()) == (TINY.start, TINY.end)
+    assert dates.nunique() == (TINY.end - TINY.start).days + 1
+    # long tail: the top 10% of articles take a large share of the sales
+    sales = transactions["article_id"].value_counts()
+    assert sales.iloc[: TINY.articles // 10].sum() / len(transactions) > 0.35
+    # repeat purchases: the same customer buys the same article again on a later day
+    days = transactions.drop_duplicates(["customer_id", "article_id", "t_dat"])
+    pairs = days.groupby(["customer_id", "article_id"]).size()
+    assert 0.05 < (pairs > 1).mean() < 0.5
+    # activity is long-tailed too, and nearly every customer buys something
+    per_customer = transactions["customer_id"].value_counts()
+    assert per_customer.max() > 5 * per_customer.median()
+    assert 0.95 < per_customer.size / TINY.customers < 1.0
+
+
+@pytest.fixture(scope="module")
+def demo_split(tmp_path_factory) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """(articles, train, test week) of the demo scale: big enough for stable MAP numbers.
+
+    Too few articles in `tiny` (300) for these comparisons: there the popular top 12
+    already covers most purchases. Generating demo without images takes a few seconds.
+    """
+    out = tmp_path_factory.mktemp("demo-data")
+    generate(scale="demo", out_dir=out, seed=42, images=False)
+    articles, errors = read_table("articles", out)
+    assert errors == []
+    transactions, errors = read_table("transactions", out)
+    assert errors == []
+    cutoff = transactions["t_dat"].max() - timedelta(days=6)
+    in_test = transactions["t_dat"] >= cutoff
+    return articles, transactions[~in_test], transactions[in_test]
+
+
+def map_at_12(recommendations: pd.DataFrame, test: pd.DataFrame, n_articles: int) -> float:
+    return ranking_metrics(recommendations, test, n_articles)["map@12"]
+
+
+def test_repurchases_filled_with_popular_items_beat_plain_popularity(demo_split):
+    """The competition metric on the last 7 days; every list is built from the past only."""
+    articles, train, test = demo_split
+    cutoff = test["t_dat"].min()
+    popular = last_week(train, cutoff).index[:12].tolist()
+    recent = (
+        train[train["t_dat"] >= cutoff - timedelta(days=28)]
+        .groupby(["customer_id", "article_id"])
+        .agg(last_bought=("t_dat", "max"), bought=("t_dat", "size"))
+        .reset_index()
+        .sort_values(["customer_id", "last_bought", "bought"], ascending=[True, False, False])
+    )
+    buyers = pd.Series(test["customer_id"].unique(), name="customer_id")
+    plain = map_at_12(top_12(buyers, recent.iloc[:0], popular), test, len(articles))
+    mixed = map_at_12(top_12(buyers, recent, popular), test, len(articles))
+    assert plain > 0.015  # popularity is a real signal...
+    assert mixed > 1.3 * plain  # ...and one's own recent purchases a stronger one
+
+
+def test_a_personal_taste_heuristic_beats_popularity(demo_split):
+    """Last week's popular articles re-ranked by the customer's department shares."""
+    articles, train, test = demo_split
+    candidates = last_week(train, test["t_dat"].min()).iloc[:400].rename("sold").reset_index()
+    department = articles.set_index("article_id")["department_no"]
+    candidates["department_no"] = candidates["article_id"].map(department)
+    history = train.assign(department_no=train["article_id"].map(department))
+    share = history.groupby("customer_id")["department_no"].value_counts(normalize=True)
+    buyers = pd.Series(test["customer_id"].unique(), name="customer_id")
+    scores = buyers.to_frame().merge(candidates, how="cross")
+    scores = scores.merge(
+        share.rename("share").reset_index(), how="left", on=["customer_id", "department_no"]
+    )
+    scores["score"] = scores["sold"] * (scores["share"].fillna(0) + 0.02)
+    personal = scores.sort_values(["customer_id", "score"], ascending=[True, False])
+    popular = candidates["article_id"].iloc[:12].tolist()
+    plain = map_at_12(top_12(buyers, personal.iloc[:0], popular), test, len(articles))
+    mine = map_at_12(top_12(buyers, personal, popular), test, len(articles))
+    assert mine > 1.3 * plain
+
+
+def last_week(train: pd.DataFrame, cutoff) -> pd.Series:
+    """Units sold per article in the 7 days before `cutoff`, most sold first."""
+    week = train[train["t_dat"] >= cutoff - timedelta(days=7)]
+    return week["article_id"].value_counts()
+
+
+def top_12(buyers: pd.Series, own: pd.DataFrame, popular: list[str]) -> pd.DataFrame:
+    """Each buyer's own articles in the given order, then the popular ones: ranks 1..12."""
+    fill = pd.DataFrame(
+        {
+            "customer_id": np.repeat(buyers.to_numpy(), len(popular)),
+            "article_id": np.tile(popular, len(buyers)),
+        }
+    )
+    lists = pd.concat([own[["customer_id", "article_id"]], fill], ignore_index=True)
+    lists = lists[lists["customer_id"].isin(buyers)]
+    lists = lists.drop_duplicates().sort_values("customer_id", kind="stable")
+    lists["rank"] = lists.groupby("customer_id").cumcount() + 1
+    return lists[lists["rank"] <= 12]
+
+
+def test_each_listed_image_is_a_small_360x540_jpeg_and_about_1_percent_have_none(tiny_data):
+    images, errors = read_table("images", tiny_data)
+    assert errors == []
+    missing = TINY.articles - len(images)
+    assert 1 <= missing <= 0.03 * TINY.articles
+    for path in images["image_path"]:
+        assert re.fullmatch(r"images/0\d\d/0\d{9}\.jpg", path)
+        with Image.open(tiny_data / path) as image:
+            assert image.format == "JPEG" and image.size == (360, 540)
+        assert (tiny_data / path).stat().st_size < 40_000
+    on_disk = {p.relative_to(tiny_data).as_posix() for p in (tiny_data / "images").rglob("*.jpg")}
+    assert on_disk == set(images["image_path"])
+
+
+def test_same_seed_gives_the_same_files_and_images_do_not_change_the_data(tiny_data, tmp_path):
+    counts = generate(scale="tiny", out_dir=tmp_path, seed=42, images=False)
+    assert counts == {
+        "articles": TINY.articles,
+        "customers": TINY.customers,
+        "transactions": TINY.transactions,
+        "images": 0,
+    }
+    for table in ("articles", "customers", "transactions"):
+        name = TABLES[table].file
+        assert (tmp_path / name).read_bytes() == (tiny_data / name).read_bytes(), name
+    assert (tmp_path / "images.csv").read_text().splitlines() == ["article_id,image_path"]
+    assert not (tmp_path / "images").exists()
+
+
+def test_another_seed_gives_other_data(tiny_data, tmp_path):
+    generate(scale="tiny", out_dir=tmp_path, seed=7, images=False)
+    name = TABLES["transactions"].file
+    assert (tmp_path / name).read_bytes() != (tiny_data / name).read_bytes()
+
+
+def test_unknown_scale_is_rejected_with_the_valid_choices(tmp_path):
+    with pytest.raises(ValueError, match="unknown scale 'huge'.*tiny"):
+        generate(scale="huge", out_dir=tmp_path)
+
+
+def test_command_line_writes_a_data_set_and_rejects_bad_arguments(tmp_path):
+    script = str(REPO / "data" / "generate.py")
+    done = subprocess.run(
+        [sys.executable, script, "--scale", "tiny", "--out", str(tmp_path), "--no-images"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "transactions 15,000" in done.stdout
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(t.file for t in TABLES.values())
+    bad = subprocess.run(
+        [sys.executable, script, "--scale", "huge", "--out", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert bad.returncode == 2 and "invalid choice: 'huge'" in bad.stderr
+
+
+def test_loaders_accept_the_demo_layout_of_ids(tiny_data):
+    """Leading zeros survive typed loading: ids stay strings, never integers."""
+    articles, errors = read_table("articles", tiny_data)
+    assert errors == [] and articles["article_id"].str.startswith("0").all()
+    assert np.issubdtype(articles["product_type_no"].dtype.numpy_dtype, np.integer)
