@@ -163,6 +163,7 @@ def freshness(data: Path, work: Path, rate: int, seconds: float, probes_every: f
         producer = Producer({"bootstrap.servers": broker.bootstrap, "linger.ms": 5})
         batch = next(iter_batches("transactions", data, batch_rows=rate * int(seconds + 1)))[0]
         values = encode_json(batch, TABLES["transactions"], "transactions_train.csv").to_pylist()
+        _wait_until_consuming(producer, settings)  # group join and first batch: not measured
         latencies, pending = [], {}
         started, sent, probe_no = time.monotonic(), 0, 0
         next_probe = started
@@ -174,16 +175,8 @@ def freshness(data: Path, work: Path, rate: int, seconds: float, probes_every: f
             sent = max(sent, due)
             if now >= next_probe and now - started < seconds:
                 probe_no += 1
-                customer = f"{probe_no:064x}"
-                probe = {
-                    "event_id": f"probe:{probe_no}",
-                    "t_dat": "2020-09-22",
-                    "customer_id": customer,
-                    "article_id": "0000000001",
-                    "price": 0.01,
-                    "sales_channel_id": 1,
-                }
-                producer.produce("transactions_topic", value=json.dumps(probe).encode())
+                customer, value = _probe(probe_no)
+                producer.produce("transactions_topic", value=value)
                 pending[customer] = time.monotonic()
                 next_probe = now + probes_every
             producer.poll(0)
@@ -197,6 +190,7 @@ def freshness(data: Path, work: Path, rate: int, seconds: float, probes_every: f
                     )["customer_id"]
                 for customer in seen:
                     latencies.append(time.monotonic() - pending.pop(customer))
+                time.sleep(0.2)  # leave the file to the consumer between checks
             if time.monotonic() - started > seconds + 30:
                 break  # probes that never showed are reported as missing
         consumer.send_signal(signal.SIGTERM)
@@ -212,6 +206,36 @@ def freshness(data: Path, work: Path, rate: int, seconds: float, probes_every: f
         "p95_s": latencies[int(len(latencies) * 0.95)] if latencies else None,
         "max_s": latencies[-1] if latencies else None,
     }
+
+
+def _probe(number: int) -> tuple[str, bytes]:
+    """A purchase by a customer of its own, so its arrival is unambiguous."""
+    customer = f"{number:064x}"
+    event = {
+        "event_id": f"probe:{number}",
+        "t_dat": "2020-09-22",
+        "customer_id": customer,
+        "article_id": "0000000001",
+        "price": 0.01,
+        "sales_channel_id": 1,
+    }
+    return customer, json.dumps(event).encode()
+
+
+def _wait_until_consuming(producer: object, settings: object, timeout: float = 120.0) -> None:
+    from recsys.engine import open_engine
+
+    customer, value = _probe(0)
+    producer.produce("transactions_topic", value=value)
+    producer.flush(10)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with open_engine(settings, read_only=True) as reader:
+            query = "SELECT COUNT(*) FROM transactions_raw WHERE customer_id = $1"
+            if reader.query(query, [customer]).iloc[0, 0]:
+                return
+        time.sleep(0.2)
+    raise RuntimeError("the consumer wrote nothing within 120 s")
 
 
 def main() -> int:

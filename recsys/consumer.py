@@ -40,6 +40,7 @@ GROUP_ID = "hm-embedded-engine"
 BATCH_MESSAGES = 20_000
 POLL_TIMEOUT_S = 0.2
 CONNECT_TIMEOUT_S = 10.0
+JOIN_TIMEOUT_S = 120.0
 TOPIC_TABLES = {topic: table for table, topic in TABLE_TOPICS.items()}
 _ID_REGEX = {kind: re.compile(pattern) for kind, pattern in ID_PATTERNS.items()}
 
@@ -166,12 +167,15 @@ def consume(
     report = ConsumeReport()
     try:
         _check_connection(consumer, settings)
-        consumer.subscribe(list(topics))
+        assigned = threading.Event()  # idle time counts only once we own partitions
+        consumer.subscribe(list(topics), on_assign=lambda *_: assigned.set())
         idle_since = time.monotonic()
         while not (stop and stop.is_set()):
             messages = [m for m in consumer.consume(batch_messages, POLL_TIMEOUT_S) if _ok(m)]
             if not messages:
-                if idle_stop_s is not None and time.monotonic() - idle_since > idle_stop_s:
+                if not assigned.is_set():
+                    idle_since = _check_join(idle_since)
+                elif idle_stop_s is not None and time.monotonic() - idle_since > idle_stop_s:
                     break
                 continue
             _write(settings, messages, report)
@@ -194,6 +198,13 @@ def _check_connection(consumer: Any, settings: Settings) -> None:
             f"cannot reach Kafka at {settings.kafka_bootstrap_servers} "
             f"(KAFKA_BOOTSTRAP_SERVERS) within {CONNECT_TIMEOUT_S:.0f} s: {error}"
         ) from error
+
+
+def _check_join(asked_at: float) -> float:
+    """Still waiting for the group to hand us partitions; give up after JOIN_TIMEOUT_S."""
+    if time.monotonic() - asked_at > JOIN_TIMEOUT_S:
+        raise ConsumerError(f"no partitions assigned within {JOIN_TIMEOUT_S:.0f} s")
+    return asked_at
 
 
 def _ok(message: Any) -> bool:

@@ -21,7 +21,7 @@ from recsys.settings import ConfigError, load_settings
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--engine", choices=["risingwave", "embedded"], default=None,
-                        help="default: risingwave when RISINGWAVE_URL is set, else embedded")  # fmt: skip
+                        help="default: risingwave if RISINGWAVE_URL is set")  # fmt: skip
     parser.add_argument("--drop", action="store_true", help="drop every object instead")
     parser.add_argument("--print", action="store_true", help="print the SQL, run nothing")
     args = parser.parse_args(argv)

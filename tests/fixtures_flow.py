@@ -64,7 +64,9 @@ def run_flow(env: dict[str, str], *args: str, timeout: int = 900) -> subprocess.
     return subprocess.run(
         [sys.executable, str(FLOW), "--no-pylint", "run", "--max-workers", "2", *args],
         env=env,
-        cwd=REPO_ROOT,
+        # Metaflow writes cards under ./.metaflow of the working directory, and its client
+        # reads them next to the run's datastore: run where both are the same place.
+        cwd=env["METAFLOW_DATASTORE_SYSROOT_LOCAL"],
         capture_output=True,
         text=True,
         timeout=timeout,

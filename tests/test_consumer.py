@@ -1,13 +1,12 @@
 """The Kafka path into the embedded engine, against the real local broker.
 
-These tests recreate the four topics first: the broker is shared with other tests and
-what they produced must not leak into view contents checked here.
+Each test starts from deleted topics (`fresh_topics`): the broker is shared with other
+tests and what they produced must not leak into the view contents checked here.
 """
 
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 
 import pytest
@@ -15,28 +14,12 @@ import pytest
 from recsys import consumer as consumer_module
 from recsys.consumer import ConsumerError, consume
 from recsys.engine import DuckDBEngine, load_objects, open_engine
-from recsys.producer import TOPICS, create_topics, dlq_topic, produce
+from recsys.producer import create_topics, produce
 from recsys.settings import Settings
 from tests.fixtures_engine import engine_settings_for, rows_of
 
 pytestmark = pytest.mark.kafka
 HEX = "ab" * 32
-
-
-def fresh_topics(settings: Settings) -> None:
-    """Delete the four topics (and their dead-letter topics), wait, create them again."""
-    from confluent_kafka.admin import AdminClient
-
-    admin = AdminClient({"bootstrap.servers": settings.kafka_bootstrap_servers})
-    names = [name for topic in TOPICS for name in (topic, dlq_topic(topic))]
-    existing = [n for n in names if n in admin.list_topics(timeout=10).topics]
-    for future in (admin.delete_topics(existing) if existing else {}).values():
-        future.result()
-    deadline = time.monotonic() + 30
-    while set(admin.list_topics(timeout=10).topics) & set(names):
-        assert time.monotonic() < deadline, "topics were not deleted within 30 s"
-        time.sleep(0.2)
-    create_topics(settings)
 
 
 def send(settings: Settings, topic: str, values: list[bytes]) -> None:
@@ -62,9 +45,9 @@ def tx(line: int, day: str, article: str = "0108775015", price: float = 0.05) ->
 
 
 @pytest.fixture
-def stream_settings(kafka_broker, tmp_path: Path) -> Settings:  # noqa: ANN001
+def stream_settings(kafka_broker, fresh_topics, tmp_path: Path) -> Settings:  # noqa: ANN001
     settings = engine_settings_for(tmp_path, KAFKA_BOOTSTRAP_SERVERS=kafka_broker.bootstrap)
-    fresh_topics(settings)
+    create_topics(settings)
     return settings
 
 

@@ -272,7 +272,7 @@ def test_command_line_writes_a_data_set_and_rejects_bad_arguments(tmp_path):
     assert bad.returncode == 2 and "invalid choice: 'huge'" in bad.stderr
 
 
-def test_loaders_accept_the_demo_layout_of_ids(tiny_data):
+def test_ids_keep_their_leading_zeros_when_loaded(tiny_data):
     """Leading zeros survive typed loading: ids stay strings, never integers."""
     articles, errors = read_table("articles", tiny_data)
     assert errors == [] and articles["article_id"].str.startswith("0").all()

@@ -77,7 +77,7 @@ def test_json_encoding_keeps_types_nulls_and_escapes():
     batch = pa.table(
         {
             "customer_id": ["0" * 64, "a" * 64],
-            "FN": [1.0, None],
+            "FN": [1.0, 1e22],
             "Active": [None, 2.5e-7],
             "club_member_status": ['say "hi"\\ \n\t', None],
             "fashion_news_frequency": ["Ünïcode €", ""],
@@ -94,6 +94,7 @@ def test_json_encoding_keeps_types_nulls_and_escapes():
     }  # fmt: skip
     assert type(decoded[0]["FN"]) is float and type(decoded[1]["age"]) is int
     assert decoded[1]["Active"] == 2.5e-7 and decoded[1]["fashion_news_frequency"] == ""
+    assert decoded[1]["FN"] == 1e22 and type(decoded[1]["FN"]) is float
 
 
 BAD_LINES = {  # malformed row -> what its reason must mention
