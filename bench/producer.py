@@ -151,8 +151,8 @@ def main() -> None:
     finally:
         broker.stop()
         shutil.rmtree(work, ignore_errors=True)
-    print(f"Kafka {kafka_version()} single local broker; {csv} ({csv.stat().st_size / 1e9:.2f} GB); "
-          f"{os.cpu_count()} CPUs\n")  # fmt: skip
+    size = f"{csv.stat().st_size / 1e9:.2f} GB"
+    print(f"Kafka {kafka_version()}, one local broker; {csv} ({size}); {os.cpu_count()} CPUs\n")
     print(table([full, small, slow, reference], reference))
 
 

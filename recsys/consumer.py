@@ -147,10 +147,12 @@ def consume(
     group_id: str = GROUP_ID,
     batch_messages: int = BATCH_MESSAGES,
     idle_stop_s: float | None = None,
+    max_messages: int | None = None,
     stop: threading.Event | None = None,
     on_batch: Callable[[ConsumeReport], None] | None = None,
 ) -> ConsumeReport:
-    """Consume until `stop` is set, or until `idle_stop_s` pass without a message."""
+    """Consume until `stop` is set, `max_messages` were written, or `idle_stop_s` pass
+    without a message (counted once every topic has partitions assigned)."""
     from confluent_kafka import Consumer
 
     with open_engine(settings, kind="embedded") as engine:
@@ -162,18 +164,25 @@ def consume(
             "enable.auto.commit": False,
             "auto.offset.reset": "earliest",
             "session.timeout.ms": 6000,
+            "topic.metadata.refresh.interval.ms": 5000,  # see topics created after we start
         }
     )
     report = ConsumeReport()
     try:
         _check_connection(consumer, settings)
-        assigned = threading.Event()  # idle time counts only once we own partitions
-        consumer.subscribe(list(topics), on_assign=lambda *_: assigned.set())
+        wanted, owned = set(topics), set()
+
+        def on_assign(_: Any, partitions: list[Any]) -> None:
+            owned.update(p.topic for p in partitions)
+
+        # Idle time counts only once every topic has partitions assigned: right after
+        # the topics are created, a first assignment can still miss some of them.
+        consumer.subscribe(sorted(wanted), on_assign=on_assign)
         idle_since = time.monotonic()
         while not (stop and stop.is_set()):
             messages = [m for m in consumer.consume(batch_messages, POLL_TIMEOUT_S) if _ok(m)]
             if not messages:
-                if not assigned.is_set():
+                if not wanted <= owned:
                     idle_since = _check_join(idle_since)
                 elif idle_stop_s is not None and time.monotonic() - idle_since > idle_stop_s:
                     break
@@ -183,6 +192,8 @@ def consume(
             idle_since = time.monotonic()
             if on_batch:
                 on_batch(report)
+            if max_messages is not None and report.messages >= max_messages:
+                break
     finally:
         consumer.close()
     return report
@@ -203,7 +214,10 @@ def _check_connection(consumer: Any, settings: Settings) -> None:
 def _check_join(asked_at: float) -> float:
     """Still waiting for the group to hand us partitions; give up after JOIN_TIMEOUT_S."""
     if time.monotonic() - asked_at > JOIN_TIMEOUT_S:
-        raise ConsumerError(f"no partitions assigned within {JOIN_TIMEOUT_S:.0f} s")
+        raise ConsumerError(
+            f"not all topics were assigned within {JOIN_TIMEOUT_S:.0f} s: do they exist? "
+            "(python kafka/producer.py creates them)"
+        )
     return asked_at
 
 

@@ -8,8 +8,8 @@ every delivery report: a message that finally fails is counted, named, and makes
 run's `Summary.ok` false (and the CLI's exit code non-zero).
 
 Two clients sit behind one interface (setting KAFKA_CLIENT): `confluent` (librdkafka,
-the fast path, default) and `kafka-python` (pure Python, about 10x slower: it encodes
-record batches, CRCs and the partitioner's hash in Python; see docs/kafka.md).
+the fast path, default) and `kafka-python` (pure Python, about 15x slower: it builds
+record batches and hashes keys in Python, per record; see docs/kafka.md).
 
     from recsys.producer import produce, create_topics
     summary = produce(load_settings(), data_dir, topics=["transactions_topic"], limit=1000)

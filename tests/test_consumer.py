@@ -19,6 +19,7 @@ from recsys.settings import Settings
 from tests.fixtures_engine import engine_settings_for, rows_of
 
 pytestmark = pytest.mark.kafka
+IDLE_S = 30.0  # safety net only: a cold broker can take seconds before the first fetch
 HEX = "ab" * 32
 
 
@@ -64,7 +65,9 @@ def test_kafka_path_gives_the_same_views_as_the_csv_path(
 ) -> None:
     summary = produce(stream_settings, tiny_data)
     assert summary.ok
-    report = consume(stream_settings, idle_stop_s=3)
+    expected = sum(topic.sent for topic in summary.topics.values())
+    report = consume(stream_settings, max_messages=expected, idle_stop_s=IDLE_S)
+    assert report.messages == expected
     assert report.rejected == 0 and report.rows["transactions"] > 0
 
     csv_settings = engine_settings_for(tmp_path / "csv")
@@ -80,7 +83,7 @@ def test_kafka_path_gives_the_same_views_as_the_csv_path(
 
 def test_views_follow_new_events_and_absorb_redeliveries(stream_settings: Settings) -> None:
     send(stream_settings, "transactions_topic", [tx(1, "2020-09-01"), tx(2, "2020-09-02")])
-    consume(stream_settings, idle_stop_s=2)
+    consume(stream_settings, max_messages=2, idle_stop_s=IDLE_S)
     with open_engine(stream_settings, read_only=True) as engine:
         query = "SELECT t_dat, units FROM filtered_dataframe_t ORDER BY t_dat"
         before = rows_of(engine, query)
@@ -92,7 +95,7 @@ def test_views_follow_new_events_and_absorb_redeliveries(stream_settings: Settin
         "transactions_topic",
         [tx(2, "2020-09-02"), tx(3, "2020-09-02"), tx(4, "2020-09-03", price=0.07)],
     )
-    report = consume(stream_settings, idle_stop_s=2)
+    report = consume(stream_settings, idle_stop_s=3)  # runs until idle: counts everything
     assert report.messages == 3  # offsets of the first run were committed: nothing re-read
     with open_engine(stream_settings, read_only=True) as engine:
         after = rows_of(engine, query)
@@ -107,7 +110,7 @@ def test_views_follow_new_events_and_absorb_redeliveries(stream_settings: Settin
 def test_bad_messages_are_counted_and_kept_aside(stream_settings: Settings) -> None:
     bad = [b"{not json", b'["a list"]', tx(9, "2020-02-30"), json.dumps({"t_dat": 1}).encode()]
     send(stream_settings, "transactions_topic", [*bad, tx(10, "2020-09-01")])
-    report = consume(stream_settings, idle_stop_s=2)
+    report = consume(stream_settings, max_messages=5, idle_stop_s=IDLE_S)
     assert report.rejected == 4 and report.rows == {"transactions": 1}
     with open_engine(stream_settings, read_only=True) as engine:
         rejects = rows_of(engine, "SELECT source, file, line, reason, raw FROM rejects")
@@ -131,8 +134,8 @@ def test_a_failed_database_write_loses_nothing(
     with monkeypatch.context() as patch:
         patch.setattr(DuckDBEngine, "write_batch", crash)
         with pytest.raises(RuntimeError, match="disk full"):
-            consume(stream_settings, idle_stop_s=2)
-    report = consume(stream_settings, idle_stop_s=2)
+            consume(stream_settings, idle_stop_s=IDLE_S)
+    report = consume(stream_settings, idle_stop_s=3)  # until idle: would see extra rows
     assert report.rows == {"transactions": 2}
 
 

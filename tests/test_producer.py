@@ -180,14 +180,19 @@ def start_replay_then_outage(kafka_broker, env, delivery_timeout: str, down_s: f
 
 def wait_until_messages_arrive(bootstrap: str, topic: str, timeout: float = 60) -> None:
     """The producer has started (its start-up is slow on a busy machine)."""
-    from confluent_kafka import Consumer, TopicPartition
+    from confluent_kafka import Consumer, KafkaException, TopicPartition
 
     consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": "tests-watch"})
     deadline = time.monotonic() + timeout
     try:
         while time.monotonic() < deadline:
             partitions = consumer.list_topics(topic, timeout=5).topics[topic].partitions or {}
-            ends = [consumer.get_watermark_offsets(TopicPartition(topic, p))[1] for p in partitions]
+            try:
+                ends = [
+                    consumer.get_watermark_offsets(TopicPartition(topic, p))[1] for p in partitions
+                ]
+            except KafkaException:  # just created: no leader elected yet
+                ends = []
             if sum(ends) > 0:
                 return
             time.sleep(0.2)
