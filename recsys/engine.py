@@ -443,7 +443,11 @@ class RisingWaveEngine(Engine):
         with self._con.cursor() as cur:
             cur.execute(sql, list(params) if params else None)
             columns = [c.name for c in cur.description or []]
-            return pd.DataFrame(cur.fetchall(), columns=columns)
+            frame = pd.DataFrame(cur.fetchall(), columns=columns)
+        for column in frame.columns:  # dates as datetime64, like DuckDB's results
+            if frame[column].map(lambda v: isinstance(v, dt.date)).any():
+                frame[column] = pd.to_datetime(frame[column])
+        return frame
 
     def execute(self, sql: str, params: Sequence[Any] | None = None) -> None:
         self._con.execute(sql, list(params) if params else None)

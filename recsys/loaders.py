@@ -14,9 +14,12 @@ from __future__ import annotations
 
 import csv
 import io
+from collections import deque
 from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from queue import SimpleQueue
 
 import numpy as np
 import pandas as pd
@@ -29,6 +32,7 @@ from recsys.hm_schema import ARROW_TYPES, ID_PATTERNS, TABLES, Column, Kind, Tab
 INT_PATTERN = r"^-?[0-9]+(\.0*)?$"
 FLOAT_PATTERN = r"^-?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][-+]?[0-9]+)?$"
 BYTES_PER_ROW_ESTIMATE = 120
+VALIDATORS = 2  # batches validated at once; bounds memory to a few batches in flight
 
 
 @dataclass(frozen=True)
@@ -51,24 +55,35 @@ class SchemaError(ValueError):
 def iter_batches(
     table: str, data_dir: Path | str, batch_rows: int = 500_000
 ) -> Iterator[tuple[pa.Table, list[RowError]]]:
-    """Yield (typed valid rows + `_line` column, rejected rows) in file order."""
+    """Yield (typed valid rows + `_line` column, rejected rows) in file order.
+
+    One thread parses blocks ahead while others validate earlier ones (Arrow releases
+    the GIL), which is what keeps 31.8 M rows in the tens of seconds on two cores.
+    """
     spec = TABLES[table]
     path = Path(data_dir) / spec.file
     _check_header(path, spec)
-    skipped: list[RowError] = []
+    skipped: SimpleQueue[RowError] = SimpleQueue()  # filled from the parsing thread
     reader = _open_reader(path, spec, batch_rows, skipped)
     skipped_lines: list[int] = []
     rows_seen = 0
-    for batch in reader:
-        skipped_lines.extend(e.line for e in skipped)
-        skipped_lines.sort()
-        lines = _physical_lines(rows_seen, batch.num_rows, skipped_lines)
-        rows_seen += batch.num_rows
-        valid, errors = _validate(pa.Table.from_batches([batch]), spec, path.name, lines)
-        yield valid, [*skipped, *errors]
-        skipped.clear()
-    if skipped:  # bad rows after the last good one
-        yield spec.arrow_schema.append(pa.field("_line", pa.int64())).empty_table(), list(skipped)
+    in_flight: deque[tuple[list[RowError], Future]] = deque()
+    with ThreadPoolExecutor(max_workers=1) as parser, ThreadPoolExecutor(VALIDATORS) as checker:
+        pending = parser.submit(_next_batch, reader)
+        while (batch := pending.result()) is not None:
+            pending = parser.submit(_next_batch, reader)
+            bad_rows = _drain(skipped)
+            skipped_lines = sorted([*skipped_lines, *(e.line for e in bad_rows)])
+            lines = _physical_lines(rows_seen, batch.num_rows, skipped_lines)
+            rows_seen += batch.num_rows
+            table_ = pa.Table.from_batches([batch])
+            in_flight.append((bad_rows, checker.submit(_validate, table_, spec, path.name, lines)))
+            if len(in_flight) > VALIDATORS:
+                yield _completed(in_flight.popleft())
+        while in_flight:
+            yield _completed(in_flight.popleft())
+    if bad_rows := _drain(skipped):  # bad rows after the last good one
+        yield spec.arrow_schema.append(pa.field("_line", pa.int64())).empty_table(), bad_rows
 
 
 def read_table(table: str, data_dir: Path | str) -> tuple[pd.DataFrame, list[RowError]]:
@@ -97,15 +112,35 @@ def _check_header(path: Path, spec: Table) -> None:
         )
 
 
+def _completed(item: tuple[list[RowError], Future]) -> tuple[pa.Table, list[RowError]]:
+    bad_rows, future = item
+    valid, errors = future.result()
+    return valid, [*bad_rows, *errors]
+
+
+def _next_batch(reader: pa_csv.CSVStreamingReader) -> pa.RecordBatch | None:
+    try:
+        return reader.read_next_batch()
+    except StopIteration:
+        return None
+
+
+def _drain(queue: SimpleQueue[RowError]) -> list[RowError]:
+    items = []
+    while not queue.empty():
+        items.append(queue.get_nowait())
+    return items
+
+
 def _open_reader(
-    path: Path, spec: Table, batch_rows: int, skipped: list[RowError]
+    path: Path, spec: Table, batch_rows: int, skipped: SimpleQueue[RowError]
 ) -> pa_csv.CSVStreamingReader:
     """Single-threaded so that Arrow reports the line number of rows with a bad column count."""
     expected = len(spec.columns)
 
     def on_bad_row(row: pa_csv.InvalidRow) -> str:
         reason = f"expected {expected} columns, found {row.actual_columns}"
-        skipped.append(RowError(path.name, row.number, reason, row.text))
+        skipped.put(RowError(path.name, row.number, reason, row.text))
         return "skip"
 
     return pa_csv.open_csv(
