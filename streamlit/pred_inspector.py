@@ -8,6 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import streamlit as st
+
 from recsys import inspector as ins
 from recsys.settings import ConfigError, Settings, load_settings
 

@@ -6,11 +6,11 @@ import shutil
 from pathlib import Path
 
 import pytest
-
 import streamlit as st
+from streamlit.testing.v1 import AppTest
+
 from recsys import inspector as ins
 from recsys.settings import load_settings
-from streamlit.testing.v1 import AppTest
 
 PAGE = str(Path(__file__).resolve().parents[1] / "streamlit" / "pred_inspector.py")
 SETTINGS_VARIABLES = (

@@ -90,7 +90,7 @@ def test_line_numbers_stay_right_across_batches(tmp_path: Path) -> None:
 def test_quoted_commas_in_description(tmp_path: Path, hm_sample: Path) -> None:
     header = (hm_sample / "articles.csv").open().readline()
     row = (
-        '0108775015,0108775,Strap top,253,Vest top,Garment Upper body,1010016,Solid,9,Black,4,'
+        "0108775015,0108775,Strap top,253,Vest top,Garment Upper body,1010016,Solid,9,Black,4,"
         "Dark,5,Black,1676,Jersey Basic,A,Ladieswear,1,Ladieswear,16,Womens Everyday Basics,"
         '1002,Jersey Basic,"Top with straps, a ""soft"" feel, and more."\n'
     )
