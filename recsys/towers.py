@@ -24,6 +24,9 @@ import pandas as pd
 ID_EMBEDDING_DIM = 64
 FEATURE_EMBEDDING_DIM = 16
 SCORING_BATCH = 65_536
+# Adagrad moves a row only when it is looked up, so its steps must be larger than Adam's,
+# whose moments keep moving every row for many steps after each lookup.
+EMBEDDING_LR_FACTOR = 10.0
 
 
 @dataclass(frozen=True)
@@ -75,7 +78,6 @@ def training_device() -> str:
 def build_model(schema, item_frequencies: np.ndarray, params: HyperParameters):
     """TwoTowerModelV2: MLP towers over embeddings, in-batch negatives, logQ correction."""
     import merlin.models.tf as mm
-    import tensorflow as tf
     from merlin.models.tf.outputs.base import DotProduct
     from merlin.models.tf.transforms.bias import PopularityLogitsCorrection
     from merlin.schema import Tags
@@ -108,11 +110,34 @@ def build_model(schema, item_frequencies: np.ndarray, params: HyperParameters):
         store_negative_ids=True,
     )
     model = mm.TwoTowerModelV2(tower(user_schema), tower(item_schema), outputs=output)
-    model.compile(
-        optimizer=tf.keras.optimizers.Adam(learning_rate=params.learning_rate),
-        metrics=[mm.RecallAt(12), mm.NDCGAt(12)],
-    )
+    model.compile(optimizer=_optimizer(model, params), metrics=[mm.RecallAt(12), mm.NDCGAt(12)])
     return model
+
+
+def _optimizer(model, params: HyperParameters):
+    """Sparse Adagrad for the embedding tables, Adam for the MLPs.
+
+    Adam (legacy or not) decays its moments and moves the variable over the *whole* table
+    at every step: with the full data's hundreds of thousands of customer ids that dense
+    update dominated the step (~4x slower). Adagrad's sparse apply touches only the rows
+    looked up in the batch. Its accumulator starts at 0, so the first step of a row is
+    about the learning rate whatever its gradient's scale (as with Adam).
+    """
+    import merlin.models.tf as mm
+    import tensorflow as tf
+
+    tables = [
+        layer
+        for layer in model._flatten_layers(include_self=False)
+        if isinstance(layer, mm.EmbeddingTable)
+    ]
+    sparse = tf.keras.optimizers.legacy.Adagrad(
+        learning_rate=params.learning_rate * EMBEDDING_LR_FACTOR, initial_accumulator_value=0.0
+    )
+    return mm.MultiOptimizer(
+        default_optimizer=tf.keras.optimizers.legacy.Adam(learning_rate=params.learning_rate),
+        optimizers_and_blocks=[mm.OptimizerBlocks(sparse, tables)],
+    )
 
 
 def train(

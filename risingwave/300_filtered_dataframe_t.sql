@@ -8,16 +8,13 @@
 --   before the cutoff IS included.
 -- Each comparison with a parameter is a column compared with a scalar subquery
 -- (RisingWave's dynamic filter); MAX() makes each subquery provably one row.
--- training_rows is used twice; DuckDB computes such a CTE once (materialized).
+-- Eligibility is counted on the narrow dedup_transactions_t (joined_transactions_t
+-- has exactly one row per dedup row), so the wide joined rows are read only once.
 CREATE MATERIALIZED VIEW IF NOT EXISTS filtered_dataframe_t AS
-WITH training_rows AS (
-    SELECT *
-    FROM joined_transactions_t
-    WHERE t_dat < (SELECT MAX(cutoff) FROM training_settings)
-),
-eligible AS (
+WITH eligible AS (
     SELECT customer_id
-    FROM training_rows
+    FROM dedup_transactions_t
+    WHERE t_dat < (SELECT MAX(cutoff) FROM training_settings)
     GROUP BY customer_id
     HAVING COUNT(*) >= (SELECT MAX(min_purchases) FROM training_settings)
 )
@@ -50,5 +47,6 @@ SELECT
     r.fashion_news_frequency,
     r.age,
     r.postal_code
-FROM training_rows AS r
-JOIN eligible AS e ON e.customer_id = r.customer_id;
+FROM joined_transactions_t AS r
+JOIN eligible AS e ON e.customer_id = r.customer_id
+WHERE r.t_dat < (SELECT MAX(cutoff) FROM training_settings);
