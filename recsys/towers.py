@@ -155,6 +155,7 @@ def train(
 
     params.validate()
     tf.keras.utils.set_random_seed(seed)
+    tf.config.experimental.enable_op_determinism()  # same data + seed -> same model
     model = build_model(schema, item_frequencies, params)
     loader = mm.Loader(
         merlin.io.Dataset(encoded, schema=schema), batch_size=params.batch_size, shuffle=True
