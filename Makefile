@@ -35,9 +35,11 @@ kafka-jars: setup
 data: setup
 	@test -f $(DATA)/transactions_train.csv || $(PY) data/generate.py --scale $(SCALE) --out $(DATA)
 
-# Metaflow needs a user name; root shells often have no $USER.
+# Metaflow needs a user name and refuses "root" (containers, CI): fall back to "local".
+FLOW_USER := $(shell u=$${USERNAME:-$${USER:-$$(whoami)}}; [ "$$u" = root ] && u=local; echo $$u)
+
 run: setup data
-	USERNAME=$${USERNAME:-$${USER:-$$(whoami)}} DATA_DIR=$(DATA) \
+	USERNAME=$(FLOW_USER) DATA_DIR=$(DATA) \
 	  $(PY) recsys/my_merlin_flow.py --no-pylint run --max-workers 2
 	@echo "next: make app   (the Streamlit inspector on this run)"
 
