@@ -195,15 +195,29 @@ def _validate(
 def _convert(text: pa.Array, column: Column) -> tuple[pa.Array, list[tuple[np.ndarray, str]]]:
     """Typed values of one column of text fields, and its (invalid-row mask, reason) pairs."""
     empty = pc.equal(pc.utf8_length(text), 0)
-    problems = [_format_errors(text, empty, column)]
+    # Dates are parsed once: the parse both finds bad dates and gives the typed values.
+    dates = _parse_dates(text) if column.kind is Kind.DATE else None
+    problems = [_format_errors(text, empty, column, dates)]
     if column.required:
         problems.append((empty.to_numpy(zero_copy_only=False), f"empty {column.name}"))
-    invalid = np.logical_or.reduce([mask for mask, _ in problems])
-    clean = pc.if_else(pc.or_(empty, pa.array(invalid)), pa.scalar(None, pa.string()), text)
+    invalid = pa.array(np.logical_or.reduce([mask for mask, _ in problems]))
+    if dates is not None:
+        typed = pc.if_else(invalid, pa.scalar(None, dates.type), dates)
+        return pc.cast(typed, pa.date32()), problems
+    clean = pc.if_else(pc.or_(empty, invalid), pa.scalar(None, pa.string()), text)
     return _cast(clean, column.kind), problems
 
 
-def _format_errors(text: pa.Array, empty: pa.Array, column: Column) -> tuple[np.ndarray, str]:
+def _parse_dates(text: pa.Array) -> pa.Array:
+    """YYYY-MM-DD text to timestamps; NULL where the text is not such a date."""
+    parsed = pc.strptime(text, format="%Y-%m-%d", unit="s", error_is_null=True)
+    exact = pc.equal(pc.utf8_length(text), 10)  # strptime also accepts "2020-9-1"
+    return pc.if_else(exact, parsed, pa.scalar(None, parsed.type))
+
+
+def _format_errors(
+    text: pa.Array, empty: pa.Array, column: Column, dates: pa.Array | None
+) -> tuple[np.ndarray, str]:
     kind = column.kind
     if kind in ID_PATTERNS:
         ok = pc.match_substring_regex(text, ID_PATTERNS[kind])
@@ -214,9 +228,8 @@ def _format_errors(text: pa.Array, empty: pa.Array, column: Column) -> tuple[np.
     elif kind is Kind.FLOAT:
         ok = pc.match_substring_regex(text, FLOAT_PATTERN)
         why = f"{column.name} is not a number"
-    elif kind is Kind.DATE:
-        parsed = pc.strptime(text, format="%Y-%m-%d", unit="s", error_is_null=True)
-        ok = pc.and_(pc.is_valid(parsed), pc.equal(pc.utf8_length(text), 10))
+    elif dates is not None:
+        ok = pc.is_valid(dates)
         why = f"{column.name} is not a YYYY-MM-DD date"
     else:
         return np.zeros(len(text), dtype=bool), ""
@@ -227,8 +240,6 @@ def _format_errors(text: pa.Array, empty: pa.Array, column: Column) -> tuple[np.
 def _cast(clean: pa.Array, kind: Kind) -> pa.Array:
     if kind is Kind.INT:
         return pc.cast(pc.cast(clean, pa.float64()), pa.int64())
-    if kind is Kind.DATE:
-        return pc.cast(pc.strptime(clean, format="%Y-%m-%d", unit="s"), pa.date32())
     return pc.cast(clean, ARROW_TYPES[kind])
 
 

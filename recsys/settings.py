@@ -56,11 +56,6 @@ class Settings:
     # docker-compose.yml RisingWave uses kafka:29092, the host 127.0.0.1:9092).
     risingwave_kafka_bootstrap: str | None = None
 
-    @property
-    def kafka_uses_sasl(self) -> bool:
-        """Confluent Cloud (SASL_SSL/PLAIN) when an API key is configured, else PLAINTEXT."""
-        return self.kafka_api_key is not None
-
     def masked(self) -> dict[str, str]:
         """All settings as strings, secrets replaced so the result is safe to print or log."""
         shown: dict[str, str] = {}

@@ -130,17 +130,15 @@ def test_shopping_statistics_look_like_the_real_file(tiny_data, transactions):
 
 
 @pytest.fixture(scope="module")
-def demo_split(tmp_path_factory) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+def demo_split(demo_data: Path) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     """(articles, train, test week) of the demo scale: big enough for stable MAP numbers.
 
     Too few articles in `tiny` (300) for these comparisons: there the popular top 12
-    already covers most purchases. Generating demo without images takes a few seconds.
+    already covers most purchases. The demo data is the session's shared `demo_data`.
     """
-    out = tmp_path_factory.mktemp("demo-data")
-    generate(scale="demo", out_dir=out, seed=42, images=False)
-    articles, errors = read_table("articles", out)
+    articles, errors = read_table("articles", demo_data)
     assert errors == []
-    transactions, errors = read_table("transactions", out)
+    transactions, errors = read_table("transactions", demo_data)
     assert errors == []
     cutoff = transactions["t_dat"].max() - timedelta(days=6)
     in_test = transactions["t_dat"] >= cutoff

@@ -16,7 +16,7 @@ def test_defaults_run_embedded() -> None:
     settings = load_settings(env={})
     assert settings.risingwave_url is None
     assert settings.kafka_bootstrap_servers == "127.0.0.1:9092"
-    assert not settings.kafka_uses_sasl
+    assert settings.kafka_security_protocol == "PLAINTEXT"
     assert settings.export_to_app is True
     assert settings.duckdb_path == settings.data_dir / "hm.duckdb"
     assert settings.image_dir == settings.data_dir / "images"
