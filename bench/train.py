@@ -65,7 +65,8 @@ def bench_training(data_dir: Path, max_rows: int | None, batch_sizes: list[int])
     frame, total = training_frame(data_dir, max_rows)
     with tempfile.TemporaryDirectory() as tmp:
         start = time.perf_counter()
-        features = fit_features(frame, Path(tmp))
+        cutoff = frame["t_dat"].max() + pd.Timedelta(days=1)
+        features = fit_features(frame, cutoff, Path(tmp))
         encoded = features.interactions(frame)
         prep = time.perf_counter() - start
         freq = features.item_frequencies(encoded)

@@ -5,10 +5,16 @@ Two workflows, one per tower, so the catalogue (articles only) and the customer 
 
 - customers: customer id, age bucket, club status, news frequency, FN, Active, postal
   code (hashed to a bounded number of buckets) and the purchase month (context);
-- articles: article id, the article codes, and the mean price over *training* rows.
+- articles: article id, the article codes, the mean price over *training* rows, and how
+  much the article sold in the week before (`RecentSales`, a log2 bucket).
 
 Both are fitted on the training split only. Ids unseen at fit time are encoded as
 Categorify's out-of-vocabulary index (2), never an error.
+
+Why the recent-sales feature: an article's demand rises after launch and then decays, so
+what sold last week is a strong signal of what sells next week (the popularity baseline
+lives on it). Without it the item tower can only learn an article's *average* popularity
+over the whole training period, which is stale by the test week.
 """
 
 from __future__ import annotations
@@ -50,8 +56,11 @@ CUSTOMER_CATEGORICALS = (
     "fashion_news_frequency",
     "FN",
     "Active",
+    "postal_code",  # already hashed to a bucket by `postal_buckets`
 )
 PRICE_FEATURE = "article_id_price_mean"
+RECENT_SALES_FEATURE = "recent_sales"
+RECENT_SALES_DAYS = 7  # one window = the popularity baseline's window
 OOV_INDEX = 2  # Categorify: 0 padding, 1 null, 2 out-of-vocabulary, 3.. the vocabulary
 
 
@@ -61,7 +70,8 @@ class FittedFeatures:
 
     customer_workflow: object  # nvtabular.Workflow
     article_workflow: object  # nvtabular.Workflow
-    directory: Path  # where both are saved, with their category tables
+    recent_sales: RecentSales
+    directory: Path  # where both are saved, with their category tables and the sales
 
     @property
     def schema(self):
@@ -72,14 +82,20 @@ class FittedFeatures:
         """Encode customer rows (prepared with `prepare_customers`)."""
         return _transform(self.customer_workflow, frame)
 
-    def articles(self, frame: pd.DataFrame) -> pd.DataFrame:
-        """Encode article rows (prepared with `prepare_articles`)."""
-        return _transform(self.article_workflow, frame)
+    def articles(self, frame: pd.DataFrame, days: pd.Series | None = None) -> pd.DataFrame:
+        """Encode article rows, with their recent sales as of each row's day.
+
+        Without `days` (the catalogue) the sales are those as of the cutoff: the last
+        7 days of training data, the only sales every later prediction may know.
+        """
+        prepared = prepare_articles(frame)
+        prepared[RECENT_SALES_FEATURE] = self.recent_sales.buckets(prepared["article_id"], days)
+        return _transform(self.article_workflow, prepared)
 
     def interactions(self, frame: pd.DataFrame) -> pd.DataFrame:
         """Encode transaction rows: both towers' columns side by side."""
         customers = self.customers(prepare_customers(frame, frame["t_dat"]))
-        articles = self.articles(prepare_articles(frame))
+        articles = self.articles(frame, frame["t_dat"])
         return pd.concat([customers, articles], axis=1)
 
     def item_frequencies(self, encoded: pd.DataFrame) -> np.ndarray:
@@ -112,8 +128,62 @@ class FittedFeatures:
         return cls(
             customer_workflow=nvt.Workflow.load(str(directory / "customers")),
             article_workflow=nvt.Workflow.load(str(directory / "articles")),
+            recent_sales=RecentSales.load(directory / RecentSales.FILE),
             directory=directory,
         )
+
+
+@dataclass(frozen=True)
+class RecentSales:
+    """Purchases per article in each 7-day window before the cutoff (training rows only).
+
+    Windows are counted back from the cutoff: window 0 is the 7 days before it. A row on
+    day d sees the window before its own, so a training row never sees its own week and
+    the catalogue, scored as of the cutoff, sees window 0: the popularity baseline's week.
+    """
+
+    FILE = "recent_sales.parquet"
+
+    cutoff: pd.Timestamp
+    counts: pd.Series  # (article_id, window) -> purchases
+
+    @classmethod
+    def from_rows(cls, rows: pd.DataFrame, cutoff: pd.Timestamp) -> RecentSales:
+        cutoff = pd.Timestamp(cutoff)
+        keys = pd.DataFrame(
+            {
+                "article_id": rows["article_id"].astype(str).to_numpy(),
+                "window": _window(rows["t_dat"], cutoff),
+            }
+        )
+        return cls(cutoff, keys.value_counts().rename("purchases"))
+
+    def buckets(self, article_ids: pd.Series, days: pd.Series | None = None) -> np.ndarray:
+        """floor(log2(1 + purchases in the window before each day)) as text, per row."""
+        seen = np.zeros(len(article_ids), dtype="int64")
+        if days is not None:
+            seen = _window(days, self.cutoff) + 1
+        wanted = pd.MultiIndex.from_arrays(
+            [np.asarray(article_ids, dtype=object), seen], names=["article_id", "window"]
+        )
+        purchases = self.counts.reindex(wanted, fill_value=0).to_numpy()
+        return np.floor(np.log2(1 + purchases)).astype("int64").astype(str).astype(object)
+
+    def save(self, path: Path) -> None:
+        self.counts.reset_index().to_parquet(path, index=False)
+        path.with_suffix(".cutoff").write_text(self.cutoff.date().isoformat())
+
+    @classmethod
+    def load(cls, path: Path) -> RecentSales:
+        table = pd.read_parquet(path)
+        cutoff = pd.Timestamp(path.with_suffix(".cutoff").read_text())
+        return cls(cutoff, table.set_index(["article_id", "window"])["purchases"])
+
+
+def _window(days: pd.Series, cutoff: pd.Timestamp) -> np.ndarray:
+    """Index of the 7-day window before `cutoff` each day falls in (0: the last 7 days)."""
+    before = (cutoff - pd.to_datetime(pd.Series(days).to_numpy())).days.to_numpy()
+    return (before - 1) // RECENT_SALES_DAYS
 
 
 def prepare_customers(frame: pd.DataFrame, when: pd.Series | pd.Timestamp) -> pd.DataFrame:
@@ -127,12 +197,23 @@ def prepare_customers(frame: pd.DataFrame, when: pd.Series | pd.Timestamp) -> pd
     for column in ("FN", "Active"):
         flags = pd.to_numeric(frame[column], errors="coerce").fillna(0)
         out[column] = flags.astype(int).astype(str).to_numpy()
-    out["postal_code"] = frame["postal_code"].fillna("unknown").astype(str).to_numpy()
+    out["postal_code"] = postal_buckets(frame["postal_code"])
     if isinstance(when, pd.Series):
         out["month"] = pd.to_datetime(when).dt.month.astype(str).to_numpy()
     else:
         out["month"] = str(pd.Timestamp(when).month)
     return out
+
+
+def postal_buckets(codes: pd.Series) -> np.ndarray:
+    """Each postal code hashed to one of POSTAL_CODE_BUCKETS buckets, as text.
+
+    Hashed here rather than with NVTabular's HashBucket: on the CPU that op hashes with
+    `pandas.util.hash_pandas_object`, which mixes in the row *index*, so one postal code
+    lands in a different bucket on every row (pure noise to the model).
+    """
+    text = codes.fillna("unknown").astype(str).to_numpy(dtype=object)
+    return (pd.util.hash_array(text) % POSTAL_CODE_BUCKETS).astype(str).astype(object)
 
 
 def prepare_articles(frame: pd.DataFrame) -> pd.DataFrame:
@@ -145,18 +226,25 @@ def prepare_articles(frame: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-def fit_features(train: pd.DataFrame, work_dir: Path) -> FittedFeatures:
-    """Fit both workflows on the training rows only (vocabularies and price statistics).
+def fit_features(train: pd.DataFrame, cutoff: pd.Timestamp, work_dir: Path) -> FittedFeatures:
+    """Fit both workflows on the training rows only (vocabularies, price and sales statistics).
 
-    `work_dir` (fresh per run) holds the fitted category tables and saved workflows.
+    `cutoff` is the first day after training (rows must be before it); `work_dir` (fresh
+    per run) holds the fitted category tables, the sales counts and the saved workflows.
     """
     import merlin.io
     import nvtabular as nvt
 
+    if (pd.to_datetime(train["t_dat"]) >= pd.Timestamp(cutoff)).any():
+        raise ValueError(f"training rows must all be before the cutoff {cutoff}")
+    recent_sales = RecentSales.from_rows(train, cutoff)
+    articles = prepare_articles(train)
+    articles[RECENT_SALES_FEATURE] = recent_sales.buckets(articles["article_id"], train["t_dat"])
     customer_workflow = nvt.Workflow(_customer_graph(work_dir / "fit"))
     article_workflow = nvt.Workflow(_article_graph(work_dir / "fit"))
     customer_workflow.fit(merlin.io.Dataset(prepare_customers(train, train["t_dat"])))
-    article_workflow.fit(merlin.io.Dataset(prepare_articles(train)))
+    article_workflow.fit(merlin.io.Dataset(articles))
+    recent_sales.save(work_dir / RecentSales.FILE)
     # Saving copies the category tables next to each workflow and points them there.
     customer_workflow.save(str(work_dir / "customers"))
     article_workflow.save(str(work_dir / "articles"))
@@ -173,13 +261,12 @@ def _customer_graph(out_path: Path):
         >> ops.Categorify(out_path=str(out_path))
         >> ops.TagAsUserFeatures()
     )
-    postal = ["postal_code"] >> ops.HashBucket(POSTAL_CODE_BUCKETS) >> ops.TagAsUserFeatures()
     month = (
         ["month"]
         >> ops.Categorify(out_path=str(out_path))
         >> ops.AddTags([Tags.USER, Tags.CONTEXT, Tags.CATEGORICAL])
     )
-    return customer_id + profile + postal + month
+    return customer_id + profile + month
 
 
 def _article_graph(out_path: Path):
@@ -187,7 +274,7 @@ def _article_graph(out_path: Path):
 
     article_id = ["article_id"] >> ops.Categorify(out_path=str(out_path)) >> ops.TagAsItemID()
     codes = (
-        list(ARTICLE_CODE_COLUMNS)
+        [*ARTICLE_CODE_COLUMNS, RECENT_SALES_FEATURE]
         >> ops.Categorify(out_path=str(out_path))
         >> ops.TagAsItemFeatures()
     )

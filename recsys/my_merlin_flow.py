@@ -33,7 +33,8 @@ from recsys.settings import ConfigError, load_settings  # noqa: E402
 
 SPLIT_DAYS = 7
 MIN_TRAINING_ROWS = 100
-RANKING_DEPTH = 100  # recall@100 needs 100 candidates from every ranking
+RANKING_DEPTH = 100
+SHUFFLE_SEED = 42  # recall@100 needs 100 candidates from every ranking
 MODEL_STRATEGIES = ("two_tower", "repurchase+two_tower")  # what warm customers may get
 ENGINES = ("auto", "embedded", "risingwave")
 CUSTOMER_COLUMNS = (
@@ -145,13 +146,20 @@ class MyMerlinFlow(FlowSpec):
         validation_start, test_start = self.dates["validation_start"], self.dates["test_start"]
         with _open_engine(self.engine) as eng:
             eng.set_training_settings(min_purchases=self.min_purchases, cutoff=validation_start)
-            train = eng.query(f"SELECT {TRAINING_COLUMNS} FROM filtered_dataframe_t")
+            train = eng.query(
+                f"SELECT {TRAINING_COLUMNS} FROM filtered_dataframe_t "
+                "ORDER BY t_dat, customer_id, article_id"
+            )
             validation = _actuals(eng, validation_start, test_start)
             test = _actuals(eng, test_start, self.dates["end"] + timedelta(days=1))
             self.customers = eng.query(f"SELECT {CUSTOMER_COLUMNS} FROM customers_t")
             self.articles = eng.query(f"SELECT {ARTICLE_COLUMNS} FROM articles_metadata_t")
-        if self.sample_fraction < 1:
-            train = train.sample(frac=self.sample_fraction, random_state=42)
+        # Rows come sorted (engines return them in any order) and are then shuffled with a
+        # fixed seed: a run is reproducible, and training sees a well-mixed frame (measured:
+        # the same model on the engine's roughly date-ordered rows scored 0.022-0.035 test
+        # MAP@12 on the demo data, 0.035-0.041 on shuffled rows; see docs/training.md).
+        train = train.sample(frac=self.sample_fraction, random_state=SHUFFLE_SEED)
+        train = train.reset_index(drop=True)
         train["t_dat"] = pd.to_datetime(train["t_dat"])
         self.rows = {"train": len(train), "validation": len(validation), "test": len(test)}
         print("rows per split:", self.rows)
@@ -166,14 +174,14 @@ class MyMerlinFlow(FlowSpec):
     @step
     def build_workflow(self):
         """Fit NVTabular on the training split only; encode training rows, customers, catalogue."""
-        from recsys.features import fit_features, prepare_articles, prepare_customers
+        from recsys.features import fit_features, prepare_customers
 
         with tempfile.TemporaryDirectory() as tmp:
-            features = fit_features(self.train_rows, Path(tmp))
+            features = fit_features(self.train_rows, self.dates["validation_start"], Path(tmp))
             self.workflows = features.to_bytes()
             self.encoded_train = features.interactions(self.train_rows)
             self.item_frequencies = features.item_frequencies(self.encoded_train)
-            self.encoded_articles = features.articles(prepare_articles(self.articles))
+            self.encoded_articles = features.articles(self.articles)
             self.encoded_queries = {
                 split: features.customers(
                     prepare_customers(self._customer_rows(ids), self.dates[f"{split}_start"])

@@ -12,10 +12,14 @@ from recsys.features import (
     ARTICLE_CODE_COLUMNS,
     OOV_INDEX,
     FittedFeatures,
+    RecentSales,
     fit_features,
+    postal_buckets,
     prepare_articles,
     prepare_customers,
 )
+
+CUTOFF = pd.Timestamp("2020-09-08")
 
 
 def rows(customer: list[str], article: list[str], price: list[float], day: str) -> pd.DataFrame:
@@ -42,7 +46,7 @@ def rows(customer: list[str], article: list[str], price: list[float], day: str) 
 @pytest.fixture(scope="module")
 def fitted(tmp_path_factory: pytest.TempPathFactory) -> FittedFeatures:
     train = rows(["c1", "c1", "c2", "c2"], ["A", "A", "B", "B"], [1.0, 1.0, 3.0, 3.0], "2020-09-01")
-    return fit_features(train, tmp_path_factory.mktemp("features"))
+    return fit_features(train, CUTOFF, tmp_path_factory.mktemp("features"))
 
 
 def test_ids_first_seen_after_training_are_out_of_vocabulary(fitted: FittedFeatures) -> None:
@@ -65,7 +69,7 @@ def test_mean_price_comes_from_training_rows_only(fitted: FittedFeatures) -> Non
     later = rows(["c1", "c2"], ["A", "B"], [100.0, 3.0], "2020-09-10")
     price = fitted.interactions(later)["article_id_price_mean"].to_numpy()
     assert price[0] < price[1]
-    assert fitted.articles(prepare_articles(later.drop(columns="price")))[
+    assert fitted.articles(later.drop(columns="price"), later["t_dat"])[
         "article_id_price_mean"
     ].tolist() == pytest.approx(price.tolist())
 
@@ -118,6 +122,45 @@ def test_customer_derivations_handle_missing_values() -> None:
         "fashion_news_frequency": "unknown",
         "FN": "0",
         "Active": "1",
-        "postal_code": "unknown",
+        "postal_code": postal_buckets(pd.Series(["unknown"]))[0],
         "month": "9",
     }
+
+
+def test_a_postal_code_lands_in_one_bucket_wherever_its_row_is() -> None:
+    # NVTabular's CPU HashBucket mixes the row index into the hash: this would fail with it.
+    codes = pd.Series(["p1", "p2", "p1", "p3", "p1"], index=[10, 3, 7, 0, 99])
+    buckets = postal_buckets(codes)
+    assert buckets[0] == buckets[2] == buckets[4]
+    assert postal_buckets(pd.Series(["p1"]))[0] == buckets[0]
+
+
+def test_fitting_refuses_rows_on_or_after_the_cutoff(tmp_path: Path) -> None:
+    late = rows(["c1"], ["A"], [1.0], CUTOFF.date().isoformat())
+    with pytest.raises(ValueError, match="before the cutoff"):
+        fit_features(late, CUTOFF, tmp_path)
+
+
+def test_recent_sales_look_at_the_week_before_each_row_and_never_at_its_own() -> None:
+    day = pd.Timestamp
+    frame = pd.DataFrame(
+        {  # window 0 = Sep 1..7, window 1 = Aug 25..31 (cutoff Sep 8)
+            "t_dat": [day("2020-08-25")] * 3 + [day("2020-09-01"), day("2020-09-07")],
+            "article_id": ["A", "A", "A", "A", "B"],
+        }
+    )
+    sales = RecentSales.from_rows(frame, CUTOFF)
+    # A row of Sep 2 sees window 1 (3 purchases of A); its own week (window 0) is unseen.
+    assert sales.buckets(pd.Series(["A", "B"]), pd.Series([day("2020-09-02")] * 2)).tolist() == [
+        "2",  # floor(log2(1 + 3))
+        "0",
+    ]
+    # The catalogue, as of the cutoff, sees window 0: the last 7 days of training data.
+    assert sales.buckets(pd.Series(["A", "B", "C"])).tolist() == ["1", "1", "0"]
+
+
+def test_recent_sales_survive_the_trip_between_flow_steps(fitted: FittedFeatures) -> None:
+    assert fitted.recent_sales.cutoff == CUTOFF
+    pd.testing.assert_series_equal(
+        RecentSales.load(fitted.directory / RecentSales.FILE).counts, fitted.recent_sales.counts
+    )

@@ -181,16 +181,17 @@ def test_missing_image_location_is_reported(tiny_data: Path, tmp_path: Path) -> 
 
 @pytest.mark.slow
 def test_demo_recommendations_beat_popularity_on_the_test_week(demo_flow_run: FlowRun) -> None:
-    """What the flow chose to serve beats popularity on MAP@12 and recall@12, and the
-    two-tower model alone ranks the customers' purchases deeper than popularity does.
+    """The chosen two-tower model beats popularity on MAP@12 and recall@12, and so does
+    what the flow serves (by a wider margin: recent purchases first for warm customers).
 
-    The model alone is at popularity's level on MAP@12 on this data (0.029-0.046 over
-    runs with different seeds and row orders, popularity 0.034), so asserting more would
-    make a flaky test; see docs/training.md.
+    The run is deterministic for given data (sorted read, seeded shuffle, deterministic
+    ops); over runs with other seeds the model scored 0.035-0.041 MAP@12 against
+    popularity's 0.034 (docs/training.md).
     """
     metrics = pd.read_parquet(demo_flow_run.export_dir / "metrics.parquet")
     table = metrics[metrics["segment"] == "all"].set_index("model")
     print(metrics.to_string(index=False))
+    for metric in ("map@12", "recall@12", "recall@100"):
+        assert table.loc["two_tower", metric] > table.loc["popular", metric], metric
     for metric in ("map@12", "recall@12"):
         assert table.loc["served", metric] > 1.2 * table.loc["popular", metric], metric
-    assert table.loc["two_tower", "recall@100"] > table.loc["popular", "recall@100"]
