@@ -39,7 +39,11 @@ SECURITY_MARKER = "-- @kafka_security"
 BOOTSTRAP_PLACEHOLDER = "${KAFKA_BOOTSTRAP_SERVERS}"
 DEFAULT_MIN_PURCHASES = 1
 DEFAULT_CUTOFF = dt.date(9999, 12, 31)  # "no cutoff": every row is training data
-DUCKDB_MEMORY_LIMIT = "6GB"
+DUCKDB_MEMORY_LIMIT = "5GB"  # full data: 5 GB as fast as 6 GB, 4 GB 15 % slower
+# DuckDB stores tables in row groups of this many rows. Arrow input cut into record
+# batches of this size is inserted in parallel, one batch per thread, as whole row
+# groups: the full transactions file loaded in 26 s instead of 34 s (docs/streaming-sql.md).
+DUCKDB_ROW_GROUP_ROWS = 122_880
 LOCK_RETRY_SECONDS = 15.0
 
 # DuckDB only: rows that could not be loaded, with where they came from and why.
@@ -309,6 +313,17 @@ class DuckDBEngine(Engine):
         with self._connection() as con:
             con.execute(sql, list(params or []))
 
+    def record_batches(
+        self, sql: str, params: Sequence[Any] | None = None, batch_rows: int = 1_000_000
+    ) -> Iterator[pa.RecordBatch]:
+        """Run one SELECT and stream its rows as Arrow record batches.
+
+        For results too big for `query`: nothing is converted to pandas objects,
+        and only about one batch is held in memory at a time.
+        """
+        with self._connection() as con:
+            yield from con.execute(sql, list(params or [])).fetch_record_batch(batch_rows)
+
     def close(self) -> None:
         if self._con is not None:
             self._con.close()
@@ -377,7 +392,8 @@ def _insert_rows(con: Any, table: str, rows: pa.Table, order_column: str) -> Non
     Transactions are append-only: redeliveries are removed by dedup_transactions_t,
     not here, exactly as in RisingWave.
     """
-    con.register("new_rows", rows)
+    batches = rows.to_batches(max_chunksize=DUCKDB_ROW_GROUP_ROWS)
+    con.register("new_rows", pa.Table.from_batches(batches, schema=rows.schema))
     try:
         if table == "transactions":
             con.execute(

@@ -195,6 +195,23 @@ def test_read_only_engine_does_not_hold_the_file(
         assert rows_of(reader, "SELECT COUNT(*) FROM images_raw") == [(1,)]
 
 
+def test_record_batches_stream_every_row_of_a_query(
+    embedded_engine: DuckDBEngine, engine_settings: Settings
+) -> None:
+    """Big results (the training frame) come as Arrow batches, not one pandas frame."""
+    images = [{"article_id": f"{i:010d}", "image_path": f"{i}.jpg"} for i in range(5)]
+    insert_raw(embedded_engine, "images", images)
+    query = "SELECT article_id, image_path FROM images_t ORDER BY article_id"
+    batches = list(embedded_engine.record_batches(query, batch_rows=2))
+    assert all(batch.num_rows <= 2 for batch in batches)
+    assert [row for b in batches for row in b.to_pylist()] == images
+    embedded_engine.close()
+    with open_engine(engine_settings, read_only=True) as reader:
+        got = [b.num_rows for b in reader.record_batches("SELECT * FROM images_t WHERE $1", [True])]
+        assert sum(got) == 5
+        open_engine(engine_settings).close()  # the reader let go of the file
+
+
 # ------------------------------------------------------------- RisingWave without a server
 
 

@@ -245,6 +245,27 @@ def test_filtered_dataframe_t_reads_n_and_cutoff_from_settings(
     assert all(last < cutoff for _, _, last in got)
 
 
+@pytest.mark.parametrize(
+    ("min_purchases", "cutoff"), [(1, D2), (2, D3), (3, D3), (2, D4), (1, dt.date(9999, 12, 31))]
+)
+def test_filtered_dataframe_t_is_joined_transactions_t_filtered(
+    engine: DuckDBEngine, min_purchases: int, cutoff: dt.date
+) -> None:
+    """Every column of every row, against the rule applied to joined_transactions_t.
+
+    filtered_dataframe_t does its own joins (for speed, see its SQL file), so this
+    pins it to the definition its users read: the joined rows, filtered.
+    """
+    engine.set_training_settings(min_purchases=min_purchases, cutoff=cutoff)
+    joined = rows_of(engine, "SELECT * FROM joined_transactions_t")
+    before = [row for row in joined if row[0] < cutoff]
+    counts = {customer: sum(1 for r in before if r[1] == customer) for _, customer, *_ in before}
+    expected = sorted((r for r in before if counts[r[1]] >= min_purchases), key=repr)
+    got = sorted(rows_of(engine, "SELECT * FROM filtered_dataframe_t"), key=repr)
+    assert got == expected
+    assert expected or min_purchases > 1, "the crafted data must give rows at N=1"
+
+
 def test_training_settings_default_keeps_every_row(engine: DuckDBEngine) -> None:
     assert engine.training_settings() == (1, dt.date(9999, 12, 31))
     assert rows_of(engine, "SELECT COUNT(*) FROM filtered_dataframe_t") == [(len(DEDUP),)]
