@@ -157,7 +157,7 @@ class MyMerlinFlow(FlowSpec):
         # Rows come sorted (engines return them in any order) and are then shuffled with a
         # fixed seed: a run is reproducible, and training sees a well-mixed frame (measured:
         # the same model on the engine's roughly date-ordered rows scored 0.022-0.035 test
-        # MAP@12 on the demo data, 0.035-0.041 on shuffled rows; see docs/training.md).
+        # MAP@12 on the demo data, 0.033-0.041 on shuffled rows; see docs/training.md).
         train = train.sample(frac=self.sample_fraction, random_state=SHUFFLE_SEED)
         train = train.reset_index(drop=True)
         train["t_dat"] = pd.to_datetime(train["t_dat"])
