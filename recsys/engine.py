@@ -187,6 +187,18 @@ class Engine:
         """Run one SELECT; parameters are written $1, $2, ... in both engines."""
         raise NotImplementedError
 
+    def query_compact(self, sql: str, params: Sequence[Any] | None = None) -> pd.DataFrame:
+        """`query` for big results: text columns come back as pandas categoricals.
+
+        The training read of the full H&M data (27.7 M rows with two 64-character ids)
+        was killed at 24 GB as Python strings; as categoricals it is a few GB.
+        """
+        frame = self.query(sql, params)
+        for column in frame.columns:
+            if frame[column].dtype == object:
+                frame[column] = frame[column].astype("category")
+        return frame
+
     def execute(self, sql: str, params: Sequence[Any] | None = None) -> None:
         raise NotImplementedError
 
@@ -313,6 +325,23 @@ class DuckDBEngine(Engine):
         with self._connection() as con:
             con.execute(sql, list(params or []))
 
+    def query_compact(self, sql: str, params: Sequence[Any] | None = None) -> pd.DataFrame:
+        """Streams Arrow batches and dictionary-encodes their text as it arrives, so the
+        rows never exist as Python strings (see `Engine.query_compact`)."""
+        with self._connection() as con:
+            reader = con.execute(sql, list(params or [])).fetch_record_batch(1_000_000)
+            schema = pa.schema(
+                [
+                    pa.field(f.name, pa.dictionary(pa.int32(), f.type))
+                    if pa.types.is_string(f.type) or pa.types.is_large_string(f.type)
+                    else f
+                    for f in reader.schema
+                ]
+            )
+            batches = [_dictionary_encoded(batch, schema) for batch in reader]
+        table = pa.Table.from_batches(batches, schema=schema).unify_dictionaries()
+        return table.to_pandas(date_as_object=False, self_destruct=True)
+
     def record_batches(
         self, sql: str, params: Sequence[Any] | None = None, batch_rows: int = 1_000_000
     ) -> Iterator[pa.RecordBatch]:
@@ -375,6 +404,14 @@ def _transaction(con: Any) -> Iterator[None]:
         con.execute("ROLLBACK")
         raise
     con.execute("COMMIT")
+
+
+def _dictionary_encoded(batch: pa.RecordBatch, schema: pa.Schema) -> pa.RecordBatch:
+    columns = [
+        column.dictionary_encode() if pa.types.is_dictionary(field.type) else column
+        for column, field in zip(batch.columns, schema, strict=True)
+    ]
+    return pa.RecordBatch.from_arrays(columns, schema=schema)
 
 
 def _with_event_ids(table: str, batch: pa.Table) -> pa.Table:

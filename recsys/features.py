@@ -193,7 +193,7 @@ def prepare_customers(frame: pd.DataFrame, when: pd.Series | pd.Timestamp) -> pd
     buckets = pd.cut(ages, bins=list(AGE_BOUNDARIES), right=False, labels=False)
     out["age_bucket"] = pd.Series(buckets).map(lambda b: "unknown" if pd.isna(b) else str(int(b)))
     for column in ("club_member_status", "fashion_news_frequency"):
-        out[column] = frame[column].fillna("unknown").astype(str).to_numpy()
+        out[column] = _as_text(frame[column])
     for column in ("FN", "Active"):
         flags = pd.to_numeric(frame[column], errors="coerce").fillna(0)
         out[column] = flags.astype(int).astype(str).to_numpy()
@@ -212,7 +212,7 @@ def postal_buckets(codes: pd.Series) -> np.ndarray:
     `pandas.util.hash_pandas_object`, which mixes in the row *index*, so one postal code
     lands in a different bucket on every row (pure noise to the model).
     """
-    text = codes.fillna("unknown").astype(str).to_numpy(dtype=object)
+    text = _as_text(codes)
     return (pd.util.hash_array(text) % POSTAL_CODE_BUCKETS).astype(str).astype(object)
 
 
@@ -289,7 +289,8 @@ def _article_graph(out_path: Path):
 
 
 def _as_text(values: pd.Series) -> np.ndarray:
-    """Codes as strings, the same whether they arrive as int64, nullable Int64 or float."""
+    """Values as strings ("unknown" for missing), the same whether codes arrive as int64,
+    nullable Int64 or float, and text as str objects or a categorical."""
     if pd.api.types.is_numeric_dtype(values):
         values = values.astype("Int64")
     return values.astype("string").fillna("unknown").to_numpy(dtype=object)

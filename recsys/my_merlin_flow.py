@@ -146,7 +146,7 @@ class MyMerlinFlow(FlowSpec):
         validation_start, test_start = self.dates["validation_start"], self.dates["test_start"]
         with _open_engine(self.engine) as eng:
             eng.set_training_settings(min_purchases=self.min_purchases, cutoff=validation_start)
-            train = eng.query(
+            train = eng.query_compact(
                 f"SELECT {TRAINING_COLUMNS} FROM filtered_dataframe_t "
                 "ORDER BY t_dat, customer_id, article_id"
             )
