@@ -195,3 +195,23 @@ def test_demo_recommendations_beat_popularity_on_the_test_week(demo_flow_run: Fl
         assert table.loc["two_tower", metric] > table.loc["popular", metric], metric
     for metric in ("map@12", "recall@12"):
         assert table.loc["served", metric] > 1.2 * table.loc["popular", metric], metric
+
+
+def test_training_rows_are_shuffled_the_same_whatever_order_the_engine_returns() -> None:
+    from recsys.my_merlin_flow import _shuffled
+
+    rows = pd.DataFrame(
+        {
+            "t_dat": pd.to_datetime(["2020-09-01", "2020-09-02"] * 500),
+            "customer_id": [f"c{i % 97}" for i in range(1000)],
+            "article_id": [f"a{i}" for i in range(1000)],
+        }
+    )
+    once = _shuffled(rows, 1.0)
+    again = _shuffled(rows.iloc[::-1].astype({"customer_id": "category"}), 1.0)
+    assert once.astype(str).equals(again.astype(str))  # order-free, text or categorical
+    assert sorted(once["article_id"]) == sorted(rows["article_id"])  # every row, once
+    assert not once["article_id"].equals(rows["article_id"])  # really reordered
+    half = _shuffled(rows, 0.5)
+    assert 400 < len(half) < 600 and set(half["article_id"]) <= set(once["article_id"])
+    assert _shuffled(rows, 0.5).equals(half)  # the sample is reproducible
