@@ -45,6 +45,7 @@ DUCKDB_MEMORY_LIMIT = "5GB"  # full data: 5 GB as fast as 6 GB, 4 GB 15 % slower
 # groups: the full transactions file loaded in 26 s instead of 34 s (docs/streaming-sql.md).
 DUCKDB_ROW_GROUP_ROWS = 122_880
 LOCK_RETRY_SECONDS = 15.0
+POSTGRES_DATE_OID = 1082  # the `date` type in a result description (RisingWave speaks pg)
 
 # DuckDB only: rows that could not be loaded, with where they came from and why.
 # For CSV rows `file` is the file name and `line` its line; for Kafka messages
@@ -500,11 +501,11 @@ class RisingWaveEngine(Engine):
     def query(self, sql: str, params: Sequence[Any] | None = None) -> pd.DataFrame:
         with self._con.cursor() as cur:
             cur.execute(sql, list(params) if params else None)
-            columns = [c.name for c in cur.description or []]
-            frame = pd.DataFrame(cur.fetchall(), columns=columns)
-        for column in frame.columns:  # dates as datetime64, like DuckDB's results
-            if frame[column].map(lambda v: isinstance(v, dt.date)).any():
-                frame[column] = pd.to_datetime(frame[column])
+            description = cur.description or []
+            frame = pd.DataFrame(cur.fetchall(), columns=[c.name for c in description])
+        for column in description:  # dates as datetime64, like DuckDB's results
+            if column.type_code == POSTGRES_DATE_OID:
+                frame[column.name] = pd.to_datetime(frame[column.name])
         return frame
 
     def execute(self, sql: str, params: Sequence[Any] | None = None) -> None:

@@ -88,9 +88,7 @@ class FittedFeatures:
         Without `days` (the catalogue) the sales are those as of the cutoff: the last
         7 days of training data, the only sales every later prediction may know.
         """
-        prepared = prepare_articles(frame)
-        prepared[RECENT_SALES_FEATURE] = self.recent_sales.buckets(prepared["article_id"], days)
-        return _transform(self.article_workflow, prepared)
+        return _transform(self.article_workflow, _article_inputs(frame, self.recent_sales, days))
 
     def interactions(self, frame: pd.DataFrame) -> pd.DataFrame:
         """Encode transaction rows: both towers' columns side by side."""
@@ -226,6 +224,15 @@ def prepare_articles(frame: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
+def _article_inputs(
+    frame: pd.DataFrame, recent_sales: RecentSales, days: pd.Series | None
+) -> pd.DataFrame:
+    """What the article workflow reads: `prepare_articles` plus the recent-sales bucket."""
+    prepared = prepare_articles(frame)
+    prepared[RECENT_SALES_FEATURE] = recent_sales.buckets(prepared["article_id"], days)
+    return prepared
+
+
 def fit_features(train: pd.DataFrame, cutoff: pd.Timestamp, work_dir: Path) -> FittedFeatures:
     """Fit both workflows on the training rows only (vocabularies, price and sales statistics).
 
@@ -238,12 +245,10 @@ def fit_features(train: pd.DataFrame, cutoff: pd.Timestamp, work_dir: Path) -> F
     if (pd.to_datetime(train["t_dat"]) >= pd.Timestamp(cutoff)).any():
         raise ValueError(f"training rows must all be before the cutoff {cutoff}")
     recent_sales = RecentSales.from_rows(train, cutoff)
-    articles = prepare_articles(train)
-    articles[RECENT_SALES_FEATURE] = recent_sales.buckets(articles["article_id"], train["t_dat"])
     customer_workflow = nvt.Workflow(_customer_graph(work_dir / "fit"))
     article_workflow = nvt.Workflow(_article_graph(work_dir / "fit"))
     customer_workflow.fit(merlin.io.Dataset(prepare_customers(train, train["t_dat"])))
-    article_workflow.fit(merlin.io.Dataset(articles))
+    article_workflow.fit(merlin.io.Dataset(_article_inputs(train, recent_sales, train["t_dat"])))
     recent_sales.save(work_dir / RecentSales.FILE)
     # Saving copies the category tables next to each workflow and points them there.
     customer_workflow.save(str(work_dir / "customers"))

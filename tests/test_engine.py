@@ -292,3 +292,11 @@ def test_unreachable_risingwave_is_named_without_its_password(tmp_path: Path) ->
     with pytest.raises(EngineError, match=r"127\.0\.0\.1:9") as error:
         open_engine(settings)
     assert "hunter2" not in str(error.value)
+
+
+def test_risingwave_date_columns_are_recognised_by_postgres_type_oid() -> None:
+    from psycopg.postgres import types
+
+    from recsys.engine import POSTGRES_DATE_OID
+
+    assert types["date"].oid == POSTGRES_DATE_OID
