@@ -152,12 +152,20 @@ def _quote(value: str) -> str:
 
 def to_duckdb(obj: SqlObject) -> str:
     """The same statement for DuckDB: a view for a materialized view, a plain table
-    (connector, FORMAT and ENCODE removed) for a table."""
+    (connector, FORMAT, ENCODE and PRIMARY KEY removed) for a table.
+
+    Why no primary key: in DuckDB the writer keeps each key's latest row itself
+    (`_insert_rows`: delete the batch's keys, insert its last row per key), which is
+    what RisingWave's keyed table does on conflict. DuckDB's index on 1.37 M 64-character
+    customer ids made loading the customers 3x slower (docs/streaming-sql.md).
+    """
     if obj.is_view:
         select = obj.tree.expression.sql(dialect="duckdb", comments=False)
         return f"CREATE OR REPLACE VIEW {obj.name} AS\n{select}"
     table = obj.tree.copy()
     table.set("properties", None)
+    for key in table.find_all(exp.PrimaryKey):
+        key.pop()
     return table.sql(dialect="duckdb", comments=False)
 
 
@@ -433,7 +441,8 @@ def _insert_rows(con: Any, table: str, rows: pa.Table, order_column: str) -> Non
     """Append rows to `<table>_raw`; keyed tables keep the last row per key.
 
     Transactions are append-only: redeliveries are removed by dedup_transactions_t,
-    not here, exactly as in RisingWave.
+    not here, exactly as in RisingWave. Call inside a transaction: a keyed table's
+    delete and insert must be seen together.
     """
     batches = rows.to_batches(max_chunksize=DUCKDB_ROW_GROUP_ROWS)
     con.register("new_rows", pa.Table.from_batches(batches, schema=rows.schema))
@@ -445,8 +454,9 @@ def _insert_rows(con: Any, table: str, rows: pa.Table, order_column: str) -> Non
             )
         else:
             key = TABLES[table].key
+            con.execute(f"DELETE FROM {table}_raw WHERE {key} IN (SELECT {key} FROM new_rows)")
             con.execute(
-                f"INSERT OR REPLACE INTO {table}_raw BY NAME "
+                f"INSERT INTO {table}_raw BY NAME "
                 f"SELECT * EXCLUDE ({order_column}) FROM new_rows "
                 f"QUALIFY ROW_NUMBER() OVER (PARTITION BY {key} ORDER BY {order_column} DESC) = 1"
             )

@@ -76,6 +76,26 @@ def write_csvs(data_dir: Path, transactions: list[str]) -> None:
         (data_dir / TABLES[table].file).write_text("\n".join([header, *lines]) + "\n")
 
 
+def test_keyed_tables_keep_the_latest_row_per_key(embedded_engine: DuckDBEngine) -> None:
+    """RisingWave's keyed tables overwrite on conflict; DuckDB's writer does the same,
+    within one batch and across batches."""
+    a, b = "a" * 64, "b" * 64
+    insert_raw(
+        embedded_engine,
+        "customers",
+        [
+            {"customer_id": a, "age": 20},
+            {"customer_id": b, "age": 30},
+            {"customer_id": a, "age": 21},
+        ],
+    )
+    insert_raw(embedded_engine, "customers", [{"customer_id": b, "age": 31}])
+
+    assert rows_of(
+        embedded_engine, "SELECT customer_id, age FROM customers_raw ORDER BY customer_id"
+    ) == [(a, 21), (b, 31)]
+
+
 def test_load_csv_fills_base_tables_and_keeps_bad_rows_aside(tmp_path: Path) -> None:
     write_csvs(
         tmp_path,
