@@ -157,7 +157,7 @@ def to_duckdb(obj: SqlObject) -> str:
     Why no primary key: in DuckDB the writer keeps each key's latest row itself
     (`_insert_rows`: delete the batch's keys, insert its last row per key), which is
     what RisingWave's keyed table does on conflict. DuckDB's index on 1.37 M 64-character
-    customer ids made loading the customers 3x slower (docs/streaming-sql.md).
+    customer ids made loading the customers 4x slower (docs/streaming-sql.md).
     """
     if obj.is_view:
         select = obj.tree.expression.sql(dialect="duckdb", comments=False)
