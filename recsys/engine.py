@@ -196,17 +196,15 @@ class Engine:
         """Run one SELECT; parameters are written $1, $2, ... in both engines."""
         raise NotImplementedError
 
-    def query_compact(self, sql: str, params: Sequence[Any] | None = None) -> pd.DataFrame:
-        """`query` for big results: text columns come back as pandas categoricals.
+    def record_batches(
+        self, sql: str, params: Sequence[Any] | None = None, batch_rows: int = 1_000_000
+    ) -> Iterator[pa.RecordBatch]:
+        """Run one SELECT and stream its rows as Arrow record batches of `batch_rows`.
 
-        The training read of the full H&M data (27.7 M rows with two 64-character ids)
-        was killed at 24 GB as Python strings; as categoricals it is a few GB.
+        For results too big for `query` (the training rows, every customer): nothing
+        becomes a pandas object here, and about one batch is held in memory at a time.
         """
-        frame = self.query(sql, params)
-        for column in frame.columns:
-            if frame[column].dtype == object:
-                frame[column] = frame[column].astype("category")
-        return frame
+        raise NotImplementedError
 
     def execute(self, sql: str, params: Sequence[Any] | None = None) -> None:
         raise NotImplementedError
@@ -334,31 +332,9 @@ class DuckDBEngine(Engine):
         with self._connection() as con:
             con.execute(sql, list(params or []))
 
-    def query_compact(self, sql: str, params: Sequence[Any] | None = None) -> pd.DataFrame:
-        """Streams Arrow batches and dictionary-encodes their text as it arrives, so the
-        rows never exist as Python strings (see `Engine.query_compact`)."""
-        with self._connection() as con:
-            reader = con.execute(sql, list(params or [])).fetch_record_batch(1_000_000)
-            schema = pa.schema(
-                [
-                    pa.field(f.name, pa.dictionary(pa.int32(), f.type))
-                    if pa.types.is_string(f.type) or pa.types.is_large_string(f.type)
-                    else f
-                    for f in reader.schema
-                ]
-            )
-            batches = [_dictionary_encoded(batch, schema) for batch in reader]
-        table = pa.Table.from_batches(batches, schema=schema).unify_dictionaries()
-        return table.to_pandas(date_as_object=False, self_destruct=True)
-
     def record_batches(
         self, sql: str, params: Sequence[Any] | None = None, batch_rows: int = 1_000_000
     ) -> Iterator[pa.RecordBatch]:
-        """Run one SELECT and stream its rows as Arrow record batches.
-
-        For results too big for `query`: nothing is converted to pandas objects,
-        and only about one batch is held in memory at a time.
-        """
         with self._connection() as con:
             yield from con.execute(sql, list(params or [])).fetch_record_batch(batch_rows)
 
@@ -413,19 +389,6 @@ def _transaction(con: Any) -> Iterator[None]:
         con.execute("ROLLBACK")
         raise
     con.execute("COMMIT")
-
-
-def _dictionary_encoded(batch: pa.RecordBatch, schema: pa.Schema) -> pa.RecordBatch:
-    """Text dictionary-encoded, other columns copied: a column taken over as it is would
-    keep the engine's whole batch (its text included) alive; measured on the full data,
-    the read then peaked at 14.7 GB."""
-    columns = [
-        column.dictionary_encode()
-        if pa.types.is_dictionary(field.type)
-        else pa.concat_arrays([column])
-        for column, field in zip(batch.columns, schema, strict=True)
-    ]
-    return pa.RecordBatch.from_arrays(columns, schema=schema)
 
 
 def _with_event_ids(table: str, batch: pa.Table) -> pa.Table:
@@ -518,12 +481,34 @@ class RisingWaveEngine(Engine):
                 frame[column.name] = pd.to_datetime(frame[column.name])
         return frame
 
+    def record_batches(
+        self, sql: str, params: Sequence[Any] | None = None, batch_rows: int = 1_000_000
+    ) -> Iterator[pa.RecordBatch]:
+        """Rows as they arrive (libpq's single-row mode through psycopg's `stream`), so a
+        big result is never held whole on this side; no server-side cursor is needed."""
+        with self._con.cursor() as cur:
+            rows: list[tuple] = []
+            for row in cur.stream(sql, list(params) if params else None):
+                rows.append(row)
+                if len(rows) >= batch_rows:
+                    yield _rows_to_batch(cur.description, rows)
+                    rows = []
+            if rows:
+                yield _rows_to_batch(cur.description, rows)
+
     def execute(self, sql: str, params: Sequence[Any] | None = None) -> None:
         self._con.execute(sql, list(params) if params else None)
         self._con.execute("FLUSH")  # make the write visible to the next read
 
     def close(self) -> None:
         self._con.close()
+
+
+def _rows_to_batch(description: Sequence[Any], rows: list[tuple]) -> pa.RecordBatch:
+    columns = list(zip(*rows, strict=True))
+    return pa.RecordBatch.from_arrays(
+        [pa.array(column) for column in columns], names=[c.name for c in description]
+    )
 
 
 def _first_line(sql: str) -> str:

@@ -11,6 +11,12 @@ Two workflows, one per tower, so the catalogue (articles only) and the customer 
 Both are fitted on the training split only. Ids unseen at fit time are encoded as
 Categorify's out-of-vocabulary index (2), never an error.
 
+On the full data the training rows never sit in one frame: `recsys.dataset` streams
+them from the engine into Parquet parts of prepared rows (`prepare_interactions`), the
+workflows are fitted on a `merlin.io.Dataset` over those parts (`fit_workflows`), and
+`FittedFeatures.encode` transforms them part by part into encoded Parquet (dask
+underneath: the same calls run on cuDF when a GPU is there).
+
 Why the recent-sales feature: an article's demand rises after launch and then decays, so
 what sold last week is a strong signal of what sells next week (the popularity baseline
 lives on it). Without it the item tower can only learn an article's *average* popularity
@@ -91,19 +97,54 @@ class FittedFeatures:
         return _transform(self.article_workflow, _article_inputs(frame, self.recent_sales, days))
 
     def interactions(self, frame: pd.DataFrame) -> pd.DataFrame:
-        """Encode transaction rows: both towers' columns side by side."""
-        customers = self.customers(prepare_customers(frame, frame["t_dat"]))
-        articles = self.articles(frame, frame["t_dat"])
-        return pd.concat([customers, articles], axis=1)
+        """Encode transaction rows held in memory: both towers' columns side by side."""
+        return _transform(
+            self.interaction_workflow(), prepare_interactions(frame, self.recent_sales)
+        )
 
-    def item_frequencies(self, encoded: pd.DataFrame) -> np.ndarray:
+    def interaction_workflow(self):
+        """Both fitted workflows as one, for rows that carry both towers' inputs."""
+        import nvtabular as nvt
+
+        both = nvt.Workflow(self.customer_workflow.output_node + self.article_workflow.output_node)
+        both.fit_schema(self.customer_workflow.input_schema + self.article_workflow.input_schema)
+        return both
+
+    def encode(self, prepared, out_dir: Path) -> list[Path]:
+        """Transform a `merlin.io.Dataset` of prepared rows into encoded Parquet, part by part.
+
+        One output file per input partition, in partition order, so the rows keep the
+        order `recsys.dataset` gave them (training reads them in that order).
+        """
+        out_dir.mkdir(parents=True, exist_ok=True)
+        encoded = self.interaction_workflow().transform(prepared).to_ddf()
+        encoded.to_parquet(str(out_dir), write_index=False, name_function=_part_name)
+        return sorted(out_dir.glob("part-*.parquet"))
+
+    @property
+    def known_customers(self) -> pd.Index:
+        """The customer ids the model has an embedding row for (the fitted vocabulary)."""
+        path = self.directory / "customers" / "categories" / "unique.customer_id.parquet"
+        ids = pd.read_parquet(path, columns=["customer_id"])["customer_id"]
+        return pd.Index(ids.dropna().astype(str))
+
+    def item_frequencies(self, encoded) -> np.ndarray:
         """Purchases per encoded article id over `encoded` rows, sized to the id vocabulary.
 
+        `encoded` is a frame or a `merlin.io.Dataset` (counted part by part by dask).
         The logQ correction divides each logit by how often the article shows up as an
         in-batch negative; +1 keeps never-seen ids (padding, OOV) from log(0).
         """
         cardinality = self.article_workflow.output_schema["article_id"].int_domain.max + 1
-        return np.bincount(encoded["article_id"].to_numpy(), minlength=cardinality) + 1.0
+        if isinstance(encoded, pd.DataFrame):
+            ids = encoded["article_id"]
+        else:
+            ids = encoded.to_ddf()["article_id"]
+        counts = ids.value_counts()
+        counts = counts if isinstance(counts, pd.Series) else counts.compute()
+        frequencies = np.ones(cardinality)
+        frequencies[counts.index.to_numpy()] += counts.to_numpy()
+        return frequencies
 
     def to_bytes(self) -> bytes:
         """The saved workflows as one tar archive, so Metaflow can carry them between steps."""
@@ -155,6 +196,17 @@ class RecentSales:
             }
         )
         return cls(cutoff, keys.value_counts().rename("purchases"))
+
+    @classmethod
+    def from_counts(cls, counts: pd.DataFrame, cutoff: pd.Timestamp) -> RecentSales:
+        """From purchases already counted per (article_id, window) by the engine."""
+        index = pd.MultiIndex.from_arrays(
+            [counts["article_id"].astype(str).to_numpy(), counts["window"].astype("int64")],
+            names=["article_id", "window"],
+        )
+        return cls(
+            pd.Timestamp(cutoff), pd.Series(counts["purchases"].to_numpy(), index, name="purchases")
+        )
 
     def buckets(self, article_ids: pd.Series, days: pd.Series | None = None) -> np.ndarray:
         """floor(log2(1 + purchases in the window before each day)) as text, per row."""
@@ -233,27 +285,42 @@ def _article_inputs(
     return prepared
 
 
-def fit_features(train: pd.DataFrame, cutoff: pd.Timestamp, work_dir: Path) -> FittedFeatures:
-    """Fit both workflows on the training rows only (vocabularies, price and sales statistics).
+def prepare_interactions(frame: pd.DataFrame, recent_sales: RecentSales) -> pd.DataFrame:
+    """Transaction rows as both workflows read them: customer and article inputs side by side."""
+    customers = prepare_customers(frame, frame["t_dat"])
+    articles = _article_inputs(frame, recent_sales, frame["t_dat"])
+    return pd.concat([customers, articles], axis=1)
 
-    `cutoff` is the first day after training (rows must be before it); `work_dir` (fresh
-    per run) holds the fitted category tables, the sales counts and the saved workflows.
-    """
-    import merlin.io
+
+def fit_workflows(prepared, recent_sales: RecentSales, work_dir: Path) -> FittedFeatures:
+    """Fit both workflows on a `merlin.io.Dataset` of prepared training rows (vocabularies,
+    price and sales statistics), part by part; save them with the sales under `work_dir`."""
     import nvtabular as nvt
 
-    if (pd.to_datetime(train["t_dat"]) >= pd.Timestamp(cutoff)).any():
-        raise ValueError(f"training rows must all be before the cutoff {cutoff}")
-    recent_sales = RecentSales.from_rows(train, cutoff)
     customer_workflow = nvt.Workflow(_customer_graph(work_dir / "fit"))
     article_workflow = nvt.Workflow(_article_graph(work_dir / "fit"))
-    customer_workflow.fit(merlin.io.Dataset(prepare_customers(train, train["t_dat"])))
-    article_workflow.fit(merlin.io.Dataset(_article_inputs(train, recent_sales, train["t_dat"])))
+    customer_workflow.fit(prepared)
+    article_workflow.fit(prepared)
     recent_sales.save(work_dir / RecentSales.FILE)
     # Saving copies the category tables next to each workflow and points them there.
     customer_workflow.save(str(work_dir / "customers"))
     article_workflow.save(str(work_dir / "articles"))
     return FittedFeatures.load(work_dir)
+
+
+def fit_features(train: pd.DataFrame, cutoff: pd.Timestamp, work_dir: Path) -> FittedFeatures:
+    """`fit_workflows` for training rows held in memory (tests, `bench/train.py`).
+
+    `cutoff` is the first day after training (rows must be before it); `work_dir` (fresh
+    per run) holds the fitted category tables, the sales counts and the saved workflows.
+    """
+    import merlin.io
+
+    if (pd.to_datetime(train["t_dat"]) >= pd.Timestamp(cutoff)).any():
+        raise ValueError(f"training rows must all be before the cutoff {cutoff}")
+    recent_sales = RecentSales.from_rows(train, cutoff)
+    prepared = merlin.io.Dataset(prepare_interactions(train, recent_sales))
+    return fit_workflows(prepared, recent_sales, work_dir)
 
 
 def _customer_graph(out_path: Path):
@@ -299,6 +366,10 @@ def _as_text(values: pd.Series) -> np.ndarray:
     if pd.api.types.is_numeric_dtype(values):
         values = values.astype("Int64")
     return values.astype("string").fillna("unknown").to_numpy(dtype=object)
+
+
+def _part_name(index: int) -> str:
+    return f"part-{index:05d}.parquet"
 
 
 def _transform(workflow, frame: pd.DataFrame) -> pd.DataFrame:
