@@ -94,10 +94,8 @@ def write_training_parts(
         frame = batch.to_pandas(date_as_object=False)
         keys = shuffle_keys(frame)
         sampled = keys < np.uint64(int(fraction * 2**64)) if fraction < 1 else keys == keys
-        table = pa.Table.from_pandas(
-            prepare_interactions(frame[sampled].reset_index(drop=True), sales),
-            preserve_index=False,
-        ).append_column(ORDER_COLUMN, pa.array(keys[sampled]))
+        table = prepare_interactions(frame[sampled].reset_index(drop=True), sales)
+        table = table.append_column(ORDER_COLUMN, pa.array(keys[sampled]))
         _append_by_range(
             table, keys[sampled] >> np.uint64(64 - bits) if bits else None, writers, scratch
         )

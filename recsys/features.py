@@ -5,7 +5,7 @@ Two workflows, one per tower, so the catalogue (articles only) and the customer 
 
 - customers: customer id, age bucket, club status, news frequency, FN, Active, postal
   code (hashed to a bounded number of buckets) and the purchase month (context);
-- articles: article id, the article codes, the mean price over *training* rows, and how
+- articles: article id, the article codes, the mean log2 price over *training* rows, and how
   much the article sold in the week before (`RecentSales`, a log2 bucket).
 
 Both are fitted on the training split only. Ids unseen at fit time are encoded as
@@ -32,6 +32,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 AGE_BOUNDARIES = (0, 20, 25, 30, 35, 40, 45, 50, 55, 60, 65, 200)
 POSTAL_CODE_BUCKETS = 1_000
@@ -65,8 +66,17 @@ CUSTOMER_CATEGORICALS = (
     "postal_code",  # already hashed to a bucket by `postal_buckets`
 )
 PRICE_FEATURE = "article_id_price_mean"
+# The price feature is the article's mean log2 price over training rows. Why log2 and
+# no fitted scaling: H&M prices (about 0.001-0.6) become numbers of about -10..-1 that
+# need no Normalize, whose mean/std sums round differently when rows are cut into other
+# parts. Each log price is rounded to a multiple of 2**-16, so the per-article sums are
+# exact in float64 in any order: the feature is the same however the work is cut.
+# An article without training rows gets 0 (price 1.0, above every real price).
+LOG_PRICE_QUANTUM = 2.0**16
+UNKNOWN_LOG_PRICE = 0.0
 RECENT_SALES_FEATURE = "recent_sales"
 RECENT_SALES_DAYS = 7  # one window = the popularity baseline's window
+_BUCKET_TEXT = np.array([str(i) for i in range(POSTAL_CODE_BUCKETS)], dtype=object)
 OOV_INDEX = 2  # Categorify: 0 padding, 1 null, 2 out-of-vocabulary, 3.. the vocabulary
 
 
@@ -98,9 +108,8 @@ class FittedFeatures:
 
     def interactions(self, frame: pd.DataFrame) -> pd.DataFrame:
         """Encode transaction rows held in memory: both towers' columns side by side."""
-        return _transform(
-            self.interaction_workflow(), prepare_interactions(frame, self.recent_sales)
-        )
+        prepared = prepare_interactions(frame, self.recent_sales).to_pandas()
+        return _transform(self.interaction_workflow(), prepared)
 
     def interaction_workflow(self):
         """Both fitted workflows as one, for rows that carry both towers' inputs."""
@@ -238,20 +247,25 @@ def _window(days: pd.Series, cutoff: pd.Timestamp) -> np.ndarray:
 
 def prepare_customers(frame: pd.DataFrame, when: pd.Series | pd.Timestamp) -> pd.DataFrame:
     """Customer columns plus the stateless derivations: age bucket and month of `when`."""
-    out = pd.DataFrame({"customer_id": frame["customer_id"].astype(str).to_numpy()})
+    return pd.DataFrame(_customer_columns(frame, when))
+
+
+def _customer_columns(frame: pd.DataFrame, when: pd.Series | pd.Timestamp) -> dict:
     ages = pd.to_numeric(frame["age"], errors="coerce").to_numpy()
     buckets = pd.cut(ages, bins=list(AGE_BOUNDARIES), right=False, labels=False)
-    out["age_bucket"] = pd.Series(buckets).map(lambda b: "unknown" if pd.isna(b) else str(int(b)))
+    out = {
+        "customer_id": _as_ids(frame["customer_id"]),
+        "age_bucket": _as_text(pd.Series(buckets, dtype="Int64")),
+    }
     for column in ("club_member_status", "fashion_news_frequency"):
         out[column] = _as_text(frame[column])
     for column in ("FN", "Active"):
-        flags = pd.to_numeric(frame[column], errors="coerce").fillna(0)
-        out[column] = flags.astype(int).astype(str).to_numpy()
+        out[column] = _as_text(pd.to_numeric(frame[column], errors="coerce").fillna(0))
     out["postal_code"] = postal_buckets(frame["postal_code"])
     if isinstance(when, pd.Series):
-        out["month"] = pd.to_datetime(when).dt.month.astype(str).to_numpy()
+        out["month"] = _as_text(pd.to_datetime(when).dt.month)
     else:
-        out["month"] = str(pd.Timestamp(when).month)
+        out["month"] = np.full(len(frame), str(pd.Timestamp(when).month), dtype=object)
     return out
 
 
@@ -263,16 +277,22 @@ def postal_buckets(codes: pd.Series) -> np.ndarray:
     lands in a different bucket on every row (pure noise to the model).
     """
     text = _as_text(codes)
-    return (pd.util.hash_array(text) % POSTAL_CODE_BUCKETS).astype(str).astype(object)
+    return _BUCKET_TEXT[pd.util.hash_array(text) % POSTAL_CODE_BUCKETS]
 
 
 def prepare_articles(frame: pd.DataFrame) -> pd.DataFrame:
-    """Article id, codes as strings, and the row's price (NaN for catalogue rows)."""
-    out = pd.DataFrame({"article_id": frame["article_id"].astype(str).to_numpy()})
+    """Article id, codes as strings, and the row's log2 price (NaN for catalogue rows)."""
+    return pd.DataFrame(_article_columns(frame))
+
+
+def _article_columns(frame: pd.DataFrame) -> dict:
+    out = {"article_id": _as_ids(frame["article_id"])}
     for column in ARTICLE_CODE_COLUMNS:
         out[column] = _as_text(frame[column])
     price = frame["price"] if "price" in frame else pd.Series(np.nan, index=frame.index)
-    out["price"] = price.astype("float64").to_numpy()
+    with np.errstate(divide="ignore", invalid="ignore"):
+        log_price = np.log2(price.astype("float64").where(price > 0).to_numpy())
+    out["price"] = np.round(log_price * LOG_PRICE_QUANTUM) / LOG_PRICE_QUANTUM
     return out
 
 
@@ -280,16 +300,18 @@ def _article_inputs(
     frame: pd.DataFrame, recent_sales: RecentSales, days: pd.Series | None
 ) -> pd.DataFrame:
     """What the article workflow reads: `prepare_articles` plus the recent-sales bucket."""
-    prepared = prepare_articles(frame)
-    prepared[RECENT_SALES_FEATURE] = recent_sales.buckets(prepared["article_id"], days)
-    return prepared
+    columns = _article_columns(frame)
+    columns[RECENT_SALES_FEATURE] = recent_sales.buckets(columns["article_id"], days)
+    return pd.DataFrame(columns)
 
 
-def prepare_interactions(frame: pd.DataFrame, recent_sales: RecentSales) -> pd.DataFrame:
-    """Transaction rows as both workflows read them: customer and article inputs side by side."""
-    customers = prepare_customers(frame, frame["t_dat"])
-    articles = _article_inputs(frame, recent_sales, frame["t_dat"])
-    return pd.concat([customers, articles], axis=1)
+def prepare_interactions(frame: pd.DataFrame, recent_sales: RecentSales) -> pa.Table:
+    """Transaction rows as both workflows read them: customer and article inputs side by
+    side, as an Arrow table (what the Parquet parts are written from; `.to_pandas()` for
+    a frame)."""
+    columns = {**_customer_columns(frame, frame["t_dat"]), **_article_columns(frame)}
+    columns[RECENT_SALES_FEATURE] = recent_sales.buckets(columns["article_id"], frame["t_dat"])
+    return pa.table(columns)
 
 
 def fit_workflows(prepared, recent_sales: RecentSales, work_dir: Path) -> FittedFeatures:
@@ -319,7 +341,7 @@ def fit_features(train: pd.DataFrame, cutoff: pd.Timestamp, work_dir: Path) -> F
     if (pd.to_datetime(train["t_dat"]) >= pd.Timestamp(cutoff)).any():
         raise ValueError(f"training rows must all be before the cutoff {cutoff}")
     recent_sales = RecentSales.from_rows(train, cutoff)
-    prepared = merlin.io.Dataset(prepare_interactions(train, recent_sales))
+    prepared = merlin.io.Dataset(prepare_interactions(train, recent_sales).to_pandas())
     return fit_workflows(prepared, recent_sales, work_dir)
 
 
@@ -353,8 +375,7 @@ def _article_graph(out_path: Path):
     price = (
         ["article_id"]
         >> ops.JoinGroupby(cont_cols=["price"], stats=["mean"], out_path=str(out_path))
-        >> ops.FillMedian()
-        >> ops.Normalize()
+        >> ops.FillMissing(fill_val=UNKNOWN_LOG_PRICE)
         >> ops.TagAsItemFeatures()
     )
     return article_id + codes + price
@@ -362,10 +383,23 @@ def _article_graph(out_path: Path):
 
 def _as_text(values: pd.Series) -> np.ndarray:
     """Values as strings ("unknown" for missing), the same whether codes arrive as int64,
-    nullable Int64 or float, and text as str objects or a categorical."""
+    nullable Int64 or float, and text as str objects or a categorical.
+
+    Each distinct value is turned into text once (factorize, then take): the columns
+    have a few to a few thousand distinct values over millions of rows.
+    """
     if pd.api.types.is_numeric_dtype(values):
         values = values.astype("Int64")
-    return values.astype("string").fillna("unknown").to_numpy(dtype=object)
+    codes, uniques = pd.factorize(values, use_na_sentinel=True)
+    text = pd.Series(uniques).astype("string").fillna("unknown").to_numpy(dtype=object)
+    return np.append(text, "unknown")[codes]  # code -1 (missing) takes the last entry
+
+
+def _as_ids(values: pd.Series) -> np.ndarray:
+    """Ids as an array of str (already str when they come from the engine)."""
+    if values.dtype == object:
+        return values.to_numpy()
+    return values.astype(str).to_numpy(dtype=object)
 
 
 def _part_name(index: int) -> str:
