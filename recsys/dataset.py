@@ -90,7 +90,8 @@ def write_training_parts(
     writers: dict[int, pq.ParquetWriter] = {}
     progress = Progress("prepare training rows", total)
     kept = 0
-    for batch in engine.record_batches(f"SELECT {TRAINING_COLUMNS} FROM filtered_dataframe_t"):
+    query = f"SELECT {TRAINING_COLUMNS} FROM filtered_dataframe_t"
+    for batch in engine.record_batches(query, batch_rows=READ_BATCH_ROWS):
         frame = batch.to_pandas(date_as_object=False)
         keys = shuffle_keys(frame)
         sampled = keys < np.uint64(int(fraction * 2**64)) if fraction < 1 else keys == keys

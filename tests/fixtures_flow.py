@@ -91,6 +91,13 @@ def tiny_flow_run(tiny_data: Path, tmp_path_factory: pytest.TempPathFactory) -> 
 
 
 @pytest.fixture(scope="session")
+def tiny_flow_run_in_parts(tiny_data: Path, tmp_path_factory: pytest.TempPathFactory) -> FlowRun:
+    """The same run with the training rows cut into Parquet parts of 1,000 rows."""
+    args = [*TINY_ARGS, "--part-rows", "1000"]
+    return finished_run(tmp_path_factory.mktemp("tiny-flow-parts"), tiny_data, args)
+
+
+@pytest.fixture(scope="session")
 def demo_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The `demo` scale, generated once per session (built to carry a learnable signal)."""
     from recsys.datagen import generate
