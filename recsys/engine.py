@@ -222,11 +222,14 @@ class Engine:
             raise ValueError(f"min_purchases must be at least 1, got {min_purchases}")
         if isinstance(cutoff, dt.datetime) or not isinstance(cutoff, dt.date):
             raise ValueError(f"cutoff must be a datetime.date, got {cutoff!r}")
-        self.execute("DELETE FROM training_settings")
-        self.execute(
-            "INSERT INTO training_settings (id, min_purchases, cutoff) VALUES (1, $1, $2)",
-            [min_purchases, cutoff],
-        )
+        # One statement that changes the row in place: with DELETE then INSERT the table
+        # is empty in between, and filtered_dataframe_t's dynamic filters (a column
+        # compared with MAX() over this table) retract every row, then re-insert them all.
+        if self._training_settings_rows():
+            sql = "UPDATE training_settings SET min_purchases = $1, cutoff = $2 WHERE id = 1"
+        else:
+            sql = "INSERT INTO training_settings (id, min_purchases, cutoff) VALUES (1, $1, $2)"
+        self.execute(sql, [min_purchases, cutoff])
 
     def training_settings(self) -> tuple[int, dt.date]:
         row = self.query("SELECT min_purchases, cutoff FROM training_settings WHERE id = 1")
@@ -236,9 +239,11 @@ class Engine:
 
     def _seed_training_settings(self) -> None:
         """Defaults once, so that filtered_dataframe_t shows something before training."""
-        count = self.query("SELECT COUNT(*) AS n FROM training_settings").iloc[0, 0]
-        if int(count) == 0:
+        if not self._training_settings_rows():
             self.set_training_settings(DEFAULT_MIN_PURCHASES, DEFAULT_CUTOFF)
+
+    def _training_settings_rows(self) -> int:
+        return int(self.query("SELECT COUNT(*) AS n FROM training_settings").iloc[0, 0])
 
     def __enter__(self) -> Engine:
         return self
