@@ -17,6 +17,7 @@ query, and both readers and writers retry briefly when the file is locked.
 from __future__ import annotations
 
 import datetime as dt
+import re
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -46,6 +47,9 @@ DUCKDB_MEMORY_LIMIT = "5GB"  # full data: 5 GB as fast as 6 GB, 4 GB 15 % slower
 DUCKDB_ROW_GROUP_ROWS = 122_880
 LOCK_RETRY_SECONDS = 15.0
 POSTGRES_DATE_OID = 1082  # the `date` type in a result description (RisingWave speaks pg)
+# RisingWave's table clause for a table that only ever receives inserts. sqlglot does not
+# parse it, and DuckDB has no such notion: it is read off here and kept for RisingWave only.
+APPEND_ONLY = re.compile(r"\)\s*APPEND\s+ONLY\b", re.IGNORECASE)
 
 # DuckDB only: rows that could not be loaded, with where they came from and why.
 # For CSV rows `file` is the file name and `line` its line; for Kafka messages
@@ -74,7 +78,8 @@ class SqlObject:
     name: str
     kind: str  # "TABLE" or "MATERIALIZED VIEW"
     sql: str  # the statement as written, placeholders included
-    tree: exp.Create = field(repr=False, compare=False)
+    tree: exp.Create = field(repr=False, compare=False)  # without APPEND ONLY
+    append_only: bool = False  # RisingWave `APPEND ONLY` table: inserts only
 
     @property
     def is_view(self) -> bool:
@@ -102,8 +107,9 @@ def load_objects(sql_dir: Path = SQL_DIR) -> list[SqlObject]:
     objects = []
     for path in sorted(sql_dir.glob("*.sql")):
         text = path.read_text(encoding="utf-8")
+        parseable, append_only = APPEND_ONLY.subn(")", text, count=1)
         try:
-            statements = [s for s in sqlglot.parse(text, read="risingwave") if s is not None]
+            statements = [s for s in sqlglot.parse(parseable, read="risingwave") if s is not None]
         except sqlglot.errors.ParseError as error:
             raise EngineError(f"{path}: not valid RisingWave SQL: {error}") from error
         if len(statements) != 1 or not isinstance(statements[0], exp.Create):
@@ -111,7 +117,7 @@ def load_objects(sql_dir: Path = SQL_DIR) -> list[SqlObject]:
         tree = statements[0]
         kind = "MATERIALIZED VIEW" if tree.kind == "VIEW" else tree.kind
         name = tree.this.this.name if isinstance(tree.this, exp.Schema) else tree.this.name
-        objects.append(SqlObject(path, name, kind, text.strip(), tree))
+        objects.append(SqlObject(path, name, kind, text.strip(), tree, bool(append_only)))
     if not objects:
         raise EngineError(f"{sql_dir}: no .sql files found")
     return objects
@@ -152,7 +158,11 @@ def _quote(value: str) -> str:
 
 def to_duckdb(obj: SqlObject) -> str:
     """The same statement for DuckDB: a view for a materialized view, a plain table
-    (connector, FORMAT, ENCODE and PRIMARY KEY removed) for a table.
+    (connector, FORMAT, ENCODE, APPEND ONLY and PRIMARY KEY removed) for a table.
+
+    APPEND ONLY only tells RisingWave how little state to keep; in DuckDB the one
+    append-only table, transactions_raw, is only ever appended to (`_insert_rows`),
+    or emptied and refilled as a whole by `load_csv`.
 
     Why no primary key: in DuckDB the writer keeps each key's latest row itself
     (`_insert_rows`: delete the batch's keys, insert its last row per key), which is
