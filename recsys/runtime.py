@@ -1,0 +1,74 @@
+"""What the flow's process needs before Metaflow and TensorFlow are imported.
+
+`prepare_flow_process()` is called at the top of recsys/my_merlin_flow.py (every step
+runs that file again in its own process), so the commands in the docs work as written:
+
+- a user name: Metaflow refuses to run without one (it reads METAFLOW_USER, SUDO_USER,
+  USERNAME, USER) and refuses "root", the usual user in containers and CI;
+- `--max-workers` defaults to this machine's cores instead of Metaflow's fixed 16: each
+  TensorFlow process already uses every core, more branches only add memory;
+- TensorFlow's and absl's informational lines are dropped; their warnings are kept,
+  except two that say nothing is wrong (see NOISE).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import pwd
+
+FALLBACK_USER = "local"  # what runs are tagged with when the only name is "root"
+# Log lines that TensorFlow itself says are harmless or that describe what we do on
+# purpose (the exported query tower is loaded for inference only, never compiled).
+NOISE = ("you can ignore this message", "was *not* compiled")
+
+
+def prepare_flow_process() -> None:
+    """Set the user name, the worker default and the log levels; idempotent."""
+    os.environ.setdefault("METAFLOW_USER", flow_user())
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")  # C++ INFO off, warnings kept
+    _quiet_python_logs()
+    _default_max_workers(machine_cores())
+
+
+def flow_user() -> str:
+    """The user Metaflow will accept: the first name it would read, if it is not root."""
+    names = [os.environ.get(v) for v in ("METAFLOW_USER", "SUDO_USER", "USERNAME", "USER")]
+    with contextlib.suppress(KeyError):  # a uid without a passwd entry (docker --user N)
+        names.append(pwd.getpwuid(os.getuid()).pw_name)
+    return next((n for n in names if n and n != "root"), FALLBACK_USER)
+
+
+def machine_cores() -> int:
+    """Cores this process may run on (a container's CPU set), at least 1."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # macOS has no affinity call
+        return os.cpu_count() or 1
+
+
+class _DropNoise(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        return not any(text in message for text in NOISE)
+
+
+def _quiet_python_logs() -> None:
+    from absl import logging as absl_logging
+
+    absl_logging.set_verbosity(absl_logging.WARNING)  # absl INFO lines off
+    for name in ("tensorflow", "absl"):
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, _DropNoise) for f in logger.filters):
+            logger.addFilter(_DropNoise())
+
+
+def _default_max_workers(cores: int) -> None:
+    """`run` and `resume --max-workers` default (and their --help) show `cores`."""
+    from metaflow.cli_components import run_cmds
+
+    for command in (run_cmds.run, run_cmds.resume):
+        for param in command.params:
+            if param.name == "max_workers":
+                param.default = cores
