@@ -99,7 +99,18 @@ class LoadReport:
     """What a load wrote: valid rows per base table and rows kept aside in `rejects`."""
 
     rows: dict[str, int] = field(default_factory=dict)
-    rejected: int = 0
+    rejects: dict[str, int] = field(default_factory=dict)  # per base table
+
+    @property
+    def rejected(self) -> int:
+        return sum(self.rejects.values())
+
+    def table(self) -> str:
+        """Loaded and rejected rows per table, for a terminal."""
+        lines = [f"{'table':<14} {'loaded':>12} {'rejected':>9}"]
+        for name, rows in self.rows.items():
+            lines.append(f"{name:<14} {rows:>12,} {self.rejects.get(name, 0):>9,}")
+        return "\n".join(lines)
 
 
 def load_objects(sql_dir: Path = SQL_DIR) -> list[SqlObject]:
@@ -393,11 +404,12 @@ class DuckDBEngine(Engine):
             for table in ("articles", "customers", "images", "transactions"):
                 con.execute(f"DELETE FROM {table}_raw")
                 con.execute("DELETE FROM rejects WHERE file = $1", [TABLES[table].file])
+                report.rows[table] = report.rejects[table] = 0
                 for batch, errors in iter_batches(table, data_dir):
-                    report.rows[table] = report.rows.get(table, 0) + batch.num_rows
+                    report.rows[table] += batch.num_rows
                     _insert_rows(con, table, _with_event_ids(table, batch), "_line")
                     _insert_rejects(con, "csv", errors)
-                    report.rejected += len(errors)
+                    report.rejects[table] += len(errors)
         return report
 
     def write_batch(
