@@ -14,10 +14,17 @@ runs that file again in its own process), so the commands in the docs work as wr
 from __future__ import annotations
 
 import contextlib
+import importlib.abc
+import importlib.util
 import logging
 import os
 import pwd
+import sys
+import types
+from collections.abc import Callable
+from importlib.machinery import ModuleSpec
 
+RUN_COMMANDS = "metaflow.cli_components.run_cmds"  # defines `run` and `resume`
 FALLBACK_USER = "local"  # what runs are tagged with when the only name is "root"
 # Log lines that TensorFlow itself says are harmless or that describe what we do on
 # purpose (the exported query tower is loaded for inference only, never compiled).
@@ -65,10 +72,43 @@ def _quiet_python_logs() -> None:
 
 
 def _default_max_workers(cores: int) -> None:
-    """`run` and `resume --max-workers` default (and their --help) show `cores`."""
-    from metaflow.cli_components import run_cmds
+    """`run` and `resume --max-workers` default to `cores` (their --help shows it too).
 
-    for command in (run_cmds.run, run_cmds.resume):
-        for param in command.params:
-            if param.name == "max_workers":
-                param.default = cores
+    The commands are changed right after Metaflow imports their module, not by importing
+    it here: Metaflow imports it once the flow class exists, and only then adds the flow's
+    own parameters (--learning-rates, ...) to `run`.
+    """
+
+    def patch(run_cmds: types.ModuleType) -> None:
+        for command in (run_cmds.run, run_cmds.resume):
+            for param in command.params:
+                if param.name == "max_workers":
+                    param.default = cores
+
+    if RUN_COMMANDS in sys.modules:
+        patch(sys.modules[RUN_COMMANDS])
+    elif not any(isinstance(f, _AfterImport) for f in sys.meta_path):
+        sys.meta_path.insert(0, _AfterImport(RUN_COMMANDS, patch))
+
+
+class _AfterImport(importlib.abc.MetaPathFinder):
+    """Calls `then(module)` once `name` has been imported (by whoever imports it)."""
+
+    def __init__(self, name: str, then: Callable[[types.ModuleType], None]) -> None:
+        self.name, self.then = name, then
+
+    def find_spec(self, name: str, path: object, target: object = None) -> ModuleSpec | None:
+        if name != self.name:
+            return None
+        sys.meta_path.remove(self)  # let the regular finders find it, once
+        spec = importlib.util.find_spec(name)
+        if spec is None or spec.loader is None:
+            return spec
+        execute = spec.loader.exec_module
+
+        def exec_module(module: types.ModuleType) -> None:
+            execute(module)
+            self.then(module)
+
+        spec.loader.exec_module = exec_module  # type: ignore[method-assign]
+        return spec

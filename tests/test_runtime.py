@@ -37,6 +37,7 @@ def test_flow_help_works_as_written_and_defaults_to_the_machines_cores(env) -> N
 
     assert result.returncode == 0, result.stdout + result.stderr
     assert "Unknown user" not in result.stdout + result.stderr
+    assert "--learning-rates" in result.stdout  # the flow's own parameters are still there
     option = re.search(r"--max-workers INTEGER.*?\[default: (\d+)\]", result.stdout, re.S)
     assert option and int(option.group(1)) == machine_cores()  # not Metaflow's fixed 16
 
