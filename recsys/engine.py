@@ -17,6 +17,7 @@ query, and both readers and writers retry briefly when the file is locked.
 from __future__ import annotations
 
 import datetime as dt
+import re
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -46,6 +47,9 @@ DUCKDB_MEMORY_LIMIT = "5GB"  # full data: 5 GB as fast as 6 GB, 4 GB 15 % slower
 DUCKDB_ROW_GROUP_ROWS = 122_880
 LOCK_RETRY_SECONDS = 15.0
 POSTGRES_DATE_OID = 1082  # the `date` type in a result description (RisingWave speaks pg)
+# RisingWave's table clause for a table that only ever receives inserts. sqlglot does not
+# parse it, and DuckDB has no such notion: it is read off here and kept for RisingWave only.
+APPEND_ONLY = re.compile(r"\)\s*APPEND\s+ONLY\b", re.IGNORECASE)
 
 # DuckDB only: rows that could not be loaded, with where they came from and why.
 # For CSV rows `file` is the file name and `line` its line; for Kafka messages
@@ -74,7 +78,8 @@ class SqlObject:
     name: str
     kind: str  # "TABLE" or "MATERIALIZED VIEW"
     sql: str  # the statement as written, placeholders included
-    tree: exp.Create = field(repr=False, compare=False)
+    tree: exp.Create = field(repr=False, compare=False)  # without APPEND ONLY
+    append_only: bool = False  # RisingWave `APPEND ONLY` table: inserts only
 
     @property
     def is_view(self) -> bool:
@@ -94,7 +99,18 @@ class LoadReport:
     """What a load wrote: valid rows per base table and rows kept aside in `rejects`."""
 
     rows: dict[str, int] = field(default_factory=dict)
-    rejected: int = 0
+    rejects: dict[str, int] = field(default_factory=dict)  # per base table
+
+    @property
+    def rejected(self) -> int:
+        return sum(self.rejects.values())
+
+    def table(self) -> str:
+        """Loaded and rejected rows per table, for a terminal."""
+        lines = [f"{'table':<14} {'loaded':>12} {'rejected':>9}"]
+        for name, rows in self.rows.items():
+            lines.append(f"{name:<14} {rows:>12,} {self.rejects.get(name, 0):>9,}")
+        return "\n".join(lines)
 
 
 def load_objects(sql_dir: Path = SQL_DIR) -> list[SqlObject]:
@@ -102,8 +118,9 @@ def load_objects(sql_dir: Path = SQL_DIR) -> list[SqlObject]:
     objects = []
     for path in sorted(sql_dir.glob("*.sql")):
         text = path.read_text(encoding="utf-8")
+        parseable, append_only = APPEND_ONLY.subn(")", text, count=1)
         try:
-            statements = [s for s in sqlglot.parse(text, read="risingwave") if s is not None]
+            statements = [s for s in sqlglot.parse(parseable, read="risingwave") if s is not None]
         except sqlglot.errors.ParseError as error:
             raise EngineError(f"{path}: not valid RisingWave SQL: {error}") from error
         if len(statements) != 1 or not isinstance(statements[0], exp.Create):
@@ -111,7 +128,7 @@ def load_objects(sql_dir: Path = SQL_DIR) -> list[SqlObject]:
         tree = statements[0]
         kind = "MATERIALIZED VIEW" if tree.kind == "VIEW" else tree.kind
         name = tree.this.this.name if isinstance(tree.this, exp.Schema) else tree.this.name
-        objects.append(SqlObject(path, name, kind, text.strip(), tree))
+        objects.append(SqlObject(path, name, kind, text.strip(), tree, bool(append_only)))
     if not objects:
         raise EngineError(f"{sql_dir}: no .sql files found")
     return objects
@@ -152,7 +169,11 @@ def _quote(value: str) -> str:
 
 def to_duckdb(obj: SqlObject) -> str:
     """The same statement for DuckDB: a view for a materialized view, a plain table
-    (connector, FORMAT, ENCODE and PRIMARY KEY removed) for a table.
+    (connector, FORMAT, ENCODE, APPEND ONLY and PRIMARY KEY removed) for a table.
+
+    APPEND ONLY only tells RisingWave how little state to keep; in DuckDB the one
+    append-only table, transactions_raw, is only ever appended to (`_insert_rows`),
+    or emptied and refilled as a whole by `load_csv`.
 
     Why no primary key: in DuckDB the writer keeps each key's latest row itself
     (`_insert_rows`: delete the batch's keys, insert its last row per key), which is
@@ -220,11 +241,14 @@ class Engine:
             raise ValueError(f"min_purchases must be at least 1, got {min_purchases}")
         if isinstance(cutoff, dt.datetime) or not isinstance(cutoff, dt.date):
             raise ValueError(f"cutoff must be a datetime.date, got {cutoff!r}")
-        self.execute("DELETE FROM training_settings")
-        self.execute(
-            "INSERT INTO training_settings (id, min_purchases, cutoff) VALUES (1, $1, $2)",
-            [min_purchases, cutoff],
-        )
+        # One statement that changes the row in place: with DELETE then INSERT the table
+        # is empty in between, and filtered_dataframe_t's dynamic filters (a column
+        # compared with MAX() over this table) retract every row, then re-insert them all.
+        if self._training_settings_rows():
+            sql = "UPDATE training_settings SET min_purchases = $1, cutoff = $2 WHERE id = 1"
+        else:
+            sql = "INSERT INTO training_settings (id, min_purchases, cutoff) VALUES (1, $1, $2)"
+        self.execute(sql, [min_purchases, cutoff])
 
     def training_settings(self) -> tuple[int, dt.date]:
         row = self.query("SELECT min_purchases, cutoff FROM training_settings WHERE id = 1")
@@ -234,9 +258,11 @@ class Engine:
 
     def _seed_training_settings(self) -> None:
         """Defaults once, so that filtered_dataframe_t shows something before training."""
-        count = self.query("SELECT COUNT(*) AS n FROM training_settings").iloc[0, 0]
-        if int(count) == 0:
+        if not self._training_settings_rows():
             self.set_training_settings(DEFAULT_MIN_PURCHASES, DEFAULT_CUTOFF)
+
+    def _training_settings_rows(self) -> int:
+        return int(self.query("SELECT COUNT(*) AS n FROM training_settings").iloc[0, 0])
 
     def __enter__(self) -> Engine:
         return self
@@ -354,11 +380,12 @@ class DuckDBEngine(Engine):
             for table in ("articles", "customers", "images", "transactions"):
                 con.execute(f"DELETE FROM {table}_raw")
                 con.execute("DELETE FROM rejects WHERE file = $1", [TABLES[table].file])
+                report.rows[table] = report.rejects[table] = 0
                 for batch, errors in iter_batches(table, data_dir):
-                    report.rows[table] = report.rows.get(table, 0) + batch.num_rows
+                    report.rows[table] += batch.num_rows
                     _insert_rows(con, table, _with_event_ids(table, batch), "_line")
                     _insert_rejects(con, "csv", errors)
-                    report.rejected += len(errors)
+                    report.rejects[table] += len(errors)
         return report
 
     def write_batch(

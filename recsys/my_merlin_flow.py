@@ -28,11 +28,15 @@ import tomllib
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
-from metaflow import FlowSpec, Parameter, card, current, step
-from metaflow.exception import MetaflowException
-
 # `python recsys/my_merlin_flow.py` puts recsys/ (not the repo root) on sys.path.
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from recsys.runtime import prepare_flow_process  # noqa: E402
+
+prepare_flow_process()  # user name, --max-workers default, log levels: before Metaflow reads them
+
+from metaflow import FlowSpec, Parameter, card, current, step  # noqa: E402
+from metaflow.exception import MetaflowException  # noqa: E402
 
 from recsys.settings import ConfigError, load_settings  # noqa: E402
 

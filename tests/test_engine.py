@@ -171,6 +171,25 @@ def test_set_training_settings_rejects_bad_values(
         embedded_engine.set_training_settings(min_purchases=min_purchases, cutoff=cutoff)
 
 
+def test_changing_training_settings_never_leaves_the_table_without_its_row(
+    embedded_engine: DuckDBEngine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What a reader (or RisingWave's dynamic filter) sees after every statement written."""
+    seen: list[list[tuple]] = []
+    execute = embedded_engine.execute
+
+    def observed(sql: str, params=None) -> None:
+        execute(sql, params)
+        seen.append(rows_of(embedded_engine, "SELECT id, min_purchases FROM training_settings"))
+
+    monkeypatch.setattr(embedded_engine, "execute", observed)
+    for min_purchases in (3, 7, 1):
+        embedded_engine.set_training_settings(min_purchases, dt.date(2020, 9, 16))
+
+    assert seen == [[(1, 3)], [(1, 7)], [(1, 1)]]  # one statement per change, row kept
+    assert embedded_engine.training_settings() == (1, dt.date(2020, 9, 16))
+
+
 def test_read_only_engine_needs_an_existing_file(engine_settings: Settings) -> None:
     with pytest.raises(EngineError, match="no DuckDB file yet"):
         open_engine(engine_settings, read_only=True)
