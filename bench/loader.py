@@ -22,10 +22,10 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import pandas as pd  # noqa: E402
+from results import write_result  # noqa: E402
 
 from recsys import towers  # noqa: E402
 from recsys.features import fit_features  # noqa: E402
-from results import write_result  # noqa: E402
 
 
 def training_rows(data: Path, rows: int) -> pd.DataFrame:
