@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import os
 import re
 import subprocess
 import sys
@@ -27,10 +26,16 @@ import threading
 import time
 from pathlib import Path
 
-import psutil
-from results import write_result
-
 REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+import pandas as pd  # noqa: E402
+import psutil  # noqa: E402
+from results import markdown_table, write_result  # noqa: E402
+from views import first_transactions  # noqa: E402
+
+from recsys.runtime import isolated_flow_env  # noqa: E402
+
 FLOW = REPO / "recsys" / "my_merlin_flow.py"
 STEP_LINE = re.compile(
     r"\[\d+/(\w+)/\d+ \(pid \d+\)\] (Task is starting|Task finished successfully)"
@@ -75,42 +80,10 @@ class TreeMemory:
         return max((rss for t, rss in self.samples if start <= t <= end), default=0)
 
 
-def first_transactions(data: Path, count: int, work: Path) -> Path:
-    """A data folder with the first `count` transactions and the other files of `data`."""
-    subset = work / f"first-{count}"
-    subset.mkdir()
-    for source in data.iterdir():
-        if source.name != "transactions_train.csv":
-            (subset / source.name).symlink_to(source.resolve())
-    with (
-        (data / "transactions_train.csv").open("rb") as full,
-        (subset / "transactions_train.csv").open("wb") as part,
-    ):
-        for _, line in zip(range(count + 1), full, strict=False):  # + 1: the header
-            part.write(line)
-    return subset
-
-
 def run_flow(data: Path, work: Path, extra: list[str]) -> tuple[list[dict], dict, str]:
-    env = {
-        **os.environ,
-        "METAFLOW_DATASTORE_SYSROOT_LOCAL": str(work / "metaflow"),
-        "METAFLOW_CARD_LOCALROOT": str(work / "metaflow" / ".metaflow" / "mf.cards"),
-        "METAFLOW_DEFAULT_DATASTORE": "local",
-        "METAFLOW_DEFAULT_METADATA": "local",
-        "USERNAME": "bench",
-        "DATA_DIR": str(data),
-        "DUCKDB_PATH": str(work / "hm.duckdb"),
-        "OUTPUT_DIR": str(work / "output"),
-        "COMET_API_KEY": "",
-        "RISINGWAVE_URL": "",
-        "DASK_DATAFRAME__QUERY_PLANNING": "False",
-        "TF_CPP_MIN_LOG_LEVEL": "2",
-        "PYTHONUNBUFFERED": "1",
-    }
+    env = {**isolated_flow_env(work, data), "USERNAME": "bench", "PYTHONUNBUFFERED": "1"}
     if not (data / "images").is_dir():  # generated without photos: point at a URL pattern
         env.setdefault("IMAGE_URL_TEMPLATE", "https://images.invalid/{folder}/{article_id}.jpg")
-    (work / "metaflow").mkdir(parents=True)
     command = [sys.executable, str(FLOW), "--no-pylint", "run", "--max-workers", "2", *extra]
     started = time.monotonic()
     proc = subprocess.Popen(
@@ -140,7 +113,11 @@ def run_flow(data: Path, work: Path, extra: list[str]) -> tuple[list[dict], dict
     memory.stop()
     for step in steps.values():
         step["peak"] = memory.peak(step["start"], step["end"])
-    summary = {"code": code, "seconds": total, "peak": memory.peak()}
+    summary = {"code": code, "seconds": total, "peak": memory.peak(), "metrics": ""}
+    found = sorted((work / "output").glob("*/metrics.parquet"))
+    if found:  # the test-week table the flow printed, as the run's export holds it
+        metrics = pd.read_parquet(found[-1]).round(4)
+        summary["metrics"] = markdown_table(metrics.to_dict("records"))
     return list(steps.values()), summary, "".join(log)
 
 
@@ -162,6 +139,8 @@ def table(steps: list[dict], summary: dict, data: str) -> str:
         f"| **whole run** ({status}) | **{_minutes(summary['seconds'])}** | "
         f"**{summary['peak'] / 1e9:.1f} GB** | |"
     )
+    if summary["metrics"]:
+        lines += ["", "Test-week metrics of this run (`metrics.parquet`):", "", summary["metrics"]]
     return "\n".join(lines)
 
 

@@ -23,6 +23,7 @@ import sys
 import types
 from collections.abc import Callable
 from importlib.machinery import ModuleSpec
+from pathlib import Path
 
 RUN_COMMANDS = "metaflow.cli_components.run_cmds"  # defines `run` and `resume`
 FALLBACK_USER = "local"  # what runs are tagged with when the only name is "root"
@@ -118,3 +119,26 @@ class _AfterImport(importlib.abc.MetaPathFinder):
 
         spec.loader.exec_module = exec_module  # type: ignore[method-assign]
         return spec
+
+
+def isolated_flow_env(root: Path, data_dir: Path) -> dict[str, str]:
+    """Environment for a flow run isolated under `root`, reading `data_dir`, Comet offline:
+    its own Metaflow datastore, DuckDB file and OUTPUT_DIR (tests, benchmarks)."""
+    (root / "metaflow").mkdir(parents=True, exist_ok=True)
+    isolated = {
+        "METAFLOW_DATASTORE_SYSROOT_LOCAL": str(root / "metaflow"),
+        # cards otherwise land in ./.metaflow of the working directory
+        "METAFLOW_CARD_LOCALROOT": str(root / "metaflow" / ".metaflow" / "mf.cards"),
+        "METAFLOW_DEFAULT_DATASTORE": "local",
+        "METAFLOW_DEFAULT_METADATA": "local",
+        "USERNAME": "tester",
+        "DATA_DIR": str(data_dir),
+        "DUCKDB_PATH": str(root / "hm.duckdb"),
+        "OUTPUT_DIR": str(root / "output"),
+        "COMET_API_KEY": "",  # never online from tests or benchmarks
+        "RISINGWAVE_URL": "",
+        "EXPORT_TO_APP": "true",
+        "DASK_DATAFRAME__QUERY_PLANNING": "False",
+        "TF_CPP_MIN_LOG_LEVEL": "2",
+    }
+    return {**os.environ, **isolated}

@@ -14,8 +14,9 @@ import pandas as pd
 import pytest
 
 from recsys.evaluation import METRIC_COLUMNS
+from recsys.runtime import isolated_flow_env as flow_env
 from recsys.tracking import read_offline_archive
-from tests.fixtures_flow import TINY_ARGS, FlowRun, flow_env, run_flow
+from tests.fixtures_flow import TINY_ARGS, FlowRun, run_flow
 
 MODELS = {"two_tower", "repurchase+two_tower", "popular", "repurchase", "served"}
 
