@@ -43,6 +43,7 @@ from recsys.settings import ConfigError, load_settings  # noqa: E402
 SPLIT_DAYS = 7
 MIN_TRAINING_ROWS = 100
 RANKING_DEPTH = 100  # recall@100 needs 100 candidates from every ranking
+EVALUATION_BATCH = 20_000  # customers scored at once: 2 M ranked rows per method
 PROFILES = Path(__file__).resolve().parent / "profiles.toml"
 ENGINES = ("auto", "embedded", "risingwave")
 ARTICLE_COLUMNS = (
@@ -499,7 +500,8 @@ class MyMerlinFlow(FlowSpec):
         board = Scoreboard(len(self.articles), known)
         articles = np.load(Path(self.best_dir) / "article_embeddings.npy")
         actuals = getattr(self, f"{split}_actuals")
-        for ids, queries in scoring.read_query_embeddings(Path(self.best_dir) / f"{split}.parquet"):
+        embeddings = Path(self.best_dir) / f"{split}.parquet"
+        for ids, queries in scoring.read_query_embeddings(embeddings, EVALUATION_BATCH):
             ranked = scoring.rankings(
                 ids, queries, articles, self._article_ids(), recent, popular, RANKING_DEPTH
             )

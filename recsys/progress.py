@@ -32,7 +32,8 @@ class Progress:
         self.started = self._last = time.monotonic()
 
     def advance(self, count: int) -> None:
-        self.done += count
+        """Count `count` more done (never past `total`: a last short batch counts as full)."""
+        self.done = min(self.done + count, self.total) if self.total else self.done + count
         now = time.monotonic()
         if now - self._last >= self.every:
             self._last = now
