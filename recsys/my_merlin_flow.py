@@ -795,6 +795,7 @@ def _hybrid_with_scores(ids, recent, model, depth: int):
     """Recent purchases, then the model's list; model rows keep their score, repurchase
     rows have none (they are not ranked by the model)."""
     import numpy as np
+    import pandas as pd
 
     from recsys import baselines
 
@@ -803,7 +804,7 @@ def _hybrid_with_scores(ids, recent, model, depth: int):
     from_model = hybrid["source"] == "fill"
     keys = hybrid.loc[from_model, ["customer_id", "article_id"]]
     score = np.full(len(hybrid), np.nan)
-    score[from_model.to_numpy()] = scores.reindex(list(keys.itertuples(index=False))).to_numpy()
+    score[from_model.to_numpy()] = scores.reindex(pd.MultiIndex.from_frame(keys)).to_numpy()
     return hybrid.assign(source=hybrid["source"].replace({"fill": "model"}), score=score)
 
 
