@@ -63,7 +63,7 @@ def test_malformed_rows_are_reported_with_line_and_reason(tmp_path: Path) -> Non
     assert sorted(by_line) == [3, 4, 5, 6, 7, 8]
     assert "expected 5 columns, found 4" in by_line[3].reason
     assert "t_dat" in by_line[4].reason and "2020-13-01" in by_line[4].reason
-    assert "price is not a number: 'abc'" in by_line[5].reason
+    assert "price is not a finite number: 'abc'" in by_line[5].reason
     assert "empty customer_id" in by_line[6].reason
     assert "article_id" in by_line[7].reason
     assert all(e.file == "transactions_train.csv" for e in errors)
