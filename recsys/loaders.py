@@ -61,9 +61,13 @@ class RowError:
         return f"{self.file}:{self.line}: {self.reason}"
 
 
-def row_error(file: str, line: int, reason: str, raw: str | bytes) -> RowError:
-    """A RowError whose raw text is cut to RAW_KEPT_CHARS (a 26 MB line stays 26 MB nowhere)."""
-    size = len(raw) if isinstance(raw, bytes) else len(raw.encode("utf-8", "surrogatepass"))
+def row_error(
+    file: str, line: int, reason: str, raw: str | bytes, size: int | None = None
+) -> RowError:
+    """A RowError whose raw text is cut to RAW_KEPT_CHARS (a 26 MB line stays 26 MB nowhere);
+    `size` is the whole raw's size when `raw` is already a part of it."""
+    if size is None:
+        size = len(raw) if isinstance(raw, bytes) else len(raw.encode("utf-8", "surrogatepass"))
     text = raw[: RAW_KEPT_CHARS * 4] if isinstance(raw, bytes) else raw
     if isinstance(text, bytes):
         text = text.decode("utf-8", errors="replace")
@@ -168,10 +172,11 @@ def _block_rows(block: _Block, spec: Table, file: str) -> tuple[pa.Table, list[R
     starts = np.concatenate([[0], ends[:-1] + 1])
     lines = block.first_line + np.arange(len(ends), dtype=np.int64)
     reasons = _line_problems(block, data, starts, ends, len(spec.columns))
-    errors = {
-        i: row_error(file, int(lines[i]), reason, block.data[starts[i] : ends[i]].rstrip(b"\r"))
-        for i, reason in reasons.items()
-    }
+    errors = {}
+    for i, reason in reasons.items():
+        text = block.data[starts[i] : ends[i]].rstrip(b"\r")
+        dropped = block.dropped if i == len(ends) - 1 else 0
+        errors[i] = row_error(file, int(lines[i]), reason, text, len(text) + dropped)
     good = np.ones(len(ends), dtype=bool)
     good[list(errors)] = False
     raw = _parse_lines(block.data, data, starts, ends, good, spec, file)
