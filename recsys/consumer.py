@@ -164,7 +164,8 @@ def consume(
     on_batch: Callable[[ConsumeReport], None] | None = None,
 ) -> ConsumeReport:
     """Consume until `stop` is set, `max_messages` were written, or `idle_stop_s` pass
-    without a message (counted from the moment every topic has partitions assigned).
+    without a message (counted from the moment every topic has partitions assigned and
+    each of them was read to its end: a slow group join never counts as idle time).
 
     Each assigned partition starts where the DuckDB file says it stopped (its
     `kafka_offsets` table), or at the beginning for a file that never saw it: a fresh
@@ -183,6 +184,7 @@ def consume(
             "auto.offset.reset": "earliest",
             "session.timeout.ms": 6000,
             "topic.metadata.refresh.interval.ms": 5000,  # see topics created after we start
+            "enable.partition.eof": True,  # tells when a partition was read to its end
         }
     )
     report = ConsumeReport()
@@ -190,13 +192,14 @@ def consume(
         assignment = _Assignment(settings, set(topics))
         consumer.subscribe(sorted(assignment.wanted), on_assign=assignment.on_assign)
         subscribed_at, last_message = time.monotonic(), None
-        while not (stop and stop.is_set()):
-            messages = [m for m in consumer.consume(batch_messages, POLL_TIMEOUT_S) if _ok(m)]
+        while not (stop and stop.is_set()) and not _reached(report, max_messages):
+            polled = consumer.consume(batch_messages, POLL_TIMEOUT_S)
+            messages = [m for m in polled if _ok(m, assignment)]
             if not messages:
                 if not assignment.complete:
                     _check_join(subscribed_at)
-                elif idle_stop_s is not None:
-                    quiet_since = max(assignment.completed_at, last_message or 0.0)
+                elif idle_stop_s is not None and assignment.caught_up_at is not None:
+                    quiet_since = max(assignment.caught_up_at, last_message or 0.0)
                     if time.monotonic() - quiet_since > idle_stop_s:
                         break
                 continue
@@ -205,25 +208,34 @@ def consume(
             last_message = time.monotonic()
             if on_batch:
                 on_batch(report)
-            if max_messages is not None and report.messages >= max_messages:
-                break
     finally:
         consumer.close()
     return report
 
 
+def _reached(report: ConsumeReport, max_messages: int | None) -> bool:
+    return max_messages is not None and report.messages >= max_messages
+
+
 class _Assignment:
     """Seeks each partition the group hands us to the file's stored offset, and notes
-    when every wanted topic is assigned (the idle clock starts only then)."""
+    when every wanted topic is assigned and read to its end (the idle clock starts then)."""
 
     def __init__(self, settings: Settings, wanted: set[str]) -> None:
         self.settings, self.wanted = settings, wanted
         self.owned: set[str] = set()
-        self.completed_at = 0.0
+        self.partitions: set[tuple[str, int]] = set()
+        self.at_end: set[tuple[str, int]] = set()
+        self.caught_up_at: float | None = None
 
     @property
     def complete(self) -> bool:
         return self.wanted <= self.owned
+
+    def reached_end(self, topic: str, partition: int) -> None:
+        self.at_end.add((topic, partition))
+        if self.caught_up_at is None and self.complete and self.partitions <= self.at_end:
+            self.caught_up_at = time.monotonic()
 
     def on_assign(self, consumer: Any, partitions: list[Any]) -> None:
         from confluent_kafka import OFFSET_BEGINNING
@@ -237,8 +249,8 @@ class _Assignment:
             partition.offset = stored.get((partition.topic, partition.partition), OFFSET_BEGINNING)
         consumer.assign(partitions)
         self.owned.update(p.topic for p in partitions)
-        if self.complete:
-            self.completed_at = time.monotonic()
+        self.partitions = {(p.topic, p.partition) for p in partitions}
+        self.at_end, self.caught_up_at = set(), None
 
 
 def _check_connection(settings: Settings) -> None:
@@ -259,14 +271,15 @@ def _check_join(subscribed_at: float) -> None:
         )
 
 
-def _ok(message: Any) -> bool:
-    """Skip end-of-partition events; anything else that is an error stops the run."""
+def _ok(message: Any, assignment: _Assignment) -> bool:
+    """Note end-of-partition events; anything else that is an error stops the run."""
     from confluent_kafka import KafkaError
 
     error = message.error()
     if error is None:
         return True
     if error.code() == KafkaError._PARTITION_EOF:
+        assignment.reached_end(message.topic(), message.partition())
         return False
     raise ConsumerError(f"Kafka error on {message.topic()}: {error}")
 
