@@ -12,7 +12,14 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 
 from recsys.hm_schema import TABLES
-from recsys.loaders import RAW_KEPT_CHARS, RowError, SchemaError, iter_batches, read_table
+from recsys.loaders import (
+    MAX_LINE_BYTES,
+    RAW_KEPT_CHARS,
+    RowError,
+    SchemaError,
+    iter_batches,
+    read_table,
+)
 from tests.csv_cases import CsvCase, csv_files
 
 TX_HEADER = "t_dat,customer_id,article_id,price,sales_channel_id\n"
@@ -193,7 +200,8 @@ def test_bad_byte_huge_line_and_bom_are_reported_by_line(tmp_path: Path) -> None
     size = len(rows[7]) - 1
     for batch_rows in (1, 500_000):  # the huge line across blocks, and inside one
         good, reasons = loaded(tmp_path, batch_rows=batch_rows)
-        assert reasons == {5: "not UTF-8 text", 9: f"line of {size:,} bytes: longer than 1,048,576"}
+        too_long = f"line of {size:,} bytes: longer than {MAX_LINE_BYTES:,}"
+        assert reasons == {5: "not UTF-8 text", 9: too_long}
         assert sorted(good) == [n for n in range(2, 22) if n not in (5, 9)]
         errors = [
             e for _, batch in iter_batches("transactions", tmp_path, batch_rows) for e in batch
