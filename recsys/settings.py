@@ -217,14 +217,18 @@ class _Source:
 
 
 def _database_path(source: _Source, default: Path) -> Path:
-    """DUCKDB_PATH: a file whose folder exists (the default's folder is created on use)."""
+    """DUCKDB_PATH: a file path whose missing folders can be created (the engine creates
+    them on first write); a folder, or a path under a file or a read-only folder, is
+    refused here rather than with a traceback later."""
     path = source.path("DUCKDB_PATH", default)
-    if path == default:
-        return path
     if path.is_dir():
         raise ConfigError(f"DUCKDB_PATH={path}: is a folder, expected a database file path")
-    if not path.parent.is_dir():
-        raise ConfigError(f"DUCKDB_PATH={path}: its folder {path.parent} does not exist")
+    existing = next(parent for parent in path.parents if parent.exists())
+    if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
+        raise ConfigError(
+            f"DUCKDB_PATH={path}: its folder cannot be created ({existing} is not a "
+            "writable folder)"
+        )
     return path
 
 

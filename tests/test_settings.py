@@ -146,7 +146,7 @@ def test_malformed_settings_stop_with_the_variable_name(name: str, value: str) -
 def test_bad_paths_stop_with_the_variable_name(tmp_path: Path) -> None:
     (tmp_path / "a-file").write_text("")
     cases = {
-        "DUCKDB_PATH": [str(tmp_path), str(tmp_path / "missing" / "hm.duckdb")],
+        "DUCKDB_PATH": [str(tmp_path), str(tmp_path / "a-file" / "sub" / "hm.duckdb")],
         "DATA_DIR": [str(tmp_path / "a-file")],
         "OUTPUT_DIR": [str(tmp_path / "a-file")],
     }
