@@ -35,12 +35,10 @@ kafka-jars: setup
 data: setup
 	@test -f $(DATA)/transactions_train.csv || $(PY) data/generate.py --scale $(SCALE) --out $(DATA)
 
-# Metaflow needs a user name and refuses "root" (containers, CI): fall back to "local".
-FLOW_USER := $(shell u=$${USERNAME:-$${USER:-$$(whoami)}}; [ "$$u" = root ] && u=local; echo $$u)
-
+# The flow finds its own user name (also as root) and defaults --max-workers to the
+# machine's cores: recsys/runtime.py.
 run: setup data
-	USERNAME=$(FLOW_USER) DATA_DIR=$(DATA) \
-	  $(PY) recsys/my_merlin_flow.py --no-pylint run --max-workers 2
+	DATA_DIR=$(DATA) $(PY) recsys/my_merlin_flow.py --no-pylint run
 	@echo "next: make app   (the Streamlit inspector on this run)"
 
 app: setup

@@ -3,6 +3,8 @@
     python bench/generate.py                 # tiny and demo (with images)
     flock /tmp/heavy.lock python bench/generate.py --full   # adds full (without images)
 
+The table goes to bench/results/generate-<scales>.md (bench/results.py).
+
 Each scale runs `data/generate.py` in a child process, so the peak resident memory
 reported is that child's own (from os.wait4), not the benchmark's.
 """
@@ -17,6 +19,8 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+from results import markdown_table, write_result
 
 from recsys.hm_schema import TABLES
 
@@ -54,20 +58,6 @@ def count_rows(path: Path) -> int:
     return lines - 1
 
 
-def print_table(results: list[dict[str, float | int | str]]) -> None:
-    columns = list(results[0])
-    cells = [[_cell(r[c]) for c in columns] for r in results]
-    widths = [max(len(c), *(len(row[i]) for row in cells)) for i, c in enumerate(columns)]
-    print(" | ".join(c.rjust(w) for c, w in zip(columns, widths, strict=True)))
-    print("-|-".join("-" * w for w in widths))
-    for row in cells:
-        print(" | ".join(v.rjust(w) for v, w in zip(row, widths, strict=True)))
-
-
-def _cell(value: float | int | str) -> str:
-    return f"{value:,}" if isinstance(value, int) else str(value)
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--scales", nargs="+", default=["tiny", "demo"], help="default: tiny demo")
@@ -86,8 +76,9 @@ def main(argv: list[str] | None = None) -> int:
         finally:
             shutil.rmtree(out, ignore_errors=True)
         print(f"{scale}: done in {results[-1]['seconds']} s", file=sys.stderr)
-    print_table(results)
-    print(f"\n{os.cpu_count()} CPU cores; peak RSS is the generator process's own.")
+    table = markdown_table(results) + "\n\nPeak RSS is the generator process's own."
+    print(table)
+    write_result("generate-" + "-".join(scale for scale, _ in plan), table)
     return 0
 
 

@@ -11,7 +11,7 @@ Starts a throw-away local broker (temp data dir, free port), then on that broker
      average JSON size, with the same producer settings (acks=all, idempotence, linger 20 ms,
      1 MB batches). Its records carry no key; ours carry a 64-byte customer_id.
 Each runs in its own process, so peak memory (max RSS) is measured per producer.
-Prints a Markdown table (docs/kafka.md quotes it).
+Prints a Markdown table and writes it to bench/results/producer-<data dir name>.md.
 """
 
 from __future__ import annotations
@@ -27,6 +27,8 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
+
+from results import write_result
 
 from recsys.broker import LocalBroker, free_port, java_command, kafka_version
 
@@ -152,8 +154,14 @@ def main() -> None:
         broker.stop()
         shutil.rmtree(work, ignore_errors=True)
     size = f"{csv.stat().st_size / 1e9:.2f} GB"
-    print(f"Kafka {kafka_version()}, one local broker; {csv} ({size}); {os.cpu_count()} CPUs\n")
-    print(table([full, small, slow, reference], reference))
+    text = (
+        f"Kafka {kafka_version()}, one local broker; {csv.name} of {args.data.name} ({size})\n\n"
+        + table([full, small, slow, reference], reference)
+    )
+    print(text)
+    write_result(
+        f"producer-{args.data.name}" + (f"-first-{args.limit}" if args.limit else ""), text
+    )
 
 
 if __name__ == "__main__":

@@ -39,6 +39,24 @@ def commit_line() -> str:
     return sha + ("+dirty" if git("status", "--porcelain", "--untracked-files=no") else "")
 
 
+def markdown_table(rows: list[dict]) -> str:
+    """Rows of one shape as a Markdown table: numbers right-aligned, ints with separators."""
+    columns = list(rows[0])
+
+    def cell(value: object) -> str:
+        if value is None:
+            return "-"
+        return f"{value:,}" if isinstance(value, int | float) else str(value)
+
+    numeric = [all(isinstance(r[c], int | float | None) for r in rows) for c in columns]
+    lines = [
+        "| " + " | ".join(columns) + " |",
+        "|" + "|".join("---:" if n else "---" for n in numeric) + "|",
+        *("| " + " | ".join(cell(r[c]) for c in columns) + " |" for r in rows),
+    ]
+    return "\n".join(lines)
+
+
 def write_result(name: str, table: str, command: str | None = None) -> Path:
     """Write `table` (Markdown) to bench/results/<name>.md with its provenance; print the path."""
     RESULTS_DIR.mkdir(parents=True, exist_ok=True)

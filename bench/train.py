@@ -12,6 +12,8 @@ rate. The projected full epoch is (rows of the whole file) / (epoch-2 rate).
 Scoring: `towers.top_k` (faiss, exact inner product) of random query embeddings over a
 random catalogue at the full H&M size (1,371,980 customers x 105,542 articles), timed
 on `--scoring-customers` of them and projected to all customers.
+
+The tables go to bench/results/train-<data dir names>.md (bench/results.py).
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import pyarrow.csv as pa_csv  # noqa: E402
+from results import markdown_table, write_result  # noqa: E402
 
 from recsys import towers  # noqa: E402
 from recsys.features import fit_features  # noqa: E402
@@ -136,11 +139,13 @@ def main() -> None:
     batches = [int(b) for b in args.batch_sizes.split(",")]
     training = [row for d in args.data_dir for row in bench_training(d, args.max_rows, batches)]
     scoring = bench_scoring(args.scoring_customers)
-    print("\nTraining (two-tower, in-batch negatives + logQ):")
+    parts = []
     if training:
-        print(pd.DataFrame(training).to_string(index=False))
-    print("\nScoring (top-12, exact inner product with faiss, 64-d):")
-    print(pd.DataFrame([scoring]).to_string(index=False))
+        parts += ["Training (two-tower, in-batch negatives + logQ):", markdown_table(training)]
+    parts += ["Scoring (top-12, exact inner product with faiss, 64-d):", markdown_table([scoring])]
+    text = "\n\n".join(parts)
+    print(text)
+    write_result("-".join(["train", *(d.name for d in args.data_dir)]), text)
 
 
 if __name__ == "__main__":

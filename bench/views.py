@@ -37,6 +37,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from results import markdown_table, write_result  # noqa: E402
+
 MIN_PURCHASES = 5
 CUTOFF = dt.date(2020, 9, 16)  # the last week of the H&M data is the test week
 
@@ -275,6 +277,37 @@ def _wait_until_consuming(producer: object, settings: object, timeout: float = 1
     raise RuntimeError("the consumer wrote nothing within 120 s")
 
 
+def result_table(results: dict[str, dict]) -> list[str]:
+    """Markdown lines: one row per side, then the speed-up when both finished."""
+    rows = []
+    for name, r in results.items():
+        if "error" in r:
+            figures = dict.fromkeys(("load s", "compute s", "total s", "peak MB", "rows"))
+            rows.append({"engine": name, **figures, "note": f"failed: {r['error']}"})
+            continue
+        rows.append(
+            {
+                "engine": name,
+                "load s": round(r["load_s"], 1),
+                "compute s": round(r["compute_s"], 1),
+                "total s": round(r["load_s"] + r["compute_s"], 1),
+                "peak MB": round(r["peak_mb"]),
+                "rows": r["rows"],
+                "note": f"DuckDB file {r['file_mb']:,.0f} MB" if "file_mb" in r else "",
+            }
+        )
+    lines = markdown_table(rows).splitlines()
+    ok = [r for r in results.values() if "error" not in r]
+    if len(ok) == 2:
+        embedded, pandas = ok
+        speedup = (pandas["load_s"] + pandas["compute_s"]) / (
+            embedded["load_s"] + embedded["compute_s"]
+        )
+        lines += ["", f"speed-up embedded vs pandas: {speedup:.1f}x; same rows: "
+                  f"{embedded['rows'] == pandas['rows']}"]  # fmt: skip
+    return lines
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data", type=Path, required=True)
@@ -303,39 +336,24 @@ def main() -> int:
         results = {"embedded (DuckDB views)": in_child("embedded", data, work, args.sink)}
         if not args.skip_pandas:
             results["pandas"] = in_child("pandas", data, work, args.sink)
-        print(
-            f"filtered_dataframe_t, N={MIN_PURCHASES}, cutoff={CUTOFF}, data={args.data}"
+        lines = [
+            f"filtered_dataframe_t, N={MIN_PURCHASES}, cutoff={CUTOFF}, data={args.data.name}"
             f"{f' (first {args.transactions:,} transactions)' if args.transactions else ''}, "
-            f"every row and column to {args.sink}"
-        )
-        print(
-            f"{'engine':<26}{'load s':>9}{'compute s':>11}{'total s':>9}{'peak MB':>9}{'rows':>12}"
-        )
-        for name, r in results.items():
-            if "error" in r:
-                print(f"{name:<26} failed: {r['error']}")
-                continue
-            total = r["load_s"] + r["compute_s"]
-            print(
-                f"{name:<26}{r['load_s']:>9.1f}{r['compute_s']:>11.1f}{total:>9.1f}"
-                f"{r['peak_mb']:>9.0f}{r['rows']:>12,}"
-                + (f"   DuckDB file {r['file_mb']:,.0f} MB" if "file_mb" in r else "")
-            )
-        ok = [r for r in results.values() if "error" not in r]
-        if len(ok) == 2:
-            embedded, pandas = ok
-            speedup = (pandas["load_s"] + pandas["compute_s"]) / (
-                embedded["load_s"] + embedded["compute_s"]
-            )
-            print(f"speed-up embedded vs pandas: {speedup:.1f}x; same rows: "
-                  f"{embedded['rows'] == pandas['rows']}")  # fmt: skip
+            f"every row and column to {args.sink}",
+            "",
+            *result_table(results),
+        ]
         if args.freshness:
             f = freshness(args.data, work, args.rate, args.seconds, probes_every=0.5)
             shown = {k: "-" if f[k] is None else f"{f[k]:.2f}" for k in ("p50_s", "p95_s", "max_s")}
-            print(
+            lines += [
+                "",
                 f"freshness at {f['rate']:,} tx/s: p50 {shown['p50_s']} s, p95 {shown['p95_s']} s,"
-                f" max {shown['max_s']} s over {f['probes']} probes ({f['missing']} missing)"
-            )
+                f" max {shown['max_s']} s over {f['probes']} probes ({f['missing']} missing)",
+            ]
+    print("\n".join(lines))
+    name = f"views-{args.data.name}" + (f"-first-{args.transactions}" if args.transactions else "")
+    write_result(name + ("-freshness" if args.freshness else ""), "\n".join(lines))
     return 0
 
 

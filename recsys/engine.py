@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import re
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -53,6 +54,9 @@ LOCK_REPORT_S = 10.0
 RISINGWAVE_CONNECT_TIMEOUT_S = 10  # libpq's own default is to wait for ever
 log = logging.getLogger(__name__)
 POSTGRES_DATE_OID = 1082  # the `date` type in a result description (RisingWave speaks pg)
+# RisingWave's table clause for a table that only ever receives inserts. sqlglot does not
+# parse it, and DuckDB has no such notion: it is read off here and kept for RisingWave only.
+APPEND_ONLY = re.compile(r"\)\s*APPEND\s+ONLY\b", re.IGNORECASE)
 
 # DuckDB only: rows that could not be loaded, with where they came from and why.
 # For CSV rows `file` is the file name and `line` its line; for Kafka messages
@@ -93,7 +97,8 @@ class SqlObject:
     name: str
     kind: str  # "TABLE" or "MATERIALIZED VIEW"
     sql: str  # the statement as written, placeholders included
-    tree: exp.Create = field(repr=False, compare=False)
+    tree: exp.Create = field(repr=False, compare=False)  # without APPEND ONLY
+    append_only: bool = False  # RisingWave `APPEND ONLY` table: inserts only
 
     @property
     def is_view(self) -> bool:
@@ -113,7 +118,18 @@ class LoadReport:
     """What a load wrote: valid rows per base table and rows kept aside in `rejects`."""
 
     rows: dict[str, int] = field(default_factory=dict)
-    rejected: int = 0
+    rejects: dict[str, int] = field(default_factory=dict)  # per base table
+
+    @property
+    def rejected(self) -> int:
+        return sum(self.rejects.values())
+
+    def table(self) -> str:
+        """Loaded and rejected rows per table, for a terminal."""
+        lines = [f"{'table':<14} {'loaded':>12} {'rejected':>9}"]
+        for name, rows in self.rows.items():
+            lines.append(f"{name:<14} {rows:>12,} {self.rejects.get(name, 0):>9,}")
+        return "\n".join(lines)
 
 
 def load_objects(sql_dir: Path = SQL_DIR) -> list[SqlObject]:
@@ -121,8 +137,9 @@ def load_objects(sql_dir: Path = SQL_DIR) -> list[SqlObject]:
     objects = []
     for path in sorted(sql_dir.glob("*.sql")):
         text = path.read_text(encoding="utf-8")
+        parseable, append_only = APPEND_ONLY.subn(")", text, count=1)
         try:
-            statements = [s for s in sqlglot.parse(text, read="risingwave") if s is not None]
+            statements = [s for s in sqlglot.parse(parseable, read="risingwave") if s is not None]
         except sqlglot.errors.ParseError as error:
             raise EngineError(f"{path}: not valid RisingWave SQL: {error}") from error
         if len(statements) != 1 or not isinstance(statements[0], exp.Create):
@@ -130,7 +147,7 @@ def load_objects(sql_dir: Path = SQL_DIR) -> list[SqlObject]:
         tree = statements[0]
         kind = "MATERIALIZED VIEW" if tree.kind == "VIEW" else tree.kind
         name = tree.this.this.name if isinstance(tree.this, exp.Schema) else tree.this.name
-        objects.append(SqlObject(path, name, kind, text.strip(), tree))
+        objects.append(SqlObject(path, name, kind, text.strip(), tree, bool(append_only)))
     if not objects:
         raise EngineError(f"{sql_dir}: no .sql files found")
     return objects
@@ -171,7 +188,11 @@ def _quote(value: str) -> str:
 
 def to_duckdb(obj: SqlObject) -> str:
     """The same statement for DuckDB: a view for a materialized view, a plain table
-    (connector, FORMAT, ENCODE and PRIMARY KEY removed) for a table.
+    (connector, FORMAT, ENCODE, APPEND ONLY and PRIMARY KEY removed) for a table.
+
+    APPEND ONLY only tells RisingWave how little state to keep; in DuckDB the one
+    append-only table, transactions_raw, is only ever appended to (`_insert_rows`),
+    or emptied and refilled as a whole by `load_csv`.
 
     Why no primary key: in DuckDB the writer keeps each key's latest row itself
     (`_insert_rows`: delete the batch's keys, insert its last row per key), which is
@@ -215,17 +236,15 @@ class Engine:
         """Run one SELECT; parameters are written $1, $2, ... in both engines."""
         raise NotImplementedError
 
-    def query_compact(self, sql: str, params: Sequence[Any] | None = None) -> pd.DataFrame:
-        """`query` for big results: text columns come back as pandas categoricals.
+    def record_batches(
+        self, sql: str, params: Sequence[Any] | None = None, batch_rows: int = 1_000_000
+    ) -> Iterator[pa.RecordBatch]:
+        """Run one SELECT and stream its rows as Arrow record batches of `batch_rows`.
 
-        The training read of the full H&M data (27.7 M rows with two 64-character ids)
-        was killed at 24 GB as Python strings; as categoricals it is a few GB.
+        For results too big for `query` (the training rows, every customer): nothing
+        becomes a pandas object here, and about one batch is held in memory at a time.
         """
-        frame = self.query(sql, params)
-        for column in frame.columns:
-            if frame[column].dtype == object:
-                frame[column] = frame[column].astype("category")
-        return frame
+        raise NotImplementedError
 
     def execute(self, sql: str, params: Sequence[Any] | None = None) -> None:
         raise NotImplementedError
@@ -241,11 +260,14 @@ class Engine:
             raise ValueError(f"min_purchases must be at least 1, got {min_purchases}")
         if isinstance(cutoff, dt.datetime) or not isinstance(cutoff, dt.date):
             raise ValueError(f"cutoff must be a datetime.date, got {cutoff!r}")
-        self.execute("DELETE FROM training_settings")
-        self.execute(
-            "INSERT INTO training_settings (id, min_purchases, cutoff) VALUES (1, $1, $2)",
-            [min_purchases, cutoff],
-        )
+        # One statement that changes the row in place: with DELETE then INSERT the table
+        # is empty in between, and filtered_dataframe_t's dynamic filters (a column
+        # compared with MAX() over this table) retract every row, then re-insert them all.
+        if self._training_settings_rows():
+            sql = "UPDATE training_settings SET min_purchases = $1, cutoff = $2 WHERE id = 1"
+        else:
+            sql = "INSERT INTO training_settings (id, min_purchases, cutoff) VALUES (1, $1, $2)"
+        self.execute(sql, [min_purchases, cutoff])
 
     def training_settings(self) -> tuple[int, dt.date]:
         row = self.query("SELECT min_purchases, cutoff FROM training_settings WHERE id = 1")
@@ -255,9 +277,11 @@ class Engine:
 
     def _seed_training_settings(self) -> None:
         """Defaults once, so that filtered_dataframe_t shows something before training."""
-        count = self.query("SELECT COUNT(*) AS n FROM training_settings").iloc[0, 0]
-        if int(count) == 0:
+        if not self._training_settings_rows():
             self.set_training_settings(DEFAULT_MIN_PURCHASES, DEFAULT_CUTOFF)
+
+    def _training_settings_rows(self) -> int:
+        return int(self.query("SELECT COUNT(*) AS n FROM training_settings").iloc[0, 0])
 
     def __enter__(self) -> Engine:
         return self
@@ -363,31 +387,9 @@ class DuckDBEngine(Engine):
         with self._connection() as con:
             con.execute(sql, list(params or []))
 
-    def query_compact(self, sql: str, params: Sequence[Any] | None = None) -> pd.DataFrame:
-        """Streams Arrow batches and dictionary-encodes their text as it arrives, so the
-        rows never exist as Python strings (see `Engine.query_compact`)."""
-        with self._connection() as con:
-            reader = con.execute(sql, list(params or [])).fetch_record_batch(1_000_000)
-            schema = pa.schema(
-                [
-                    pa.field(f.name, pa.dictionary(pa.int32(), f.type))
-                    if pa.types.is_string(f.type) or pa.types.is_large_string(f.type)
-                    else f
-                    for f in reader.schema
-                ]
-            )
-            batches = [_dictionary_encoded(batch, schema) for batch in reader]
-        table = pa.Table.from_batches(batches, schema=schema).unify_dictionaries()
-        return table.to_pandas(date_as_object=False, self_destruct=True)
-
     def record_batches(
         self, sql: str, params: Sequence[Any] | None = None, batch_rows: int = 1_000_000
     ) -> Iterator[pa.RecordBatch]:
-        """Run one SELECT and stream its rows as Arrow record batches.
-
-        For results too big for `query`: nothing is converted to pandas objects,
-        and only about one batch is held in memory at a time.
-        """
         with self._connection() as con:
             yield from con.execute(sql, list(params or [])).fetch_record_batch(batch_rows)
 
@@ -407,11 +409,12 @@ class DuckDBEngine(Engine):
             for table in ("articles", "customers", "images", "transactions"):
                 con.execute(f"DELETE FROM {table}_raw")
                 con.execute("DELETE FROM rejects WHERE file = $1", [TABLES[table].file])
+                report.rows[table] = report.rejects[table] = 0
                 for batch, errors in iter_batches(table, data_dir):
-                    report.rows[table] = report.rows.get(table, 0) + batch.num_rows
+                    report.rows[table] += batch.num_rows
                     _insert_rows(con, table, _with_event_ids(table, batch), "_line")
                     _insert_rejects(con, "csv", errors)
-                    report.rejected += len(errors)
+                    report.rejects[table] += len(errors)
         return report
 
     def write_batch(
@@ -459,19 +462,6 @@ def _transaction(con: Any) -> Iterator[None]:
         con.execute("ROLLBACK")
         raise
     con.execute("COMMIT")
-
-
-def _dictionary_encoded(batch: pa.RecordBatch, schema: pa.Schema) -> pa.RecordBatch:
-    """Text dictionary-encoded, other columns copied: a column taken over as it is would
-    keep the engine's whole batch (its text included) alive; measured on the full data,
-    the read then peaked at 14.7 GB."""
-    columns = [
-        column.dictionary_encode()
-        if pa.types.is_dictionary(field.type)
-        else pa.concat_arrays([column])
-        for column, field in zip(batch.columns, schema, strict=True)
-    ]
-    return pa.RecordBatch.from_arrays(columns, schema=schema)
 
 
 def _with_event_ids(table: str, batch: pa.Table) -> pa.Table:
@@ -566,12 +556,34 @@ class RisingWaveEngine(Engine):
                 frame[column.name] = pd.to_datetime(frame[column.name])
         return frame
 
+    def record_batches(
+        self, sql: str, params: Sequence[Any] | None = None, batch_rows: int = 1_000_000
+    ) -> Iterator[pa.RecordBatch]:
+        """Rows as they arrive (libpq's single-row mode through psycopg's `stream`), so a
+        big result is never held whole on this side; no server-side cursor is needed."""
+        with self._con.cursor() as cur:
+            rows: list[tuple] = []
+            for row in cur.stream(sql, list(params) if params else None):
+                rows.append(row)
+                if len(rows) >= batch_rows:
+                    yield _rows_to_batch(cur.description, rows)
+                    rows = []
+            if rows:
+                yield _rows_to_batch(cur.description, rows)
+
     def execute(self, sql: str, params: Sequence[Any] | None = None) -> None:
         self._con.execute(sql, list(params) if params else None)
         self._con.execute("FLUSH")  # make the write visible to the next read
 
     def close(self) -> None:
         self._con.close()
+
+
+def _rows_to_batch(description: Sequence[Any], rows: list[tuple]) -> pa.RecordBatch:
+    columns = list(zip(*rows, strict=True))
+    return pa.RecordBatch.from_arrays(
+        [pa.array(column) for column in columns], names=[c.name for c in description]
+    )
 
 
 def _connect_timeout(url: str) -> int:

@@ -13,6 +13,8 @@ Inputs:
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+
 import numpy as np
 import pandas as pd
 
@@ -28,45 +30,61 @@ def ranking_metrics(
     recall_ks: tuple[int, ...] = (12, 100),
 ) -> dict[str, float]:
     """MAP@k, recall at each of `recall_ks`, NDCG@k and catalogue coverage of the top-k."""
-    truth = actuals[["customer_id", "article_id"]].drop_duplicates()
-    customers = truth["customer_id"].unique()
-    n_actual = truth.groupby("customer_id").size()
-    result: dict[str, float] = {"customers": float(len(customers))}
-    if len(customers) == 0:
-        return {
-            **result,
-            f"map@{k}": np.nan,
-            f"ndcg@{k}": np.nan,
-            "coverage": np.nan,
-            **{f"recall@{r}": np.nan for r in recall_ks},
-        }
+    scores = customer_scores(recommendations, actuals, k, recall_ks)
+    return summarize(scores, shown_articles(recommendations, actuals, k), catalogue_size)
 
+
+def customer_scores(
+    recommendations: pd.DataFrame,
+    actuals: pd.DataFrame,
+    k: int = TOP_K,
+    recall_ks: tuple[int, ...] = (12, 100),
+) -> pd.DataFrame:
+    """AP@k, recall@r and NDCG@k of every customer of `actuals` (0 without a hit), by id.
+
+    Per customer, so that customers can be scored in batches and averaged at the end
+    (`summarize`) with exactly the figures of scoring them all at once.
+    """
+    truth = actuals[["customer_id", "article_id"]].drop_duplicates()
+    n_actual = truth.groupby("customer_id").size()
+    scores = pd.DataFrame(index=n_actual.index)
     hits = _first_hits(recommendations, truth, max(k, *recall_ks))
     in_k = hits[hits["rank"] <= k]
     # precision at each hit's rank: (hits so far) / rank
     precision = in_k.groupby("customer_id").cumcount().add(1) / in_k["rank"]
     ap_sum = precision.groupby(in_k["customer_id"]).sum()
-    ap = ap_sum / np.minimum(n_actual.reindex(ap_sum.index), k)
-    result[f"map@{k}"] = float(ap.sum() / len(customers))
-
+    scores[f"map@{k}"] = (ap_sum / np.minimum(n_actual.reindex(ap_sum.index), k)).reindex(
+        scores.index, fill_value=0.0
+    )
     for r in recall_ks:
         found = hits[hits["rank"] <= r].groupby("customer_id").size()
-        result[f"recall@{r}"] = float(
-            (found / n_actual.reindex(found.index)).sum() / len(customers)
+        scores[f"recall@{r}"] = (found / n_actual.reindex(found.index)).reindex(
+            scores.index, fill_value=0.0
         )
-
     dcg = (1.0 / np.log2(in_k["rank"] + 1)).groupby(in_k["customer_id"]).sum()
     ideal_lengths = np.minimum(n_actual.reindex(dcg.index), k).to_numpy()
     discounts = np.cumsum(1.0 / np.log2(np.arange(2, k + 2)))
-    result[f"ndcg@{k}"] = float(
-        (dcg.to_numpy() / discounts[ideal_lengths - 1]).sum() / len(customers)
-    )
+    ndcg = pd.Series(dcg.to_numpy() / discounts[ideal_lengths - 1], index=dcg.index)
+    scores[f"ndcg@{k}"] = ndcg.reindex(scores.index, fill_value=0.0)
+    return scores
 
+
+def shown_articles(recommendations: pd.DataFrame, actuals: pd.DataFrame, k: int = TOP_K) -> set:
+    """The articles in the top-k of the customers of `actuals` (for catalogue coverage)."""
     shown = recommendations.loc[
-        recommendations["customer_id"].isin(customers) & (recommendations["rank"] <= k),
+        recommendations["customer_id"].isin(actuals["customer_id"])
+        & (recommendations["rank"] <= k),
         "article_id",
     ]
-    result["coverage"] = float(shown.nunique() / catalogue_size) if catalogue_size else np.nan
+    return set(shown.unique())
+
+
+def summarize(scores: pd.DataFrame, shown: set, catalogue_size: int) -> dict[str, float]:
+    """Means over customers of `customer_scores`, their count, and coverage of `shown`."""
+    result: dict[str, float] = {"customers": float(len(scores))}
+    for column in scores.columns:
+        result[column] = float(scores[column].mean()) if len(scores) else np.nan
+    result["coverage"] = len(shown) / catalogue_size if catalogue_size and len(scores) else np.nan
     return result
 
 
@@ -91,19 +109,54 @@ def segment_metrics(
     catalogue_size: int,
 ) -> pd.DataFrame:
     """`ranking_metrics` for warm (seen in training), cold and all customers of `actuals`."""
-    is_warm = actuals["customer_id"].isin(warm_customers)
-    rows = []
-    for segment, subset in (
-        ("warm", actuals[is_warm]),
-        ("cold", actuals[~is_warm]),
-        ("all", actuals),
-    ):
-        rows.append(
-            {"segment": segment, **ranking_metrics(recommendations, subset, catalogue_size)}
-        )
-    frame = pd.DataFrame(rows)
-    frame["customers"] = frame["customers"].astype("int64")
-    return frame[["segment", *METRIC_COLUMNS]]
+    board = Scoreboard(catalogue_size, pd.Index(warm_customers))
+    board.add("model", recommendations, actuals)
+    return board.metrics().drop(columns="model")
+
+
+@dataclass
+class Scoreboard:
+    """Scores of several methods on one week, fed in customer batches.
+
+    `add` takes one batch's recommendations of one method and the actual purchases of
+    that batch's customers; `metrics` gives the same table as scoring all at once.
+    """
+
+    catalogue_size: int
+    warm: pd.Index
+    _scores: dict[str, list[pd.DataFrame]] = field(default_factory=dict)
+    _shown: dict[tuple[str, str], set] = field(default_factory=dict)
+
+    def add(self, method: str, recommendations: pd.DataFrame, actuals: pd.DataFrame) -> None:
+        scores = customer_scores(recommendations, actuals)
+        scores["warm"] = scores.index.isin(self.warm)
+        self._scores.setdefault(method, []).append(scores)
+        is_warm = actuals["customer_id"].isin(self.warm)
+        for segment, subset in (("warm", actuals[is_warm]), ("cold", actuals[~is_warm])):
+            shown = self._shown.setdefault((method, segment), set())
+            shown |= shown_articles(recommendations, subset)
+
+    def summary(self, method: str, segment: str = "all") -> dict[str, float]:
+        """One method's metrics over one segment (warm, cold or all)."""
+        scores = pd.concat(self._scores[method])
+        shown = set()
+        for part in ("warm", "cold"):
+            if segment in (part, "all"):
+                shown |= self._shown.get((method, part), set())
+        if segment != "all":
+            scores = scores[scores["warm"] == (segment == "warm")]
+        return summarize(scores.drop(columns="warm"), shown, self.catalogue_size)
+
+    def metrics(self) -> pd.DataFrame:
+        """One row per (model, segment) with METRIC_COLUMNS, in the order methods were added."""
+        rows = [
+            {"model": method, "segment": segment, **self.summary(method, segment)}
+            for method in self._scores
+            for segment in ("warm", "cold", "all")
+        ]
+        frame = pd.DataFrame(rows)
+        frame["customers"] = frame["customers"].astype("int64")
+        return frame[["model", "segment", *METRIC_COLUMNS]]
 
 
 def to_long(

@@ -5,11 +5,17 @@ Two workflows, one per tower, so the catalogue (articles only) and the customer 
 
 - customers: customer id, age bucket, club status, news frequency, FN, Active, postal
   code (hashed to a bounded number of buckets) and the purchase month (context);
-- articles: article id, the article codes, the mean price over *training* rows, and how
+- articles: article id, the article codes, the mean log2 price over *training* rows, and how
   much the article sold in the week before (`RecentSales`, a log2 bucket).
 
 Both are fitted on the training split only. Ids unseen at fit time are encoded as
 Categorify's out-of-vocabulary index (2), never an error.
+
+On the full data the training rows never sit in one frame: `recsys.dataset` streams
+them from the engine into Parquet parts of prepared rows (`prepare_interactions`), the
+workflows are fitted on a `merlin.io.Dataset` over those parts (`fit_workflows`), and
+`FittedFeatures.encode` transforms them part by part into encoded Parquet (dask
+underneath: the same calls run on cuDF when a GPU is there).
 
 Why the recent-sales feature: an article's demand rises after launch and then decays, so
 what sold last week is a strong signal of what sells next week (the popularity baseline
@@ -26,6 +32,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 AGE_BOUNDARIES = (0, 20, 25, 30, 35, 40, 45, 50, 55, 60, 65, 200)
 POSTAL_CODE_BUCKETS = 1_000
@@ -59,8 +66,17 @@ CUSTOMER_CATEGORICALS = (
     "postal_code",  # already hashed to a bucket by `postal_buckets`
 )
 PRICE_FEATURE = "article_id_price_mean"
+# The price feature is the article's mean log2 price over training rows. Why log2 and
+# no fitted scaling: H&M prices (about 0.001-0.6) become numbers of about -10..-1 that
+# need no Normalize, whose mean/std sums round differently when rows are cut into other
+# parts. Each log price is rounded to a multiple of 2**-16, so the per-article sums are
+# exact in float64 in any order: the feature is the same however the work is cut.
+# An article without training rows gets 0 (price 1.0, above every real price).
+LOG_PRICE_QUANTUM = 2.0**16
+UNKNOWN_LOG_PRICE = 0.0
 RECENT_SALES_FEATURE = "recent_sales"
 RECENT_SALES_DAYS = 7  # one window = the popularity baseline's window
+_BUCKET_TEXT = np.array([str(i) for i in range(POSTAL_CODE_BUCKETS)], dtype=object)
 OOV_INDEX = 2  # Categorify: 0 padding, 1 null, 2 out-of-vocabulary, 3.. the vocabulary
 
 
@@ -91,19 +107,53 @@ class FittedFeatures:
         return _transform(self.article_workflow, _article_inputs(frame, self.recent_sales, days))
 
     def interactions(self, frame: pd.DataFrame) -> pd.DataFrame:
-        """Encode transaction rows: both towers' columns side by side."""
-        customers = self.customers(prepare_customers(frame, frame["t_dat"]))
-        articles = self.articles(frame, frame["t_dat"])
-        return pd.concat([customers, articles], axis=1)
+        """Encode transaction rows held in memory: both towers' columns side by side."""
+        prepared = prepare_interactions(frame, self.recent_sales).to_pandas()
+        return _transform(self.interaction_workflow(), prepared)
 
-    def item_frequencies(self, encoded: pd.DataFrame) -> np.ndarray:
+    def interaction_workflow(self):
+        """Both fitted workflows as one, for rows that carry both towers' inputs."""
+        import nvtabular as nvt
+
+        both = nvt.Workflow(self.customer_workflow.output_node + self.article_workflow.output_node)
+        both.fit_schema(self.customer_workflow.input_schema + self.article_workflow.input_schema)
+        return both
+
+    def encode(self, prepared, out_dir: Path) -> list[Path]:
+        """Transform a `merlin.io.Dataset` of prepared rows into encoded Parquet, part by part.
+
+        One output file per input partition, in partition order, so the rows keep the
+        order `recsys.dataset` gave them (training reads them in that order).
+        """
+        out_dir.mkdir(parents=True, exist_ok=True)
+        encoded = self.interaction_workflow().transform(prepared).to_ddf()
+        encoded.to_parquet(str(out_dir), write_index=False, name_function=_part_name)
+        return sorted(out_dir.glob("part-*.parquet"))
+
+    @property
+    def known_customers(self) -> pd.Index:
+        """The customer ids the model has an embedding row for (the fitted vocabulary)."""
+        path = self.directory / "customers" / "categories" / "unique.customer_id.parquet"
+        ids = pd.read_parquet(path, columns=["customer_id"])["customer_id"]
+        return pd.Index(ids.dropna().astype(str))
+
+    def item_frequencies(self, encoded) -> np.ndarray:
         """Purchases per encoded article id over `encoded` rows, sized to the id vocabulary.
 
+        `encoded` is a frame or a `merlin.io.Dataset` (counted part by part by dask).
         The logQ correction divides each logit by how often the article shows up as an
         in-batch negative; +1 keeps never-seen ids (padding, OOV) from log(0).
         """
         cardinality = self.article_workflow.output_schema["article_id"].int_domain.max + 1
-        return np.bincount(encoded["article_id"].to_numpy(), minlength=cardinality) + 1.0
+        if isinstance(encoded, pd.DataFrame):
+            ids = encoded["article_id"]
+        else:
+            ids = encoded.to_ddf()["article_id"]
+        counts = ids.value_counts()
+        counts = counts if isinstance(counts, pd.Series) else counts.compute()
+        frequencies = np.ones(cardinality)
+        frequencies[counts.index.to_numpy()] += counts.to_numpy()
+        return frequencies
 
     def to_bytes(self) -> bytes:
         """The saved workflows as one tar archive, so Metaflow can carry them between steps."""
@@ -156,6 +206,17 @@ class RecentSales:
         )
         return cls(cutoff, keys.value_counts().rename("purchases"))
 
+    @classmethod
+    def from_counts(cls, counts: pd.DataFrame, cutoff: pd.Timestamp) -> RecentSales:
+        """From purchases already counted per (article_id, window) by the engine."""
+        index = pd.MultiIndex.from_arrays(
+            [counts["article_id"].astype(str).to_numpy(), counts["window"].astype("int64")],
+            names=["article_id", "window"],
+        )
+        return cls(
+            pd.Timestamp(cutoff), pd.Series(counts["purchases"].to_numpy(), index, name="purchases")
+        )
+
     def buckets(self, article_ids: pd.Series, days: pd.Series | None = None) -> np.ndarray:
         """floor(log2(1 + purchases in the window before each day)) as text, per row."""
         seen = np.zeros(len(article_ids), dtype="int64")
@@ -186,20 +247,25 @@ def _window(days: pd.Series, cutoff: pd.Timestamp) -> np.ndarray:
 
 def prepare_customers(frame: pd.DataFrame, when: pd.Series | pd.Timestamp) -> pd.DataFrame:
     """Customer columns plus the stateless derivations: age bucket and month of `when`."""
-    out = pd.DataFrame({"customer_id": frame["customer_id"].astype(str).to_numpy()})
+    return pd.DataFrame(_customer_columns(frame, when))
+
+
+def _customer_columns(frame: pd.DataFrame, when: pd.Series | pd.Timestamp) -> dict:
     ages = pd.to_numeric(frame["age"], errors="coerce").to_numpy()
     buckets = pd.cut(ages, bins=list(AGE_BOUNDARIES), right=False, labels=False)
-    out["age_bucket"] = pd.Series(buckets).map(lambda b: "unknown" if pd.isna(b) else str(int(b)))
+    out = {
+        "customer_id": _as_ids(frame["customer_id"]),
+        "age_bucket": _as_text(pd.Series(buckets, dtype="Int64")),
+    }
     for column in ("club_member_status", "fashion_news_frequency"):
         out[column] = _as_text(frame[column])
     for column in ("FN", "Active"):
-        flags = pd.to_numeric(frame[column], errors="coerce").fillna(0)
-        out[column] = flags.astype(int).astype(str).to_numpy()
+        out[column] = _as_text(pd.to_numeric(frame[column], errors="coerce").fillna(0))
     out["postal_code"] = postal_buckets(frame["postal_code"])
     if isinstance(when, pd.Series):
-        out["month"] = pd.to_datetime(when).dt.month.astype(str).to_numpy()
+        out["month"] = _as_text(pd.to_datetime(when).dt.month)
     else:
-        out["month"] = str(pd.Timestamp(when).month)
+        out["month"] = np.full(len(frame), str(pd.Timestamp(when).month), dtype=object)
     return out
 
 
@@ -211,16 +277,22 @@ def postal_buckets(codes: pd.Series) -> np.ndarray:
     lands in a different bucket on every row (pure noise to the model).
     """
     text = _as_text(codes)
-    return (pd.util.hash_array(text) % POSTAL_CODE_BUCKETS).astype(str).astype(object)
+    return _BUCKET_TEXT[pd.util.hash_array(text) % POSTAL_CODE_BUCKETS]
 
 
 def prepare_articles(frame: pd.DataFrame) -> pd.DataFrame:
-    """Article id, codes as strings, and the row's price (NaN for catalogue rows)."""
-    out = pd.DataFrame({"article_id": frame["article_id"].astype(str).to_numpy()})
+    """Article id, codes as strings, and the row's log2 price (NaN for catalogue rows)."""
+    return pd.DataFrame(_article_columns(frame))
+
+
+def _article_columns(frame: pd.DataFrame) -> dict:
+    out = {"article_id": _as_ids(frame["article_id"])}
     for column in ARTICLE_CODE_COLUMNS:
         out[column] = _as_text(frame[column])
     price = frame["price"] if "price" in frame else pd.Series(np.nan, index=frame.index)
-    out["price"] = price.astype("float64").to_numpy()
+    with np.errstate(divide="ignore", invalid="ignore"):
+        log_price = np.log2(price.astype("float64").where(price > 0).to_numpy())
+    out["price"] = np.round(log_price * LOG_PRICE_QUANTUM) / LOG_PRICE_QUANTUM
     return out
 
 
@@ -228,32 +300,49 @@ def _article_inputs(
     frame: pd.DataFrame, recent_sales: RecentSales, days: pd.Series | None
 ) -> pd.DataFrame:
     """What the article workflow reads: `prepare_articles` plus the recent-sales bucket."""
-    prepared = prepare_articles(frame)
-    prepared[RECENT_SALES_FEATURE] = recent_sales.buckets(prepared["article_id"], days)
-    return prepared
+    columns = _article_columns(frame)
+    columns[RECENT_SALES_FEATURE] = recent_sales.buckets(columns["article_id"], days)
+    return pd.DataFrame(columns)
 
 
-def fit_features(train: pd.DataFrame, cutoff: pd.Timestamp, work_dir: Path) -> FittedFeatures:
-    """Fit both workflows on the training rows only (vocabularies, price and sales statistics).
+def prepare_interactions(frame: pd.DataFrame, recent_sales: RecentSales) -> pa.Table:
+    """Transaction rows as both workflows read them: customer and article inputs side by
+    side, as an Arrow table (what the Parquet parts are written from; `.to_pandas()` for
+    a frame)."""
+    columns = {**_customer_columns(frame, frame["t_dat"]), **_article_columns(frame)}
+    columns[RECENT_SALES_FEATURE] = recent_sales.buckets(columns["article_id"], frame["t_dat"])
+    return pa.table(columns)
 
-    `cutoff` is the first day after training (rows must be before it); `work_dir` (fresh
-    per run) holds the fitted category tables, the sales counts and the saved workflows.
-    """
-    import merlin.io
+
+def fit_workflows(prepared, recent_sales: RecentSales, work_dir: Path) -> FittedFeatures:
+    """Fit both workflows on a `merlin.io.Dataset` of prepared training rows (vocabularies,
+    price and sales statistics), part by part; save them with the sales under `work_dir`."""
     import nvtabular as nvt
 
-    if (pd.to_datetime(train["t_dat"]) >= pd.Timestamp(cutoff)).any():
-        raise ValueError(f"training rows must all be before the cutoff {cutoff}")
-    recent_sales = RecentSales.from_rows(train, cutoff)
     customer_workflow = nvt.Workflow(_customer_graph(work_dir / "fit"))
     article_workflow = nvt.Workflow(_article_graph(work_dir / "fit"))
-    customer_workflow.fit(merlin.io.Dataset(prepare_customers(train, train["t_dat"])))
-    article_workflow.fit(merlin.io.Dataset(_article_inputs(train, recent_sales, train["t_dat"])))
+    customer_workflow.fit(prepared)
+    article_workflow.fit(prepared)
     recent_sales.save(work_dir / RecentSales.FILE)
     # Saving copies the category tables next to each workflow and points them there.
     customer_workflow.save(str(work_dir / "customers"))
     article_workflow.save(str(work_dir / "articles"))
     return FittedFeatures.load(work_dir)
+
+
+def fit_features(train: pd.DataFrame, cutoff: pd.Timestamp, work_dir: Path) -> FittedFeatures:
+    """`fit_workflows` for training rows held in memory (tests, `bench/train.py`).
+
+    `cutoff` is the first day after training (rows must be before it); `work_dir` (fresh
+    per run) holds the fitted category tables, the sales counts and the saved workflows.
+    """
+    import merlin.io
+
+    if (pd.to_datetime(train["t_dat"]) >= pd.Timestamp(cutoff)).any():
+        raise ValueError(f"training rows must all be before the cutoff {cutoff}")
+    recent_sales = RecentSales.from_rows(train, cutoff)
+    prepared = merlin.io.Dataset(prepare_interactions(train, recent_sales).to_pandas())
+    return fit_workflows(prepared, recent_sales, work_dir)
 
 
 def _customer_graph(out_path: Path):
@@ -286,8 +375,7 @@ def _article_graph(out_path: Path):
     price = (
         ["article_id"]
         >> ops.JoinGroupby(cont_cols=["price"], stats=["mean"], out_path=str(out_path))
-        >> ops.FillMedian()
-        >> ops.Normalize()
+        >> ops.FillMissing(fill_val=UNKNOWN_LOG_PRICE)
         >> ops.TagAsItemFeatures()
     )
     return article_id + codes + price
@@ -295,10 +383,27 @@ def _article_graph(out_path: Path):
 
 def _as_text(values: pd.Series) -> np.ndarray:
     """Values as strings ("unknown" for missing), the same whether codes arrive as int64,
-    nullable Int64 or float, and text as str objects or a categorical."""
+    nullable Int64 or float, and text as str objects or a categorical.
+
+    Each distinct value is turned into text once (factorize, then take): the columns
+    have a few to a few thousand distinct values over millions of rows.
+    """
     if pd.api.types.is_numeric_dtype(values):
         values = values.astype("Int64")
-    return values.astype("string").fillna("unknown").to_numpy(dtype=object)
+    codes, uniques = pd.factorize(values, use_na_sentinel=True)
+    text = pd.Series(uniques).astype("string").fillna("unknown").to_numpy(dtype=object)
+    return np.append(text, "unknown")[codes]  # code -1 (missing) takes the last entry
+
+
+def _as_ids(values: pd.Series) -> np.ndarray:
+    """Ids as an array of str (already str when they come from the engine)."""
+    if values.dtype == object:
+        return values.to_numpy()
+    return values.astype(str).to_numpy(dtype=object)
+
+
+def _part_name(index: int) -> str:
+    return f"part-{index:05d}.parquet"
 
 
 def _transform(workflow, frame: pd.DataFrame) -> pd.DataFrame:

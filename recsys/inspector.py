@@ -33,6 +33,7 @@ HISTORY_LIMIT = 24
 MAX_MATCHES = 200
 SEGMENTS = ("warm", "cold")
 NO_IMAGE = "no image"
+MODEL_SOURCE = "model"  # predictions' `source` of the rows the model ranked
 ARTICLE_COLUMNS = "prod_name, product_type_name, colour_group_name, product_group_name, image_path"
 
 
@@ -230,6 +231,16 @@ def random_customer(pool: Sequence[str]) -> str | None:
     return random.choice(pool) if pool else None
 
 
+def start_customer(run: RunData, matches: Sequence[str]) -> str | None:
+    """Whom the page opens on: the first of `matches` with a hit among their
+    recommendations (so a first-time user sees what a hit looks like), else the first."""
+    buyers = set(run.buyers)
+    for customer in matches:
+        if customer in buyers and recommendations(run, customer)["hit"].any():
+            return customer
+    return matches[0] if matches else None
+
+
 # --- recommendations -----------------------------------------------------------------------
 
 
@@ -304,19 +315,26 @@ def _describe(row: dict) -> str:
     return " · ".join(str(p) for p in parts if isinstance(p, str) and p) or "unknown article"
 
 
-def _score(value: float) -> str:
-    """Baseline fallbacks have no model score (NaN)."""
-    return "n/a" if pd.isna(value) else f"{float(value):.3f}"
+def score_text(source: str, score: float) -> str:
+    """The model's score on the rows the model ranked; none on any other row.
+
+    Rows from recent purchases (`repurchase`) or a fallback baseline were not placed by
+    the model: a score there (the export has one when the model also ranked the article)
+    would suggest it was, so every such row reads the same, "no score".
+    """
+    if source != MODEL_SOURCE or pd.isna(score):
+        return "no score"
+    return f"score {float(score):.3f}"
 
 
 def recommendation_cards(recs: pd.DataFrame, settings: Settings) -> list[Card]:
-    """Rank, score, source and a clear mark on the test-week hits."""
+    """Rank, source, score and a clear mark on the test-week hits."""
     cards = []
     for row in recs.to_dict("records"):
         mark = "BOUGHT in test week · " if row["hit"] else ""
         caption = (
-            f"{mark}#{int(row['rank'])} · score {_score(row['score'])} · {row['source']} · "
-            f"{_describe(row)} ({row['article_id']})"
+            f"{mark}#{int(row['rank'])} · {row['source']} · "
+            f"{score_text(row['source'], row['score'])} · {_describe(row)} ({row['article_id']})"
         )
         cards.append(_card(row, settings, caption, hit=bool(row["hit"])))
     return cards

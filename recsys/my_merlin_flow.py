@@ -10,47 +10,47 @@ Splits (by date, defaults from the data): the last 7 days are the test week, the
 days before are validation, everything earlier is training. The feature workflow is
 fitted on training rows only; validation picks the hyperparameters; the test week is
 touched once, in `evaluate`, for the model and both baselines alike.
+
+Scale: nothing the size of the data is held in one frame or passed as an artifact.
+The training rows go from the engine to Parquet parts (`recsys.dataset`), NVTabular
+fits and encodes those parts (`recsys.features`), Merlin's Loader trains from the
+encoded parts, and customers are embedded, scored and predicted in batches
+(`recsys.scoring`). Artifacts carry paths under OUTPUT_DIR/<run id>/ and small tables.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
 import sys
-import tarfile
-import tempfile
+import tomllib
 from datetime import UTC, date, datetime, timedelta
-from io import BytesIO
 from pathlib import Path
-
-from metaflow import FlowSpec, Parameter, card, current, step
-from metaflow.exception import MetaflowException
 
 # `python recsys/my_merlin_flow.py` puts recsys/ (not the repo root) on sys.path.
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from recsys.runtime import prepare_flow_process  # noqa: E402
+
+prepare_flow_process()  # user name, --max-workers default, log levels: before Metaflow reads them
+
+from metaflow import FlowSpec, Parameter, card, current, step  # noqa: E402
+from metaflow.exception import MetaflowException  # noqa: E402
 
 from recsys.settings import ConfigError, load_settings  # noqa: E402
 
 SPLIT_DAYS = 7
 MIN_TRAINING_ROWS = 100
 RANKING_DEPTH = 100  # recall@100 needs 100 candidates from every ranking
-SHUFFLE_SEED = 42  # the training rows' order (and sample): see _shuffled
-MODEL_STRATEGIES = ("two_tower", "repurchase+two_tower")  # what warm customers may get
+PROFILES = Path(__file__).resolve().parent / "profiles.toml"
 ENGINES = ("auto", "embedded", "risingwave")
-CUSTOMER_COLUMNS = (
-    'customer_id, age, club_member_status, fashion_news_frequency, "FN", "Active", postal_code'
-)
-TRAINING_COLUMNS = (
-    "t_dat, customer_id, article_id, price, age, club_member_status, fashion_news_frequency, "
-    '"FN", "Active", postal_code, product_type_no, product_group_name, graphical_appearance_no, '
-    "colour_group_code, perceived_colour_value_id, department_no, index_code, section_no, "
-    "garment_group_no"
-)
 ARTICLE_COLUMNS = (
     "article_id, prod_name, product_type_no, product_type_name, product_group_name, "
     "graphical_appearance_no, colour_group_code, colour_group_name, perceived_colour_value_id, "
     "department_no, index_code, section_no, garment_group_no, image_path"
 )
+SPLITS = ("validation", "test", "predict")  # whose query embeddings each branch writes
 
 
 class FlowInputError(MetaflowException):
@@ -88,15 +88,25 @@ class MyMerlinFlow(FlowSpec):
         "many purchases before the validation week (applied in filtered_dataframe_t).",
     )
     learning_rates = Parameter(
-        "learning-rates", default="0.01,0.003", help="Comma-separated learning rates (grid)."
+        "learning-rates",
+        default="",
+        help="Comma-separated learning rates (grid). Default: the data-size profile's "
+        "(recsys/profiles.toml: 0.01,0.003 for demo-sized data, 0.01 for the full H&M data).",
     )
     batch_sizes = Parameter(
         "batch-sizes",
-        default="512,1024",
+        default="",
         help="Comma-separated batch sizes (grid). Larger batches give more in-batch negatives "
-        "but cost O(batch^2) per step: 4096 trains 3x slower than 1024 on CPU.",
+        "but cost O(batch^2) per step: 4096 trains 3x slower than 1024 on CPU. Default: the "
+        "data-size profile's (512,1024 for demo-sized data, 1024 for the full data).",
     )
-    epochs = Parameter("epochs", default=3, type=int, help="Training epochs per grid point.")
+    epochs = Parameter(
+        "epochs",
+        default=0,
+        type=int,
+        help="Training epochs per grid point. Default (0): the data-size profile's "
+        "(3 for demo-sized data, 1 for the full data).",
+    )
     embedding_dim = Parameter(
         "embedding-dim", default=64, type=int, help="Size of the customer/article embeddings."
     )
@@ -107,6 +117,13 @@ class MyMerlinFlow(FlowSpec):
         type=float,
         help="Share of training rows to use, "
         "in (0, 1]; below 1 for quick experiments on large data.",
+    )
+    part_rows = Parameter(
+        "part-rows",
+        default=500_000,
+        type=int,
+        help="Training rows per Parquet part: what the feature, encoding and training steps "
+        "hold in memory at a time (results do not depend on it).",
     )
     output_dir = Parameter(
         "output-dir",
@@ -122,17 +139,31 @@ class MyMerlinFlow(FlowSpec):
 
     @step
     def start(self):
-        """Check parameters and data, pick the split dates, make sure the engine has data."""
+        """Check parameters and data, pick the profile and the split dates, load data if needed."""
         self.settings_shown = _settings().masked()
         print("settings:", json.dumps(self.settings_shown, indent=1))
-        self.grid = _grid(self.learning_rates, self.batch_sizes, self.epochs, self.embedding_dim)
-        _check_parameters(self.top_k, self.sample_fraction, self.min_purchases, self.engine)
+        _check_parameters(
+            self.top_k, self.sample_fraction, self.min_purchases, self.engine, self.part_rows
+        )
         self.export_dir = str(_output_root(self.output_dir) / current.run_id)
         with _open_engine(self.engine) as eng:
             self.engine_kind = eng.kind
-            _ensure_data(eng)
+            purchases = _ensure_data(eng)
             first, last = _date_range(eng)
         _check_images()
+        self.profile = _profile(purchases)
+        self.grid = _grid(
+            self.learning_rates or self.profile["learning_rates"],
+            self.batch_sizes or self.profile["batch_sizes"],
+            self.epochs or self.profile["epochs"],
+            self.embedding_dim,
+        )
+        print(
+            f"profile: {self.profile['name']} ({purchases:,} purchases, up to "
+            f"{self.profile['max_purchases']:,}): learning rates {self.profile['learning_rates']}"
+            f", batch sizes {self.profile['batch_sizes']}, {self.profile['epochs']} epoch(s) "
+            "unless given on the command line (recsys/profiles.toml says why)"
+        )
         self.dates = _split_dates(first, last, self.validation_start, self.test_start)
         print("splits:", json.dumps({k: v.isoformat() for k, v in self.dates.items()}))
         print(f"grid: {len(self.grid)} points: {self.grid}")
@@ -140,58 +171,64 @@ class MyMerlinFlow(FlowSpec):
 
     @step
     def get_dataset(self):
-        """Training rows from filtered_dataframe_t (cutoff and N applied in the view), actuals."""
-        import pandas as pd
+        """Training rows from filtered_dataframe_t (cutoff and N applied in the view) into
+        Parquet parts; the validation and test weeks' purchases; the catalogue."""
+        from recsys import dataset
 
         validation_start, test_start = self.dates["validation_start"], self.dates["test_start"]
+        work = self._work_dir()
         with _open_engine(self.engine) as eng:
             eng.set_training_settings(min_purchases=self.min_purchases, cutoff=validation_start)
-            train = eng.query_compact(f"SELECT {TRAINING_COLUMNS} FROM filtered_dataframe_t")
+            total = _count(eng, "filtered_dataframe_t")
+            sales = dataset.recent_sales(eng, validation_start)
+            parts = dataset.write_training_parts(
+                eng, sales, work / "prepared", total, self.part_rows, self.sample_fraction
+            )
             validation = _actuals(eng, validation_start, test_start)
             test = _actuals(eng, test_start, self.dates["end"] + timedelta(days=1))
-            self.customers = eng.query(f"SELECT {CUSTOMER_COLUMNS} FROM customers_t")
             self.articles = eng.query(f"SELECT {ARTICLE_COLUMNS} FROM articles_metadata_t")
-        train = _shuffled(train, self.sample_fraction)
-        train["t_dat"] = pd.to_datetime(train["t_dat"])
-        self.rows = {"train": len(train), "validation": len(validation), "test": len(test)}
-        print("rows per split:", self.rows)
+        sales.save(work / sales.FILE)
+        self.prepared_parts = [str(p) for p in parts.paths]
+        self.rows = {"train": parts.rows, "validation": len(validation), "test": len(test)}
+        print("rows per split:", self.rows, f"in {len(parts.paths)} part(s)")
         _check_splits(self.rows, self.min_purchases, self.dates)
         if self.articles.empty:
             raise FlowInputError("articles_metadata_t is empty: load articles.csv into the engine.")
-        self.train_rows, self.validation_actuals, self.test_actuals = train, validation, test
-        self.warm_customers = sorted(train["customer_id"].unique())
-        print(f"customers: {len(self.warm_customers)} in training, {len(self.customers)} in total")
+        self.validation_actuals, self.test_actuals = validation, test
         self.next(self.build_workflow)
 
     @step
     def build_workflow(self):
-        """Fit NVTabular on the training split only; encode training rows, customers, catalogue."""
-        from recsys.features import fit_features, prepare_customers
+        """Fit NVTabular on the training parts only; encode them part by part, and the catalogue."""
+        import merlin.io
 
-        with tempfile.TemporaryDirectory() as tmp:
-            features = fit_features(self.train_rows, self.dates["validation_start"], Path(tmp))
-            self.workflows = features.to_bytes()
-            self.encoded_train = features.interactions(self.train_rows)
-            self.item_frequencies = features.item_frequencies(self.encoded_train)
-            self.encoded_articles = features.articles(self.articles)
-            self.encoded_queries = {
-                split: features.customers(
-                    prepare_customers(self._customer_rows(ids), self.dates[f"{split}_start"])
-                )
-                for split, ids in self._query_customers().items()
-            }
+        from recsys.dataset import TrainingParts
+        from recsys.features import RecentSales, fit_workflows
+
+        work = self._work_dir()
+        prepared = TrainingParts([Path(p) for p in self.prepared_parts], self.rows["train"])
+        sales = RecentSales.load(work / RecentSales.FILE)
+        features = fit_workflows(prepared.dataset(), sales, work / "workflows")
+        encoded = features.encode(prepared.dataset(), work / "encoded")
+        self.encoded_parts = [str(p) for p in encoded]
+        self.item_frequencies = features.item_frequencies(
+            merlin.io.Dataset(self.encoded_parts, engine="parquet")
+        )
+        self.encoded_articles = features.articles(self.articles)
+        self.known_customers = len(features.known_customers)
         print(
-            "encoded:",
-            {k: len(v) for k, v in self.encoded_queries.items()},
-            f"train rows {len(self.encoded_train)}, articles {len(self.encoded_articles)}",
+            f"encoded {self.rows['train']:,} training rows into {len(encoded)} part(s); "
+            f"{len(self.encoded_articles):,} articles; {self.known_customers:,} known customers"
         )
         self.next(self.train, foreach="grid")
 
     @step
     def train(self):
-        """One grid point: train, score validation against the whole catalogue, log to Comet."""
-        from recsys import towers
-        from recsys.evaluation import ranking_metrics
+        """One grid point: train, embed the catalogue and the customers, score validation."""
+        import numpy as np
+
+        from recsys import scoring, towers
+        from recsys.evaluation import Scoreboard
         from recsys.tracking import start_experiment
 
         if not self.gpu:
@@ -208,7 +245,7 @@ class MyMerlinFlow(FlowSpec):
             ],
             self._comet_dir(),
         )
-        schema = self._schema()  # after Comet: it wants to be imported before TensorFlow
+        features = self._features()  # after Comet: it wants to be imported before TensorFlow
         experiment.log_parameters(
             {
                 **self.input,
@@ -218,8 +255,8 @@ class MyMerlinFlow(FlowSpec):
             }
         )
         result = towers.train(
-            self.encoded_train,
-            schema,
+            [Path(p) for p in self.encoded_parts],
+            features.schema,
             self.item_frequencies,
             params,
             on_epoch_end=lambda epoch, logs: experiment.log_metrics(
@@ -231,28 +268,34 @@ class MyMerlinFlow(FlowSpec):
         self.examples_per_second = result.examples_per_second
         print(f"trained {params} on {self.device}: {self.examples_per_second:,.0f} examples/s")
 
-        self.article_embeddings = towers.embed(
-            result.model.candidate_encoder, self.encoded_articles, schema
+        branch = self._work_dir() / f"branch-{current.task_id}"
+        branch.mkdir(parents=True, exist_ok=True)
+        articles = towers.embed(
+            result.model.candidate_encoder, self.encoded_articles, features.schema
         )
-        self.query_embeddings = {
-            split: towers.embed(result.model.query_encoder, frame, schema)
-            for split, frame in self.encoded_queries.items()
-        }
-        recs = towers.recommend(
-            self.query_embeddings["validation"],
-            self.article_embeddings,
-            self._query_customers()["validation"],
-            self.articles["article_id"].to_numpy(),
-            100,
-        )
-        self.validation = ranking_metrics(recs, self.validation_actuals, len(self.articles))
+        np.save(branch / "article_embeddings.npy", articles)
+        with _open_engine(self.engine, read_only=True) as eng:
+            for split, ids in self._split_customers().items():
+                scoring.write_query_embeddings(
+                    eng,
+                    features,
+                    result.model.query_encoder,
+                    self.dates[f"{split}_start"],
+                    branch / f"{split}.parquet",
+                    ids,
+                )
+        board = Scoreboard(len(self.articles), features.known_customers)
+        for ids, queries in scoring.read_query_embeddings(branch / "validation.parquet"):
+            recs = towers.recommend(queries, articles, ids, self._article_ids(), RANKING_DEPTH)
+            board.add("two_tower", recs, _of(self.validation_actuals, ids))
+        self.validation = board.summary("two_tower")
         print("validation:", self.validation)
         experiment.log_other("device", self.device)
         experiment.log_metrics({"examples_per_second": self.examples_per_second})
         experiment.log_metrics(self.validation, prefix="validation")
         experiment.end()
-        self.query_tower = towers.save_encoder(result.model.query_encoder)
-        self.params = self.input
+        towers.save_encoder(result.model.query_encoder, branch / "query_tower")
+        self.branch_dir, self.params = str(branch), self.input
         self.next(self.join)
 
     @step
@@ -278,20 +321,15 @@ class MyMerlinFlow(FlowSpec):
                 "rows",
                 "export_dir",
                 "engine_kind",
-                "warm_customers",
                 "articles",
-                "customers",
                 "validation_actuals",
                 "test_actuals",
-                "workflows",
                 "settings_shown",
+                "profile",
+                "known_customers",
             ],
         )
-        self.best_params, self.device, self.query_tower = best.params, best.device, best.query_tower
-        self.article_embeddings, self.query_embeddings = (
-            best.article_embeddings,
-            best.query_embeddings,
-        )
+        self.best_params, self.device, self.best_dir = best.params, best.device, best.branch_dir
         self.best_validation = best.validation
         print("best:", self.best_params, "validation", self.best_validation)
         self.next(self.evaluate)
@@ -305,48 +343,22 @@ class MyMerlinFlow(FlowSpec):
         model alone or the hybrid (their recent purchases, then the model), for cold
         customers the better baseline. The test week only measures that choice.
         """
-        import pandas as pd
-
         from recsys import baselines
-        from recsys.evaluation import ranking_metrics, segment_metrics
+        from recsys.scoring import MODEL_METHODS
 
         cutoff = self.dates["validation_start"]  # everything here knows only training data
-        with _open_engine(self.engine) as eng:
+        with _open_engine(self.engine, read_only=True) as eng:
             popular = baselines.popular_articles(eng, cutoff, RANKING_DEPTH)
             recent = baselines.recent_purchases(eng, cutoff)
-        warm = pd.Index(self.warm_customers)
-        catalogue = len(self.articles)
-        rankings = {
-            split: self._rankings(split, recent, popular) for split in ("validation", "test")
-        }
-
-        def validation_map(name: str, customers) -> float:
-            actuals = self.validation_actuals
-            actuals = (
-                actuals[actuals["customer_id"].isin(customers)]
-                if customers is not None
-                else actuals
-            )
-            return ranking_metrics(rankings["validation"][name], actuals, catalogue)["map@12"]
-
-        self.fallback = max(baselines.BASELINES, key=lambda name: validation_map(name, None))
-        self.warm_strategy = max(MODEL_STRATEGIES, key=lambda name: validation_map(name, warm))
+        validation = self._score_split("validation", recent, popular)
+        self.fallback = max(
+            baselines.BASELINES, key=lambda name: validation.summary(name)["map@12"]
+        )
+        self.warm_strategy = max(
+            MODEL_METHODS, key=lambda name: validation.summary(name, "warm")["map@12"]
+        )
         print(f"served: {self.warm_strategy} for warm customers, {self.fallback} for cold ones")
-        test = rankings["test"]
-        test["served"] = pd.concat(
-            [
-                test[self.warm_strategy][test[self.warm_strategy]["customer_id"].isin(warm)],
-                test[self.fallback][~test[self.fallback]["customer_id"].isin(warm)],
-            ]
-        )
-        self.metrics = pd.concat(
-            [
-                segment_metrics(recs, self.test_actuals, warm, catalogue).assign(model=name)
-                for name, recs in test.items()
-            ],
-            ignore_index=True,
-        )
-        self.metrics = self.metrics[["model", *self.metrics.columns[:-1]]]
+        self.metrics = self._score_split("test", recent, popular, served=True).metrics()
         print(self.metrics.to_string(index=False))
         self._log_summary_to_comet()
         self._fill_card()
@@ -354,68 +366,85 @@ class MyMerlinFlow(FlowSpec):
 
     @step
     def predict(self):
-        """Top-k for every customer: the model's choice where it knows them, else the fallback."""
+        """Top-k for every customer, in batches: the model's choice where it knows them, else
+        the fallback; written with the customer embeddings to the run's folder."""
         import numpy as np
         import pandas as pd
+        import pyarrow as pa
+        import pyarrow.parquet as pq
 
-        from recsys import baselines, towers
+        from recsys import baselines, scoring, towers
+        from recsys.progress import Progress
 
-        everyone = self._query_customers()["predict"]
-        with _open_engine(self.engine) as eng:  # history up to the test week, not into it
+        out = Path(self.export_dir)
+        with _open_engine(self.engine, read_only=True) as eng:  # history up to the test week
             cutoff = self.dates["predict_start"]
             popular = baselines.popular_articles(eng, cutoff, self.top_k)
             recent = baselines.recent_purchases(eng, cutoff)
-        known = np.isin(everyone, np.asarray(self.warm_customers, dtype=object))
-        model = towers.recommend(
-            self.query_embeddings["predict"][known],
-            self.article_embeddings,
-            everyone[known],
-            self.articles["article_id"].to_numpy(),
-            self.top_k,
-        )
-        if self.warm_strategy == "two_tower":
-            model = model.assign(source="model")
-        else:
-            hybrid = baselines.repurchase_recommendations(
-                everyone[known], recent, model, self.top_k
+        known = self._features().known_customers
+        articles = np.load(Path(self.best_dir) / "article_embeddings.npy")
+        writers: dict[str, pq.ParquetWriter] = {}
+        counts = {"model": 0, "fallback": 0}
+        progress = Progress("predict", None, unit="customers")
+        for ids, queries in scoring.read_query_embeddings(Path(self.best_dir) / "predict.parquet"):
+            warm = np.isin(ids, known)
+            model = towers.recommend(
+                queries[warm], articles, ids[warm], self._article_ids(), self.top_k
             )
-            scores = model.set_index(["customer_id", "article_id"])["score"]
-            model = hybrid.assign(
-                source=hybrid["source"].replace({"fill": "model"}),
-                score=scores.reindex(
-                    pd.MultiIndex.from_frame(hybrid[["customer_id", "article_id"]])
-                ).to_numpy(),
+            if self.warm_strategy == "two_tower":
+                model = model.assign(source="model")
+            else:
+                model = _hybrid_with_scores(ids[warm], recent, model, self.top_k)
+            fallback = baselines.baseline_recommendations(
+                self.fallback, ids[~warm], recent, popular
+            ).assign(score=np.nan, source=self.fallback)
+            batch = pd.concat([model, fallback], ignore_index=True)[
+                ["customer_id", "rank", "article_id", "score", "source"]
+            ]
+            _append(
+                writers,
+                out / "predictions.parquet",
+                pa.Table.from_pandas(batch, preserve_index=False),
             )
-        fallback = baselines.baseline_recommendations(
-            self.fallback, everyone[~known], recent, popular
-        ).assign(score=np.nan, source=self.fallback)
-        self.predictions = pd.concat([model, fallback], ignore_index=True)[
-            ["customer_id", "rank", "article_id", "score", "source"]
-        ]
+            _append(
+                writers,
+                out / "customer_embeddings.parquet",
+                scoring.embedding_table("customer_id", ids, queries, warm=pa.array(warm)),
+            )
+            counts["model"] += int(warm.sum())
+            counts["fallback"] += int((~warm).sum())
+            progress.advance(len(ids))
+        progress.finish()
+        for writer in writers.values():
+            writer.close()
+        self.predicted = counts
         print(
-            f"predictions for {len(everyone)} customers: {int(known.sum())} by "
-            f"{self.warm_strategy}, {int((~known).sum())} by the {self.fallback} baseline"
+            f"predictions for {sum(counts.values()):,} customers: {counts['model']:,} by "
+            f"{self.warm_strategy}, {counts['fallback']:,} by the {self.fallback} baseline"
         )
         self.next(self.export)
 
     @step
     def export(self):
-        """Write OUTPUT_DIR/<run id>/ for the app and for users' own code (ARCHITECTURE.md)."""
+        """Write the rest of OUTPUT_DIR/<run id>/ for the app and users' code (ARCHITECTURE.md)."""
         if not _settings().export_to_app:
-            print("EXPORT_TO_APP is off: results stay in the run's artifacts only")
+            print(
+                "EXPORT_TO_APP is off: only predictions and customer embeddings are in "
+                f"{self.export_dir}"
+            )
             self.next(self.end)
             return
         out = Path(self.export_dir)
-        out.mkdir(parents=True, exist_ok=True)
         self._write_files(out)
         print(f"exported to {out}")
         self.next(self.end)
 
     @step
     def end(self):
-        """Say where everything is."""
+        """Say where everything is; remove the run's scratch data (Parquet parts, branches)."""
         from recsys.tracking import upload_hint
 
+        shutil.rmtree(self._work_dir(), ignore_errors=True)
         print(self.metrics.to_string(index=False))
         print(f"run {current.run_id}: export in {self.export_dir}")
         if not _settings().comet_api_key:
@@ -423,56 +452,55 @@ class MyMerlinFlow(FlowSpec):
 
     # --- helpers used by several steps -------------------------------------------------
 
-    def _schema(self):
-        """The model's input schema, from the workflows fitted in build_workflow."""
+    def _work_dir(self) -> Path:
+        """Scratch data of this run (Parquet parts, branch outputs), removed by `end`."""
+        return Path(self.export_dir) / "work"
+
+    def _features(self):
+        """The workflows fitted in build_workflow (they stay in the run's work folder)."""
         from recsys.features import FittedFeatures
 
-        with tempfile.TemporaryDirectory() as tmp:
-            return FittedFeatures.from_bytes(self.workflows, Path(tmp)).schema
+        return FittedFeatures.load(self._work_dir() / "workflows")
 
-    def _rankings(self, split: str, recent, popular: list[str]) -> dict:
-        """Every candidate's top-100 for the buyers of `split`, from data before validation."""
-        from recsys import baselines, towers
+    def _article_ids(self):
+        return self.articles["article_id"].to_numpy()
 
-        ids = self._query_customers()[split]
-        model = towers.recommend(
-            self.query_embeddings[split],
-            self.article_embeddings,
-            ids,
-            self.articles["article_id"].to_numpy(),
-            RANKING_DEPTH,
-        )
-        hybrid = baselines.repurchase_recommendations(ids, recent, model, RANKING_DEPTH)
+    def _split_customers(self) -> dict:
+        """Whose query embedding each split needs: the week's buyers, or everyone (None)."""
         return {
-            "two_tower": model,
-            "repurchase+two_tower": hybrid.drop(columns="source"),
-            **{
-                name: baselines.baseline_recommendations(name, ids, recent, popular)
-                for name in baselines.BASELINES
-            },
+            "validation": self.validation_actuals["customer_id"].unique(),
+            "test": self.test_actuals["customer_id"].unique(),
+            "predict": None,
         }
+
+    def _score_split(self, split: str, recent, popular: list[str], served: bool = False):
+        """Every method's metrics on one week, customer batch by customer batch."""
+        import numpy as np
+        import pandas as pd
+
+        from recsys import scoring
+        from recsys.evaluation import Scoreboard
+
+        known = self._features().known_customers
+        board = Scoreboard(len(self.articles), known)
+        articles = np.load(Path(self.best_dir) / "article_embeddings.npy")
+        actuals = getattr(self, f"{split}_actuals")
+        for ids, queries in scoring.read_query_embeddings(Path(self.best_dir) / f"{split}.parquet"):
+            ranked = scoring.rankings(
+                ids, queries, articles, self._article_ids(), recent, popular, RANKING_DEPTH
+            )
+            if served:
+                warm, cold = ranked[self.warm_strategy], ranked[self.fallback]
+                ranked["served"] = pd.concat(
+                    [warm[warm["customer_id"].isin(known)], cold[~cold["customer_id"].isin(known)]]
+                )
+            bought = _of(actuals, ids)
+            for name, recs in ranked.items():
+                board.add(name, recs, bought)
+        return board
 
     def _comet_dir(self) -> Path:
         return Path(self.export_dir) / "comet"
-
-    def _query_customers(self) -> dict:
-        """Whose query embedding each split needs: the week's buyers, or everyone (predict)."""
-        import numpy as np
-
-        return {
-            "validation": np.asarray(
-                sorted(self.validation_actuals["customer_id"].unique()), dtype=object
-            ),
-            "test": np.asarray(sorted(self.test_actuals["customer_id"].unique()), dtype=object),
-            "predict": np.asarray(sorted(self.customers["customer_id"].unique()), dtype=object),
-        }
-
-    def _customer_rows(self, ids):
-        """Attribute rows for `ids`, in that order (buyers missing from customers_t get NULLs)."""
-        import pandas as pd
-
-        table = self.customers.drop_duplicates("customer_id").set_index("customer_id")
-        return table.reindex(pd.Index(ids, name="customer_id")).reset_index()
 
     def _log_summary_to_comet(self) -> None:
         from recsys.tracking import start_experiment
@@ -517,38 +545,29 @@ class MyMerlinFlow(FlowSpec):
         import faiss
         import numpy as np
         import pandas as pd
-        import pyarrow as pa
         import pyarrow.parquet as pq
 
-        self.predictions.to_parquet(out / "predictions.parquet", index=False)
+        from recsys.scoring import embedding_table
+
+        best = Path(self.best_dir)
         self.metrics.to_parquet(out / "metrics.parquet", index=False)
         self.test_actuals.to_parquet(out / "test_actuals.parquet", index=False)
         self.articles.to_parquet(out / "articles.parquet", index=False)
-        everyone = self._query_customers()["predict"]
-        for name, ids, vectors, extra in (
-            (
-                "customer",
-                everyone,
-                self.query_embeddings["predict"],
-                {"warm": np.isin(everyone, np.asarray(self.warm_customers, dtype=object))},
-            ),
-            ("article", self.articles["article_id"].to_numpy(), self.article_embeddings, {}),
-        ):
-            flat = pa.array(np.ascontiguousarray(vectors).reshape(-1))
-            table = pa.table(
-                {
-                    f"{name}_id": pa.array(ids, pa.string()),
-                    **extra,
-                    "embedding": pa.FixedSizeListArray.from_arrays(flat, vectors.shape[1]),
-                }
-            )
-            pq.write_table(table, out / f"{name}_embeddings.parquet")
-        index = faiss.IndexFlatIP(self.article_embeddings.shape[1])
-        index.add(np.ascontiguousarray(self.article_embeddings))
+        articles = np.load(best / "article_embeddings.npy")
+        pq.write_table(
+            embedding_table("article_id", self._article_ids(), articles),
+            out / "article_embeddings.parquet",
+        )
+        index = faiss.IndexFlatIP(articles.shape[1])
+        index.add(np.ascontiguousarray(articles))
         faiss.write_index(index, str(out / "article_index.faiss"))
-        for blob in (self.query_tower, self.workflows):
-            with tarfile.open(fileobj=BytesIO(blob), mode="r:gz") as tar:
-                tar.extractall(out, filter="data")
+        shutil.copytree(best / "query_tower", out / "query_tower", dirs_exist_ok=True)
+        shutil.copytree(
+            self._work_dir() / "workflows",
+            out / "workflows",
+            ignore=shutil.ignore_patterns("fit"),
+            dirs_exist_ok=True,
+        )
         pd.DataFrame(self.grid_results).drop(columns="history").to_parquet(
             out / "grid.parquet", index=False
         )
@@ -558,6 +577,7 @@ class MyMerlinFlow(FlowSpec):
             "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
             "data_dir": self.settings_shown["data_dir"],
             "engine": self.engine_kind,
+            "profile": self.profile["name"],
             "dates": {k: v.isoformat() for k, v in self.dates.items()},
             "rows": self.rows,
             "best_hyperparameters": self.best_params,
@@ -580,11 +600,13 @@ def _settings():
         raise FlowInputError(str(error)) from None
 
 
-def _open_engine(kind: str):
+def _open_engine(kind: str, read_only: bool = False):
+    """The engine; read-only for steps that only read (grid branches run side by side,
+    and DuckDB lets one process write a file at a time)."""
     from recsys.engine import EngineError, open_engine
 
     try:
-        return open_engine(_settings(), kind=None if kind == "auto" else kind)
+        return open_engine(_settings(), read_only=read_only, kind=None if kind == "auto" else kind)
     except EngineError as error:
         raise FlowInputError(f"cannot open the {kind} engine: {error}") from None
 
@@ -625,7 +647,11 @@ def _grid(learning_rates: str, batch_sizes: str, epochs: int, embedding_dim: int
     return grid
 
 
-def _check_parameters(top_k: int, sample_fraction: float, min_purchases: int, engine: str) -> None:
+def _check_parameters(
+    top_k: int, sample_fraction: float, min_purchases: int, engine: str, part_rows: int
+) -> None:
+    if part_rows < 1_000:
+        raise FlowInputError(f"--part-rows {part_rows}: expected at least 1000")
     if not 1 <= top_k <= 100:
         raise FlowInputError(f"--top-k {top_k}: expected 1..100")
     if not 0 < sample_fraction <= 1:
@@ -636,13 +662,14 @@ def _check_parameters(top_k: int, sample_fraction: float, min_purchases: int, en
         raise FlowInputError(f"--engine {engine!r}: expected one of {ENGINES}")
 
 
-def _ensure_data(eng) -> None:
-    """Create the views if needed; load DATA_DIR's CSVs when the embedded file is empty."""
+def _ensure_data(eng) -> int:
+    """Create the views if needed; load DATA_DIR's CSVs when the embedded file is empty.
+    Returns the number of purchases the engine holds."""
     eng.apply()
-    count = int(eng.query("SELECT COUNT(*) AS n FROM joined_transactions_t").iloc[0, 0])
+    count = _count(eng, "joined_transactions_t")
     if count:
         print(f"engine ({eng.kind}) already holds {count:,} purchases; using them")
-        return
+        return count
     if eng.kind != "embedded":
         raise FlowInputError(
             "RisingWave has no purchases yet: stream the CSVs with `python kafka/producer.py` "
@@ -658,6 +685,17 @@ def _ensure_data(eng) -> None:
     print(f"the DuckDB file has no data yet: loading the CSVs of {data_dir} (fast path)")
     report = eng.load_csv(data_dir)
     print(f"loaded {report.rows} rows; {report.rejected} malformed rows went to `rejects`")
+    return _count(eng, "joined_transactions_t")
+
+
+def _count(eng, relation: str) -> int:
+    return int(eng.query(f"SELECT COUNT(*) AS n FROM {relation}").iloc[0, 0])
+
+
+def _profile(purchases: int) -> dict:
+    """The first profile of recsys/profiles.toml whose `max_purchases` holds the data."""
+    profiles = tomllib.loads(PROFILES.read_text(encoding="utf-8"))["profile"]
+    return next(p for p in profiles if purchases <= p["max_purchases"])
 
 
 def _date_range(eng) -> tuple[date, date]:
@@ -723,31 +761,6 @@ def _check_splits(rows: dict, min_purchases: int, dates: dict) -> None:
             )
 
 
-def _shuffled(train, fraction: float):
-    """The training rows in a seeded pseudo-random order (and sample), whatever order the
-    engine returned them in: each row's key (t_dat, customer_id, article_id: unique in
-    the view) is hashed with SHUFFLE_SEED, rows are kept when the hash falls in the
-    first `fraction` of its range and sorted by it.
-
-    Why: a run is reproducible, and training sees a well-mixed frame (measured on the
-    demo data: the engine's roughly date-ordered rows gave 0.022-0.035 test MAP@12,
-    shuffled rows 0.033-0.041, although Merlin's Loader shuffles too; docs/training.md).
-    Hashing needs no sort in the engine (an ORDER BY over 28 M wide rows is costly).
-    """
-    import numpy as np
-    import pandas as pd
-
-    keys = pd.util.hash_pandas_object(
-        train[["t_dat", "customer_id", "article_id"]],
-        index=False,
-        hash_key=f"{SHUFFLE_SEED:016d}",
-    ).to_numpy()
-    if fraction < 1:
-        kept = np.flatnonzero(keys < np.uint64(int(fraction * 2**64)))
-        train, keys = train.iloc[kept], keys[kept]
-    return train.iloc[np.argsort(keys, kind="stable")].reset_index(drop=True)
-
-
 def _actuals(eng, start: date, end: date):
     """Every purchase in [start, end) by any customer (warm or cold): what we evaluate against."""
     return eng.query(
@@ -755,6 +768,36 @@ def _actuals(eng, start: date, end: date):
         "WHERE t_dat >= $1 AND t_dat < $2",
         [start, end],
     )
+
+
+def _of(actuals, ids):
+    """The rows of `actuals` that belong to the customers `ids` (one batch's purchases)."""
+    return actuals[actuals["customer_id"].isin(ids)]
+
+
+def _hybrid_with_scores(ids, recent, model, depth: int):
+    """Recent purchases, then the model's list; model rows keep their score, repurchase
+    rows have none (they are not ranked by the model)."""
+    import numpy as np
+
+    from recsys import baselines
+
+    hybrid = baselines.repurchase_recommendations(ids, recent, model, depth)
+    scores = model.set_index(["customer_id", "article_id"])["score"]
+    from_model = hybrid["source"] == "fill"
+    keys = hybrid.loc[from_model, ["customer_id", "article_id"]]
+    score = np.full(len(hybrid), np.nan)
+    score[from_model.to_numpy()] = scores.reindex(list(keys.itertuples(index=False))).to_numpy()
+    return hybrid.assign(source=hybrid["source"].replace({"fill": "model"}), score=score)
+
+
+def _append(writers: dict, path: Path, table) -> None:
+    """Append `table` to the Parquet file at `path`, opening its writer on first use."""
+    import pyarrow.parquet as pq
+
+    if str(path) not in writers:
+        writers[str(path)] = pq.ParquetWriter(path, table.schema)
+    writers[str(path)].write_table(table)
 
 
 def _bar_chart(metrics) -> dict:

@@ -10,12 +10,9 @@ from `top_k` over the exported embeddings (see `recsys.evaluation`).
 
 from __future__ import annotations
 
-import tarfile
-import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from io import BytesIO
 from pathlib import Path
 
 import numpy as np
@@ -141,14 +138,20 @@ def _optimizer(model, params: HyperParameters):
 
 
 def train(
-    encoded: pd.DataFrame,
+    encoded,
     schema,
     item_frequencies: np.ndarray,
     params: HyperParameters,
     on_epoch_end: Callable[[int, dict[str, float]], None] | None = None,
     seed: int = 42,
 ) -> TrainingResult:
-    """Fit on encoded interaction rows; `on_epoch_end(epoch, logs)` sees each epoch's logs."""
+    """Fit on encoded interaction rows, read part by part in their stored order.
+
+    `encoded` is a list of encoded Parquet parts (the flow) or a frame (benchmarks,
+    tests). The rows are not reshuffled here: `recsys.dataset` already put them in a
+    seeded hash order, and reading them in that order makes the batches the same however
+    the rows are cut into parts. `on_epoch_end(epoch, logs)` sees each epoch's logs.
+    """
     import merlin.io
     import merlin.models.tf as mm
     import tensorflow as tf
@@ -156,16 +159,19 @@ def train(
     params.validate()
     tf.keras.utils.set_random_seed(seed)
     tf.config.experimental.enable_op_determinism()  # same data + seed -> same model
+    if isinstance(encoded, pd.DataFrame):
+        encoded = merlin.io.Dataset(encoded, schema=schema)
+    else:
+        encoded = merlin.io.Dataset([str(p) for p in encoded], engine="parquet", schema=schema)
     model = build_model(schema, item_frequencies, params)
-    loader = mm.Loader(
-        merlin.io.Dataset(encoded, schema=schema), batch_size=params.batch_size, shuffle=True
-    )
-    timer = _EpochTimer(on_epoch_end)
+    loader = mm.Loader(encoded, batch_size=params.batch_size, shuffle=False)
+    examples = int(encoded.num_rows)
+    timer = _EpochTimer(on_epoch_end, examples * params.epochs, params.batch_size)
     history = model.fit(loader, epochs=params.epochs, verbose=0, callbacks=[timer])
     return TrainingResult(
         history={k: [float(v) for v in vs] for k, vs in history.history.items()},
         seconds_per_epoch=timer.seconds,
-        examples=len(encoded),
+        examples=examples,
         device=training_device(),
         model=model,
     )
@@ -221,33 +227,39 @@ def recommend(
     return to_long(customer_ids, np.asarray(article_ids, dtype=object)[rows], scores)
 
 
-def save_encoder(encoder) -> bytes:
-    """A tower as a tar of its Keras SavedModel (loadable with tf.keras.models.load_model)."""
-    with tempfile.TemporaryDirectory() as tmp:
-        encoder.save(str(Path(tmp) / "query_tower"))
-        buffer = BytesIO()
-        with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
-            tar.add(Path(tmp) / "query_tower", arcname="query_tower")
-        return buffer.getvalue()
+def save_encoder(encoder, path: Path) -> Path:
+    """A tower as a Keras SavedModel in `path` (loadable with tf.keras.models.load_model)."""
+    encoder.save(str(path))
+    return path
 
 
 class _EpochTimer:
-    """Keras callback: wall time per epoch, and a hook for per-epoch logging (Comet)."""
+    """Keras callback: wall time per epoch, a progress line while training, and a hook for
+    per-epoch logging (Comet)."""
 
-    def __new__(cls, hook):
+    def __new__(cls, hook, total_examples: int, batch_size: int):
         import tensorflow as tf
+
+        from recsys.progress import Progress
 
         class Timer(tf.keras.callbacks.Callback):
             def __init__(self):
                 super().__init__()
                 self.seconds: list[float] = []
+                self.progress = Progress("train", total_examples, unit="examples")
 
             def on_epoch_begin(self, epoch, logs=None):
                 self._start = time.perf_counter()
+
+            def on_train_batch_end(self, batch, logs=None):
+                self.progress.advance(batch_size)
 
             def on_epoch_end(self, epoch, logs=None):
                 self.seconds.append(time.perf_counter() - self._start)
                 if hook is not None:
                     hook(epoch, {k: float(v) for k, v in (logs or {}).items()})
+
+            def on_train_end(self, logs=None):
+                self.progress.finish()
 
         return Timer()

@@ -4,6 +4,11 @@
 -- here twice with the same event_id (`<file name>:<line>`). Redeliveries are
 -- removed downstream, in dedup_transactions_t, where the rule is written down.
 -- t_dat arrives as an ISO 'YYYY-MM-DD' string and is stored as a DATE.
+-- APPEND ONLY: events are only ever added (a table without a primary key, fed by a
+-- plain Kafka topic), so RisingWave keeps less state downstream: transactions_t, its
+-- filter, is append-only too, and the MAX() per event_id in dedup_transactions_t keeps
+-- one value per group instead of every input row. The keyed tables are upserts and
+-- training_settings is updated in place: none of those is append-only.
 CREATE TABLE IF NOT EXISTS transactions_raw (
     event_id VARCHAR,
     t_dat DATE,
@@ -11,7 +16,7 @@ CREATE TABLE IF NOT EXISTS transactions_raw (
     article_id VARCHAR,
     price DOUBLE PRECISION,
     sales_channel_id BIGINT
-) WITH (
+) APPEND ONLY WITH (
     connector = 'kafka',
     topic = 'transactions_topic',
     properties.bootstrap.server = '${KAFKA_BOOTSTRAP_SERVERS}',

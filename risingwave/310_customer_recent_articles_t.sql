@@ -4,7 +4,10 @@
 -- bought most recently (last_t_dat = the latest day the article was bought;
 -- units = units of it bought over all time). Ties on the same day are broken by
 -- article_id, so the choice is deterministic. This is RisingWave's top-N-by-group
--- pattern, whose rank column may not be selected: read it newest first with
+-- pattern. Its rank column could be selected (RisingWave allows it) but is left out
+-- on purpose: a new purchase would then rewrite the rank of every row after it, while
+-- without it only the article that enters and the one that drops out change. Read it
+-- newest first with
 --   ORDER BY last_t_dat DESC, article_id ASC.
 CREATE MATERIALIZED VIEW IF NOT EXISTS customer_recent_articles_t AS
 SELECT customer_id, article_id, last_t_dat, units

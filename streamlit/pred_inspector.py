@@ -14,6 +14,7 @@ from recsys.settings import ConfigError, Settings, load_settings
 
 GRID_COLUMNS = 6
 LIVE_REFRESH_SECONDS = 5
+SIDEBAR_WIDTH_PX = 420  # the run and metrics tables fit without scrolling (Streamlit: 256)
 
 
 @st.cache_data(ttl=30, show_spinner="Looking for runs of the flow...")
@@ -60,8 +61,8 @@ def sidebar(settings: Settings) -> ins.RunData | None:
     st.sidebar.table(ins.run_summary(run))
     with st.sidebar.expander("Hyperparameters"):
         st.json(ins.hyperparameters(run))
-    st.sidebar.subheader("Model vs baselines")
-    st.sidebar.dataframe(ins.metric_table(run.metrics), width="stretch")
+    st.sidebar.subheader("MAP@12: model vs baselines")
+    st.sidebar.table(ins.metric_table(run.metrics))
     with st.sidebar.expander("All metrics"):
         st.dataframe(run.metrics, hide_index=True)
     st.sidebar.bar_chart(ins.metric_chart(run.metrics), stack=False, y_label="map@12")
@@ -80,9 +81,11 @@ def pick_customer(run: ins.RunData) -> str | None:
     prefix = left.text_input("Customer id (or its start)", key="prefix")
     matches = ins.match_customers(pool, prefix)
     if not matches:
-        st.warning(f"No customer id starts with {prefix!r}.")
+        st.warning("No customer id starts with the text typed:")
+        st.text(prefix)  # plain text: typed input is never rendered as Markdown
         return None
-    return st.selectbox(f"Customer ({len(matches)} shown)", matches, key="customer")
+    start = matches.index(ins.start_customer(run, matches))
+    return st.selectbox(f"Customer ({len(matches)} shown)", matches, index=start, key="customer")
 
 
 def history_section(settings: Settings, run: ins.RunData, customer_id: str) -> None:
@@ -123,7 +126,11 @@ def live_section(settings: Settings, customer_id: str) -> None:
 
 
 def main() -> None:
-    st.set_page_config(page_title="H&M recommendations inspector", layout="wide")
+    st.set_page_config(
+        page_title="H&M recommendations inspector",
+        layout="wide",
+        initial_sidebar_state=SIDEBAR_WIDTH_PX,
+    )
     st.title("H&M recommendations inspector")
     try:
         settings = load_settings()

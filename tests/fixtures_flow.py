@@ -7,13 +7,14 @@ collide with a developer's runs or with each other.
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+
+from recsys.runtime import isolated_flow_env
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 FLOW = REPO_ROOT / "recsys" / "my_merlin_flow.py"
@@ -37,28 +38,6 @@ class FlowRun:
         return Path(self.env["METAFLOW_DATASTORE_SYSROOT_LOCAL"])
 
 
-def flow_env(root: Path, data_dir: Path) -> dict[str, str]:
-    """Environment for a flow run isolated under `root`, reading `data_dir`; Comet offline."""
-    (root / "metaflow").mkdir(parents=True, exist_ok=True)
-    isolated = {
-        "METAFLOW_DATASTORE_SYSROOT_LOCAL": str(root / "metaflow"),
-        # cards otherwise land in ./.metaflow of the working directory
-        "METAFLOW_CARD_LOCALROOT": str(root / "metaflow" / ".metaflow" / "mf.cards"),
-        "METAFLOW_DEFAULT_DATASTORE": "local",
-        "METAFLOW_DEFAULT_METADATA": "local",
-        "USERNAME": "tester",
-        "DATA_DIR": str(data_dir),
-        "DUCKDB_PATH": str(root / "hm.duckdb"),
-        "OUTPUT_DIR": str(root / "output"),
-        "COMET_API_KEY": "",  # never online from tests
-        "RISINGWAVE_URL": "",
-        "EXPORT_TO_APP": "true",
-        "DASK_DATAFRAME__QUERY_PLANNING": "False",
-        "TF_CPP_MIN_LOG_LEVEL": "2",
-    }
-    return {**os.environ, **isolated}
-
-
 def run_flow(env: dict[str, str], *args: str, timeout: int = 900) -> subprocess.CompletedProcess:
     """`python recsys/my_merlin_flow.py run ...`, at most 2 branches at once (2 cores in CI)."""
     return subprocess.run(
@@ -74,7 +53,7 @@ def run_flow(env: dict[str, str], *args: str, timeout: int = 900) -> subprocess.
 
 
 def finished_run(root: Path, data_dir: Path, args: list[str]) -> FlowRun:
-    env = flow_env(root, data_dir)
+    env = isolated_flow_env(root, data_dir)
     run_id_file = root / "run_id"
     result = run_flow(env, "--run-id-file", str(run_id_file), *args)
     output = result.stdout + result.stderr
@@ -88,6 +67,13 @@ def finished_run(root: Path, data_dir: Path, args: list[str]) -> FlowRun:
 def tiny_flow_run(tiny_data: Path, tmp_path_factory: pytest.TempPathFactory) -> FlowRun:
     """The whole flow, once, on the tiny data (about 2 minutes on 2 cores)."""
     return finished_run(tmp_path_factory.mktemp("tiny-flow"), tiny_data, TINY_ARGS)
+
+
+@pytest.fixture(scope="session")
+def tiny_flow_run_in_parts(tiny_data: Path, tmp_path_factory: pytest.TempPathFactory) -> FlowRun:
+    """The same run with the training rows cut into Parquet parts of 1,000 rows."""
+    args = [*TINY_ARGS, "--part-rows", "1000"]
+    return finished_run(tmp_path_factory.mktemp("tiny-flow-parts"), tiny_data, args)
 
 
 @pytest.fixture(scope="session")

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import re
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -52,13 +55,16 @@ def show_customer(app: AppTest, customer_id: str) -> AppTest:
     return app
 
 
+RECOMMENDATION = re.compile(r"(BOUGHT in test week · )?#\d+ · ")  # history starts with a date
+
+
 def recommendation_captions(app: AppTest) -> list[str]:
-    return [c for image in app.main.image for c in image.captions if " · score " in c]
+    return [c for image in app.main.image for c in image.captions if RECOMMENDATION.match(c)]
 
 
 def history_captions(app: AppTest) -> list[str]:
     """Captions of the history grid (the images between its heading and the recommendations)."""
-    return [c for image in app.main.image for c in image.captions if " · score " not in c]
+    return [c for image in app.main.image for c in image.captions if not RECOMMENDATION.match(c)]
 
 
 def warm_buyer(run: ins.RunData, env: dict[str, str], with_hit: bool) -> str:
@@ -145,15 +151,36 @@ def test_random_customer_button(page_env, run) -> None:
 def test_unknown_prefix_says_so(page_env) -> None:
     app = open_page()
     app.text_input(key="prefix").set_value("zzzz").run()
-    assert any("No customer id starts with 'zzzz'" in w.value for w in app.warning)
+    assert any("No customer id starts with" in w.value for w in app.warning)
+    assert [t.value for t in app.text] == ["zzzz"]
 
 
 def test_sidebar_shows_run_and_metrics(page_env, run) -> None:
     app = open_page()
     sidebar = app.sidebar
     assert run.run_id in str(sidebar.table[0].value.values)
-    metrics = sidebar.dataframe[0].value
+    metrics = sidebar.table[1].value  # a table, which the wider sidebar shows whole
     assert set(metrics.index) == set(run.metrics["model"])
+
+
+def test_page_opens_on_a_test_week_buyer_with_a_hit(page_env, run) -> None:
+    app = open_page()
+    shown = app.subheader[0].value.removeprefix("Customer ")
+    with_hits = [c for c in run.buyers if ins.recommendations(run, c)["hit"].any()]
+    assert with_hits, "the tiny run has no customer with a hit: the test shows nothing"
+    assert shown == with_hits[0]
+    assert len([c for c in recommendation_captions(app) if c.startswith("BOUGHT")]) >= 1
+
+
+def test_customer_box_shows_input_as_plain_text(page_env) -> None:
+    typed = "![x](http://127.0.0.1:9/pixel.png) **bold** <img src=x>"
+    app = open_page()
+    app.text_input(key="prefix").set_value(typed).run()
+
+    assert [t.value for t in app.text] == [typed]  # shown once, as plain text
+    rendered = [*app.markdown, *app.warning, *app.info, *app.error, *app.caption]
+    rendered += [*app.title, *app.header, *app.subheader]
+    assert not [e.value for e in rendered if "pixel.png" in str(e.value)]
 
 
 def test_engine_unavailable_is_a_message_not_a_traceback(page_env, tmp_path, monkeypatch) -> None:
@@ -170,3 +197,16 @@ def test_no_run_yet(page_env, tmp_path, monkeypatch) -> None:
     assert "No successful run of MyMerlinFlow" in message
     assert ins.RUN_COMMAND in message
     assert not app.main.image
+
+
+def test_streamlit_started_from_the_repository_root_sends_no_usage_statistics() -> None:
+    code = (
+        "from streamlit import config\n"
+        "config.get_config_options(force_reparse=True)\n"
+        "print(config.get_option('browser.gatherUsageStats'))\n"
+    )
+    root = Path(PAGE).parents[1]
+    shown = subprocess.run(
+        [sys.executable, "-c", code], cwd=root, capture_output=True, text=True, check=True
+    )
+    assert shown.stdout.strip() == "False"  # Streamlit's default is True

@@ -55,7 +55,7 @@ def serve_page(env: Mapping[str, str], log: Path) -> Iterator[str]:
     command = [
         *(sys.executable, "-m", "streamlit", "run", str(PAGE)),
         *("--server.address", "127.0.0.1", "--server.port", str(port)),
-        *("--server.headless", "true", "--browser.gatherUsageStats", "false"),
+        *("--server.headless", "true"),  # usage statistics: off in .streamlit/config.toml
     ]
     with log.open("w") as out:
         server = subprocess.Popen(
@@ -149,6 +149,19 @@ def switch_customer(page, customer_id: str) -> float:
     return time.perf_counter() - started
 
 
+def sidebar_table_widths(page) -> list[dict]:
+    """Each sidebar table's right edge (whole table, scrolled part included) and the
+    sidebar content's right edge: a table cut off at the default width ends past it."""
+    return page.eval_on_selector_all(
+        '[data-testid="stSidebar"] [data-testid="stTableStyledTable"]',
+        """tables => tables.map(t => ({
+            right: Math.round(t.getBoundingClientRect().left + t.scrollWidth),
+            room: Math.round(document.querySelector('[data-testid="stSidebarUserContent"]')
+                .getBoundingClientRect().right),
+        }))""",
+    )
+
+
 def test_page_renders_product_images(tiny_flow_run, tmp_path: Path) -> None:
     ARTIFACTS.mkdir(exist_ok=True)
     log = ARTIFACTS / "streamlit-e2e.log"
@@ -157,6 +170,8 @@ def test_page_renders_product_images(tiny_flow_run, tmp_path: Path) -> None:
         page.screenshot(path=str(ARTIFACTS / "pred_inspector.png"), full_page=True)
         images = wait_for_images(page, 12)
         assert not page.locator('[data-testid="stException"]').count()
+        tables = sidebar_table_widths(page)
+    assert len(tables) == 2 and all(t["right"] <= t["room"] for t in tables), tables
     photos = [img for img in images if "/media/" in img["src"]]
     assert len(photos) >= 12, images
     broken = [img for img in images if img["w"] == 0 or img["h"] == 0]

@@ -11,7 +11,6 @@ import textwrap
 import time
 from pathlib import Path
 
-import pandas as pd
 import pytest
 
 from recsys import engine as engine_module
@@ -177,6 +176,25 @@ def test_set_training_settings_rejects_bad_values(
         embedded_engine.set_training_settings(min_purchases=min_purchases, cutoff=cutoff)
 
 
+def test_changing_training_settings_never_leaves_the_table_without_its_row(
+    embedded_engine: DuckDBEngine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What a reader (or RisingWave's dynamic filter) sees after every statement written."""
+    seen: list[list[tuple]] = []
+    execute = embedded_engine.execute
+
+    def observed(sql: str, params=None) -> None:
+        execute(sql, params)
+        seen.append(rows_of(embedded_engine, "SELECT id, min_purchases FROM training_settings"))
+
+    monkeypatch.setattr(embedded_engine, "execute", observed)
+    for min_purchases in (3, 7, 1):
+        embedded_engine.set_training_settings(min_purchases, dt.date(2020, 9, 16))
+
+    assert seen == [[(1, 3)], [(1, 7)], [(1, 1)]]  # one statement per change, row kept
+    assert embedded_engine.training_settings() == (1, dt.date(2020, 9, 16))
+
+
 def test_read_only_engine_needs_an_existing_file(engine_settings: Settings) -> None:
     with pytest.raises(EngineError, match="no DuckDB file yet"):
         open_engine(engine_settings, read_only=True)
@@ -236,26 +254,6 @@ def test_record_batches_stream_every_row_of_a_query(
         got = [b.num_rows for b in reader.record_batches("SELECT * FROM images_t WHERE $1", [True])]
         assert sum(got) == 5
         open_engine(engine_settings).close()  # the reader let go of the file
-
-
-def test_query_compact_returns_the_same_values_with_text_as_categoricals(
-    embedded_engine: DuckDBEngine,
-) -> None:
-    """The training read: same rows and values as `query`, text dictionary-encoded."""
-    customers = [
-        {"customer_id": "c1", "club_member_status": "ACTIVE", "age": 31, "postal_code": "p"},
-        {"customer_id": "c2", "club_member_status": "", "age": None, "postal_code": "p"},
-    ]
-    insert_raw(embedded_engine, "customers", customers)
-    query = "SELECT customer_id, club_member_status, age FROM customers_t ORDER BY customer_id"
-    plain, compact = embedded_engine.query(query), embedded_engine.query_compact(query)
-    assert isinstance(compact["customer_id"].dtype, pd.CategoricalDtype)
-    assert compact["club_member_status"].isna().tolist() == [False, True]  # NULL stays NULL
-    for column in ("customer_id", "club_member_status"):
-        pd.testing.assert_series_equal(compact[column].astype(object), plain[column])
-    assert compact["age"].iloc[0] == 31 and pd.isna(compact["age"].iloc[1])
-    empty = embedded_engine.query_compact(f"{query.split(' ORDER')[0]} WHERE FALSE")
-    assert list(empty.columns) == ["customer_id", "club_member_status", "age"] and empty.empty
 
 
 # ------------------------------------------------------------- RisingWave without a server

@@ -14,8 +14,9 @@ import pandas as pd
 import pytest
 
 from recsys.evaluation import METRIC_COLUMNS
+from recsys.runtime import isolated_flow_env as flow_env
 from recsys.tracking import read_offline_archive
-from tests.fixtures_flow import TINY_ARGS, FlowRun, flow_env, run_flow
+from tests.fixtures_flow import TINY_ARGS, FlowRun, run_flow
 
 MODELS = {"two_tower", "repurchase+two_tower", "popular", "repurchase", "served"}
 
@@ -197,21 +198,41 @@ def test_demo_recommendations_beat_popularity_on_the_test_week(demo_flow_run: Fl
         assert table.loc["served", metric] > 1.2 * table.loc["popular", metric], metric
 
 
-def test_training_rows_are_shuffled_the_same_whatever_order_the_engine_returns() -> None:
-    from recsys.my_merlin_flow import _shuffled
+def test_results_do_not_depend_on_how_the_training_rows_are_cut(
+    tiny_flow_run: FlowRun, tiny_flow_run_in_parts: FlowRun
+) -> None:
+    """One Parquet part or many: same encoded rows, same batches, same model, same results."""
+    parts = re.search(r"in (\d+) part\(s\)", tiny_flow_run_in_parts.output)
+    assert parts and int(parts.group(1)) >= 8, "the run should have been cut into many parts"
+    assert "in 1 part(s)" in tiny_flow_run.output
+    for name in ("metrics.parquet", "predictions.parquet", "grid.parquet"):
+        one = pd.read_parquet(tiny_flow_run.export_dir / name)
+        many = pd.read_parquet(tiny_flow_run_in_parts.export_dir / name)
+        keys = [c for c in ("model", "segment", "customer_id", "rank") if c in one.columns]
+        one, many = (
+            one.sort_values(keys or list(one.columns)),
+            many.sort_values(keys or list(many.columns)),
+        )
+        pd.testing.assert_frame_equal(
+            one.reset_index(drop=True), many.reset_index(drop=True), check_exact=False, rtol=1e-6
+        )
 
-    rows = pd.DataFrame(
-        {
-            "t_dat": pd.to_datetime(["2020-09-01", "2020-09-02"] * 500),
-            "customer_id": [f"c{i % 97}" for i in range(1000)],
-            "article_id": [f"a{i}" for i in range(1000)],
-        }
-    )
-    once = _shuffled(rows, 1.0)
-    again = _shuffled(rows.iloc[::-1].astype({"customer_id": "category"}), 1.0)
-    assert once.astype(str).equals(again.astype(str))  # order-free, text or categorical
-    assert sorted(once["article_id"]) == sorted(rows["article_id"])  # every row, once
-    assert not once["article_id"].equals(rows["article_id"])  # really reordered
-    half = _shuffled(rows, 0.5)
-    assert 400 < len(half) < 600 and set(half["article_id"]) <= set(once["article_id"])
-    assert _shuffled(rows, 0.5).equals(half)  # the sample is reproducible
+
+def test_long_steps_print_progress_and_the_profile_is_named(tiny_flow_run: FlowRun) -> None:
+    output = tiny_flow_run.output
+    assert "profile: demo (" in output  # tiny data: the demo profile, said in the output
+    for line in (
+        r"prepare training rows: [\d,]+ / [\d,]+ rows in",
+        r"train: [\d,]+ / [\d,]+ examples in",
+        r"embed customers as of \d{4}-\d\d-\d\d: [\d,]+ / [\d,]+ customers in",
+        r"predict: [\d,]+ customers in .*/s",
+    ):
+        assert re.search(line, output), line
+
+
+def test_the_profile_follows_the_data_size() -> None:
+    from recsys.my_merlin_flow import _profile
+
+    assert _profile(250_000)["name"] == "demo"
+    full = _profile(31_788_324)
+    assert full["name"] == "full" and full["epochs"] == 1 and "," not in full["learning_rates"]

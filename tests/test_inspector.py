@@ -76,8 +76,29 @@ def test_recommendation_cards_show_rank_score_source_and_hit(run, settings) -> N
     assert [c.hit for c in cards] == list(recs["hit"])
     for card, row in zip(cards, recs.to_dict("records"), strict=True):
         assert card.caption.startswith("BOUGHT in test week" if row["hit"] else f"#{row['rank']}")
-        assert f"#{row['rank']} · score " in card.caption
-        assert row["source"] in card.caption and row["article_id"] in card.caption
+        score = ins.score_text(row["source"], row["score"])
+        assert f"#{row['rank']} · {row['source']} · {score} · " in card.caption
+        assert row["article_id"] in card.caption
+
+
+def test_only_rows_the_model_ranked_show_a_score(settings) -> None:
+    """Repurchase and baseline rows read "no score", even where the export holds one."""
+    recs = pd.DataFrame(
+        {
+            "rank": [1, 2, 3, 4],
+            "article_id": ["0108775015", "0108775044", "0110065001", "0111565001"],
+            "score": [0.71, 0.52, float("nan"), float("nan")],
+            "source": ["repurchase", "model", "repurchase", "popular"],
+            "hit": [False, True, False, False],
+        }
+    )
+    captions = [card.caption for card in ins.recommendation_cards(recs, settings)]
+    assert [c.removeprefix("BOUGHT in test week · ").split(" · ")[1:3] for c in captions] == [
+        ["repurchase", "no score"],
+        ["model", "score 0.520"],
+        ["repurchase", "no score"],
+        ["popular", "no score"],
+    ]
 
 
 def test_filter_by_product_group(run: ins.RunData) -> None:

@@ -1,0 +1,151 @@
+"""The training rows as Parquet parts: streamed from the view, prepared, sampled, shuffled.
+
+The full H&M data has 27.7 M training rows; as one pandas frame they do not fit beside
+anything else in 24 GB, and as a Metaflow artifact they would be pickled too. So the
+rows go from the engine (Arrow batches) straight into Parquet parts of at most
+`part_rows` rows, already prepared for the feature workflows (`prepare_interactions`),
+and only paths travel between flow steps.
+
+The order of the rows is a seeded hash of each row's key (t_dat, customer_id,
+article_id: unique in the view), whatever order the engine streams them in: a run is
+reproducible and training sees well-mixed rows (docs/training.md). The hash also
+samples (`fraction`) and places each row in the part that covers its hash range, so
+part i holds the i-th slice of the hash order and reading the parts in order reads the
+rows in hash order: how the work is cut never changes what is trained on.
+"""
+
+from __future__ import annotations
+
+import math
+import shutil
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from recsys.features import RecentSales, prepare_interactions
+from recsys.progress import Progress
+
+SHUFFLE_SEED = 42
+READ_BATCH_ROWS = 250_000
+ORDER_COLUMN = "_order"
+TRAINING_COLUMNS = (
+    "t_dat, customer_id, article_id, price, age, club_member_status, fashion_news_frequency, "
+    '"FN", "Active", postal_code, product_type_no, product_group_name, graphical_appearance_no, '
+    "colour_group_code, perceived_colour_value_id, department_no, index_code, section_no, "
+    "garment_group_no"
+)
+KEY_COLUMNS = ["t_dat", "customer_id", "article_id"]
+
+
+@dataclass(frozen=True)
+class TrainingParts:
+    """What `write_training_parts` wrote: the part files, in order, and how many rows."""
+
+    paths: list[Path]
+    rows: int
+
+    def dataset(self):
+        """The parts as a `merlin.io.Dataset`, one partition per part file."""
+        import merlin.io
+
+        return merlin.io.Dataset([str(p) for p in self.paths], engine="parquet")
+
+
+def recent_sales(engine, cutoff: date) -> RecentSales:
+    """Training purchases per article and 7-day window before `cutoff`, counted by the engine.
+
+    Window w holds the days d with (cutoff - d - 1) // 7 == w, as `RecentSales` expects;
+    the result is one row per article and week it sold in, not per purchase.
+    """
+    day = f"DATE '{cutoff.isoformat()}'"
+    counts = engine.query(
+        f"SELECT article_id, CAST(FLOOR(({day} - t_dat - 1) / 7.0) AS INT) AS window, "
+        "COUNT(*) AS purchases FROM filtered_dataframe_t GROUP BY 1, 2"
+    )
+    return RecentSales.from_counts(counts, pd.Timestamp(cutoff))
+
+
+def write_training_parts(
+    engine,
+    sales: RecentSales,
+    out_dir: Path,
+    total: int,
+    part_rows: int,
+    fraction: float = 1.0,
+) -> TrainingParts:
+    """Stream filtered_dataframe_t into prepared, sampled Parquet parts in hash order.
+
+    `total` is the view's row count (for the progress line and the number of parts).
+    Two passes over disk, never over memory: rows are appended to the part of their
+    hash range as they arrive, then each part is sorted by hash on its own.
+    """
+    bits = max(0, math.ceil(math.log2(max(1.0, total * fraction / part_rows))))
+    scratch = out_dir / "unsorted"
+    scratch.mkdir(parents=True, exist_ok=True)
+    writers: dict[int, pq.ParquetWriter] = {}
+    progress = Progress("prepare training rows", total)
+    kept = 0
+    query = f"SELECT {TRAINING_COLUMNS} FROM filtered_dataframe_t"
+    for batch in engine.record_batches(query, batch_rows=READ_BATCH_ROWS):
+        frame = batch.to_pandas(date_as_object=False)
+        keys = shuffle_keys(frame)
+        sampled = keys < np.uint64(int(fraction * 2**64)) if fraction < 1 else keys == keys
+        table = prepare_interactions(frame[sampled].reset_index(drop=True), sales)
+        table = table.append_column(ORDER_COLUMN, pa.array(keys[sampled]))
+        _append_by_range(
+            table, keys[sampled] >> np.uint64(64 - bits) if bits else None, writers, scratch
+        )
+        kept += table.num_rows
+        progress.advance(batch.num_rows)
+    progress.finish()
+    for writer in writers.values():
+        writer.close()
+    paths = [_sorted_part(scratch / _part_name(i), out_dir) for i in sorted(writers)]
+    shutil.rmtree(scratch)
+    return TrainingParts(paths, kept)
+
+
+def shuffle_keys(frame: pd.DataFrame) -> np.ndarray:
+    """Each row's seeded 64-bit hash of (t_dat, customer_id, article_id): its place in the order."""
+    keys = frame[KEY_COLUMNS].copy()
+    keys["t_dat"] = pd.to_datetime(keys["t_dat"])
+    keys["customer_id"] = keys["customer_id"].astype(str)
+    keys["article_id"] = keys["article_id"].astype(str)
+    return pd.util.hash_pandas_object(keys, index=False, hash_key=f"{SHUFFLE_SEED:016d}").to_numpy()
+
+
+def _append_by_range(
+    table: pa.Table,
+    ranges: np.ndarray | None,
+    writers: dict[int, pq.ParquetWriter],
+    scratch: Path,
+) -> None:
+    """Append each row of `table` to the unsorted file of its hash range."""
+    if ranges is None:
+        ranges = np.zeros(table.num_rows, dtype="uint64")
+    order = np.argsort(ranges, kind="stable")
+    table, ranges = table.take(pa.array(order)), ranges[order]
+    values, starts = np.unique(ranges, return_index=True)
+    ends = [*starts[1:], len(ranges)]
+    for value, start, end in zip(values.tolist(), starts.tolist(), ends, strict=True):
+        if value not in writers:
+            writers[value] = pq.ParquetWriter(scratch / _part_name(value), table.schema)
+        writers[value].write_table(table.slice(start, end - start))
+
+
+def _sorted_part(unsorted: Path, out_dir: Path) -> Path:
+    """One hash range's rows sorted by hash, the order column dropped."""
+    table = pq.read_table(unsorted)
+    table = table.sort_by(ORDER_COLUMN).drop([ORDER_COLUMN])
+    path = out_dir / unsorted.name
+    pq.write_table(table, path)
+    return path
+
+
+def _part_name(index: int) -> str:
+    return f"part-{index:05d}.parquet"

@@ -1,0 +1,147 @@
+"""Customers in batches: their query embeddings, and every method's ranking for them.
+
+1.37 M customers x 64 floats, or their 100 best articles each, are too big to pass
+between flow steps as artifacts (Metaflow pickles each one) and needless to hold at
+once. So query embeddings are written to Parquet files (customer_id, embedding) batch
+by batch, and evaluation and prediction read them back batch by batch.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import date
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from recsys import baselines, towers
+from recsys.features import FittedFeatures, prepare_customers
+from recsys.progress import Progress
+
+CUSTOMER_COLUMNS = (
+    'customer_id, age, club_member_status, fashion_news_frequency, "FN", "Active", postal_code'
+)
+CUSTOMER_BATCH_ROWS = 100_000
+MODEL_METHODS = ("two_tower", "repurchase+two_tower")  # what warm customers may be served
+
+
+def write_query_embeddings(
+    engine,
+    features: FittedFeatures,
+    encoder,
+    when: date,
+    path: Path,
+    ids: np.ndarray | None = None,
+) -> int:
+    """Embed the customers of customers_t (or only `ids`) as of `when` into `path`.
+
+    A wanted id missing from customers_t (a buyer whose profile never arrived) is
+    embedded with empty attributes, as the views' LEFT JOINs would give it.
+    Returns the number of customers written.
+    """
+    wanted = None if ids is None else pd.Index(pd.unique(np.asarray(ids, dtype=object)))
+    total = len(wanted) if wanted is not None else _count(engine, "customers_t")
+    progress = Progress(f"embed customers as of {when}", total, unit="customers")
+    found: list[pd.Series] = []
+    with _EmbeddingWriter(path) as writer:
+        query = f"SELECT {CUSTOMER_COLUMNS} FROM customers_t"
+        for batch in engine.record_batches(query, batch_rows=CUSTOMER_BATCH_ROWS):
+            frame = batch.to_pandas()
+            if wanted is not None:
+                frame = frame[frame["customer_id"].isin(wanted)]
+                found.append(frame["customer_id"])
+            writer.write(frame["customer_id"], _embed(features, encoder, frame, when))
+            progress.advance(len(frame))
+        if wanted is not None:
+            seen = pd.concat(found) if found else pd.Series([], dtype=object)
+            missing = pd.DataFrame({"customer_id": wanted.difference(seen)})
+            for column in CUSTOMER_COLUMNS.replace('"', "").split(", ")[1:]:
+                missing[column] = None
+            writer.write(missing["customer_id"], _embed(features, encoder, missing, when))
+            progress.advance(len(missing))
+    progress.finish()
+    return progress.done
+
+
+def read_query_embeddings(
+    path: Path, batch_rows: int = CUSTOMER_BATCH_ROWS
+) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """(customer ids, float32 embeddings) of `path`, `batch_rows` customers at a time."""
+    for batch in pq.ParquetFile(path).iter_batches(batch_size=batch_rows):
+        ids = batch.column("customer_id").to_numpy(zero_copy_only=False).astype(object)
+        vectors = batch.column("embedding")
+        width = vectors.type.list_size
+        flat = vectors.flatten().to_numpy(zero_copy_only=False)
+        yield ids, np.asarray(flat, dtype="float32").reshape(-1, width)
+
+
+def rankings(
+    ids: np.ndarray,
+    queries: np.ndarray,
+    article_embeddings: np.ndarray,
+    article_ids: np.ndarray,
+    recent: pd.DataFrame,
+    popular: list[str],
+    depth: int,
+) -> dict[str, pd.DataFrame]:
+    """Every method's top-`depth` for these customers: the model, the hybrid, both baselines."""
+    model = towers.recommend(queries, article_embeddings, ids, article_ids, depth)
+    hybrid = baselines.repurchase_recommendations(ids, recent, model, depth)
+    return {
+        "two_tower": model,
+        "repurchase+two_tower": hybrid.drop(columns="source"),
+        **{
+            name: baselines.baseline_recommendations(name, ids, recent, popular)
+            for name in baselines.BASELINES
+        },
+    }
+
+
+def _embed(features: FittedFeatures, encoder, frame: pd.DataFrame, when: date) -> np.ndarray:
+    if frame.empty:
+        return np.zeros((0, 0), dtype="float32")
+    encoded = features.customers(prepare_customers(frame.reset_index(drop=True), when))
+    return towers.embed(encoder, encoded, features.schema)
+
+
+def _count(engine, table: str) -> int:
+    return int(engine.query(f"SELECT COUNT(*) AS n FROM {table}").iloc[0, 0])
+
+
+class _EmbeddingWriter:
+    """Appends (customer_id, embedding) batches to one Parquet file."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._writer: pq.ParquetWriter | None = None
+
+    def write(self, ids: pd.Series, vectors: np.ndarray) -> None:
+        if len(ids) == 0:
+            return
+        table = embedding_table("customer_id", ids.to_numpy(dtype=object), vectors)
+        if self._writer is None:
+            self._writer = pq.ParquetWriter(self.path, table.schema)
+        self._writer.write_table(table)
+
+    def __enter__(self) -> _EmbeddingWriter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._writer is not None:
+            self._writer.close()
+
+
+def embedding_table(id_column: str, ids: np.ndarray, vectors: np.ndarray, **extra) -> pa.Table:
+    """ids and float32 vectors (n, d) as an Arrow table: id, extra columns, embedding."""
+    vectors = np.ascontiguousarray(vectors, dtype="float32")
+    flat = pa.array(vectors.reshape(-1))
+    return pa.table(
+        {
+            id_column: pa.array(ids, pa.string()),
+            **extra,
+            "embedding": pa.FixedSizeListArray.from_arrays(flat, vectors.shape[1]),
+        }
+    )
