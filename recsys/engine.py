@@ -605,15 +605,11 @@ def _risingwave_connect_error(settings: Settings, error: Exception) -> str:
     shown = settings.masked()["risingwave_url"]
     detail = str(error).strip()
     sqlstate = getattr(error, "sqlstate", None) or ""
+    where = f"cannot connect to RisingWave at {shown} (RISINGWAVE_URL)"
     if sqlstate.startswith("28") or "authentication failed" in detail:
-        return (
-            f"RisingWave at {shown} rejected the credentials (user or password in "
-            f"RISINGWAVE_URL): {detail}"
-        )
-    return (
-        f"cannot reach RisingWave at {shown} (RISINGWAVE_URL) within "
-        f"{_connect_timeout(settings.risingwave_url or '')} s: {detail}"
-    )
+        return f"{where}: it rejected the credentials (the user or password): {detail}"
+    timeout = _connect_timeout(settings.risingwave_url or "")
+    return f"{where}: cannot reach it within {timeout} s: {detail}"
 
 
 def _first_line(sql: str) -> str:
