@@ -43,7 +43,7 @@ STEP_LINE = re.compile(
 FACTS = {  # what each step says about its size, as printed by the flow
     "start": re.compile(r"(loaded .*? rows|already holds [\d,]+ purchases)"),
     "get_dataset": re.compile(r"rows per split: (.*)"),
-    "build_workflow": re.compile(r"encoded ([\d,]+ training rows into \d+ part\(s\))"),
+    "build_workflow": re.compile(r"encoded ([\d,]+ training rows into \d+ part\(s\)[^;]*)"),
     "train": re.compile(r"trained .* on (.*): ([\d,]+) examples/s"),
     "predict": re.compile(r"predict: ([\d,]+) customers in .*?, ([\d,]+)/s"),
     "evaluate": re.compile(r"served: (.*)"),

@@ -182,15 +182,25 @@ class MyMerlinFlow(FlowSpec):
             total = _count(eng, "filtered_dataframe_t")
             sales = dataset.recent_sales(eng, validation_start)
             parts = dataset.write_training_parts(
-                eng, sales, work / "prepared", total, self.part_rows, self.sample_fraction
+                eng,
+                sales,
+                work / "prepared",
+                total,
+                self.part_rows,
+                self.sample_fraction,
+                orders=max(point["epochs"] for point in self.grid),  # a new order each epoch
             )
             validation = _actuals(eng, validation_start, test_start)
             test = _actuals(eng, test_start, self.dates["end"] + timedelta(days=1))
             self.articles = eng.query(f"SELECT {ARTICLE_COLUMNS} FROM articles_metadata_t")
         sales.save(work / sales.FILE)
-        self.prepared_parts = [str(p) for p in parts.paths]
+        self.prepared_parts = [[str(p) for p in order] for order in parts.orders]
         self.rows = {"train": parts.rows, "validation": len(validation), "test": len(test)}
-        print("rows per split:", self.rows, f"in {len(parts.paths)} part(s)")
+        print(
+            "rows per split:",
+            self.rows,
+            f"in {len(parts.orders[0])} part(s), {len(parts.orders)} order(s)",
+        )
         _check_splits(self.rows, self.min_purchases, self.dates)
         if self.articles.empty:
             raise FlowInputError("articles_metadata_t is empty: load articles.csv into the engine.")
@@ -206,18 +216,22 @@ class MyMerlinFlow(FlowSpec):
         from recsys.features import RecentSales, fit_workflows
 
         work = self._work_dir()
-        prepared = TrainingParts([Path(p) for p in self.prepared_parts], self.rows["train"])
+        orders = [[Path(p) for p in order] for order in self.prepared_parts]
+        prepared = TrainingParts(orders, self.rows["train"])
         sales = RecentSales.load(work / RecentSales.FILE)
-        features = fit_workflows(prepared.dataset(), sales, work / "workflows")
-        encoded = features.encode(prepared.dataset(), work / "encoded")
-        self.encoded_parts = [str(p) for p in encoded]
+        features = fit_workflows(prepared.dataset(0), sales, work / "workflows")
+        self.encoded_parts = [
+            [str(p) for p in features.encode(prepared.dataset(order), work / f"encoded-{order}")]
+            for order in range(len(orders))
+        ]
         self.item_frequencies = features.item_frequencies(
-            merlin.io.Dataset(self.encoded_parts, engine="parquet")
+            merlin.io.Dataset(self.encoded_parts[0], engine="parquet")
         )
         self.encoded_articles = features.articles(self.articles)
         self.known_customers = len(features.known_customers)
         print(
-            f"encoded {self.rows['train']:,} training rows into {len(encoded)} part(s); "
+            f"encoded {self.rows['train']:,} training rows into {len(self.encoded_parts[0])} "
+            f"part(s) x {len(self.encoded_parts)} order(s); "
             f"{len(self.encoded_articles):,} articles; {self.known_customers:,} known customers"
         )
         self.next(self.train, foreach="grid")
@@ -255,7 +269,7 @@ class MyMerlinFlow(FlowSpec):
             }
         )
         result = towers.train(
-            [Path(p) for p in self.encoded_parts],
+            [[Path(p) for p in order] for order in self.encoded_parts],
             features.schema,
             self.item_frequencies,
             params,

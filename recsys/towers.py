@@ -147,10 +147,11 @@ def train(
 ) -> TrainingResult:
     """Fit on encoded interaction rows, read part by part in their stored order.
 
-    `encoded` is a list of encoded Parquet parts (the flow) or a frame (benchmarks,
-    tests). The rows are not reshuffled here: `recsys.dataset` already put them in a
-    seeded hash order, and reading them in that order makes the batches the same however
-    the rows are cut into parts. `on_epoch_end(epoch, logs)` sees each epoch's logs.
+    `encoded` is, per order, a list of encoded Parquet parts (the flow: epoch e reads
+    order e, cycling when there are fewer orders than epochs) or one frame (benchmarks,
+    tests). Rows are not reshuffled here: `recsys.dataset` wrote each order in its own
+    seeded hash order, and reading it as stored makes the batches the same however the
+    rows are cut into parts. `on_epoch_end(epoch, logs)` sees each epoch's logs.
     """
     import merlin.io
     import merlin.models.tf as mm
@@ -160,16 +161,28 @@ def train(
     tf.keras.utils.set_random_seed(seed)
     tf.config.experimental.enable_op_determinism()  # same data + seed -> same model
     if isinstance(encoded, pd.DataFrame):
-        encoded = merlin.io.Dataset(encoded, schema=schema)
+        datasets = [merlin.io.Dataset(encoded, schema=schema)]
     else:
-        encoded = merlin.io.Dataset([str(p) for p in encoded], engine="parquet", schema=schema)
+        datasets = [
+            merlin.io.Dataset([str(p) for p in parts], engine="parquet", schema=schema)
+            for parts in encoded
+        ]
     model = build_model(schema, item_frequencies, params)
-    loader = mm.Loader(encoded, batch_size=params.batch_size, shuffle=False)
-    examples = int(encoded.num_rows)
+    examples = int(datasets[0].num_rows)
     timer = _EpochTimer(on_epoch_end, examples * params.epochs, params.batch_size)
-    history = model.fit(loader, epochs=params.epochs, verbose=0, callbacks=[timer])
+    history: dict[str, list[float]] = {}
+    for epoch in range(params.epochs):
+        loader = mm.Loader(
+            datasets[epoch % len(datasets)], batch_size=params.batch_size, shuffle=False
+        )
+        fitted = model.fit(
+            loader, epochs=epoch + 1, initial_epoch=epoch, verbose=0, callbacks=[timer]
+        )
+        for name, values in fitted.history.items():
+            history.setdefault(name, []).extend(float(v) for v in values)
+    timer.progress.finish()
     return TrainingResult(
-        history={k: [float(v) for v in vs] for k, vs in history.history.items()},
+        history=history,
         seconds_per_epoch=timer.seconds,
         examples=examples,
         device=training_device(),
@@ -258,8 +271,5 @@ class _EpochTimer:
                 self.seconds.append(time.perf_counter() - self._start)
                 if hook is not None:
                     hook(epoch, {k: float(v) for k, v in (logs or {}).items()})
-
-            def on_train_end(self, logs=None):
-                self.progress.finish()
 
         return Timer()

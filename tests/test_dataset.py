@@ -29,23 +29,34 @@ def tiny_engine(tiny_data: Path, tmp_path_factory: pytest.TempPathFactory):
     engine.close()
 
 
-def write(engine, out: Path, part_rows: int, fraction: float = 1.0) -> dataset.TrainingParts:
+def write(
+    engine, out: Path, part_rows: int, fraction: float = 1.0, orders: int = 1
+) -> dataset.TrainingParts:
     total = int(engine.query("SELECT COUNT(*) FROM filtered_dataframe_t").iloc[0, 0])
     sales = dataset.recent_sales(engine, CUTOFF)
-    return dataset.write_training_parts(engine, sales, out, total, part_rows, fraction)
+    return dataset.write_training_parts(engine, sales, out, total, part_rows, fraction, orders)
 
 
-def rows_of(parts: dataset.TrainingParts) -> pd.DataFrame:
-    return pd.concat([pd.read_parquet(p) for p in parts.paths], ignore_index=True)
+def rows_of(parts: dataset.TrainingParts, order: int = 0) -> pd.DataFrame:
+    return pd.concat([pd.read_parquet(p) for p in parts.orders[order]], ignore_index=True)
 
 
 def test_many_parts_hold_the_same_rows_in_the_same_order_as_one(tiny_engine, tmp_path) -> None:
-    one = write(tiny_engine, tmp_path / "one", part_rows=1_000_000)
-    many = write(tiny_engine, tmp_path / "many", part_rows=1_000)
+    one = write(tiny_engine, tmp_path / "one", part_rows=1_000_000, orders=2)
+    many = write(tiny_engine, tmp_path / "many", part_rows=1_000, orders=2)
     view = tiny_engine.query("SELECT customer_id, article_id FROM filtered_dataframe_t")
-    assert len(one.paths) == 1 and len(many.paths) >= 8
+    assert len(one.orders[0]) == 1 and len(many.orders[0]) >= 8
     assert one.rows == many.rows == len(view)
-    pd.testing.assert_frame_equal(rows_of(one), rows_of(many))
+    for order in (0, 1):
+        pd.testing.assert_frame_equal(rows_of(one, order), rows_of(many, order))
+    # Each epoch's order holds the same rows in another order.
+    first, second = rows_of(one, 0), rows_of(one, 1)
+    assert not first["article_id"].equals(second["article_id"])
+    columns = list(first.columns)
+    pd.testing.assert_frame_equal(
+        first.sort_values(columns).reset_index(drop=True),
+        second.sort_values(columns).reset_index(drop=True),
+    )
     engine_order = view["article_id"].tolist()
     assert rows_of(one)["article_id"].tolist() != engine_order  # really reordered
     assert sorted(rows_of(one)["article_id"]) == sorted(engine_order)  # every row once
@@ -68,7 +79,7 @@ def test_encoded_features_do_not_depend_on_the_part_size(tiny_engine, tmp_path) 
         sales = dataset.recent_sales(tiny_engine, CUTOFF)
         features = fit_workflows(parts.dataset(), sales, tmp_path / f"{name}-workflows")
         paths = features.encode(parts.dataset(), tmp_path / f"{name}-encoded")
-        assert len(paths) == len(parts.paths)
+        assert len(paths) == len(parts.orders[0])
         encoded[name] = pd.concat([pd.read_parquet(p) for p in paths], ignore_index=True)
         frequencies = features.item_frequencies(merlin.io.Dataset([str(p) for p in paths]))
         assert frequencies.sum() == len(encoded[name]) + len(frequencies)  # +1 smoothing each
