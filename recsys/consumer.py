@@ -1,14 +1,17 @@
 """Kafka -> the embedded engine's base tables, continuously, losing nothing.
 
 Each poll returns a batch of messages. The batch is checked against the JSON contract
-(ARCHITECTURE.md), written to DuckDB in one transaction (valid rows to the base tables,
-bad messages to `rejects` with topic, partition, offset and reason), and only after
-that commit are the Kafka offsets committed. A crash in between means the batch is
-delivered again: keyed tables simply overwrite, and redelivered transactions are
-removed by dedup_transactions_t, so nothing is lost and nothing is counted twice.
+(ARCHITECTURE.md) with the loaders' own `check_text`, so it accepts exactly what the
+producer sends, and written to DuckDB in one transaction: valid rows to the base
+tables, bad messages to `rejects` with topic, partition, offset and reason, and the
+next offset of each partition to `kafka_offsets`. The file, not the consumer group,
+says where to resume: a crash before the commit re-reads the batch, one after it
+does not, and a fresh file starts every topic from the beginning. No message can
+stop the consumer: what fails to decode, to type or to insert is a reject.
 
 The DuckDB file is opened for each batch and closed right after, so that readers
-(the Streamlit app, the flow) can open it between batches.
+(the Streamlit app, the flow) can open it between batches; while a reader holds it,
+the consumer waits (and says so), however long the reader takes.
 
     python -m recsys.consumer                  # runs until Ctrl-C
     python -m recsys.consumer --idle-stop 5    # stops after 5 s without messages
@@ -17,32 +20,40 @@ The DuckDB file is opened for each batch and closed right after, so that readers
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import json
-import re
+import logging
 import signal
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import duckdb
+import numpy as np
 import pyarrow as pa
 
 from recsys.engine import DuckDBEngine, open_engine
-from recsys.hm_schema import ID_PATTERNS, TABLES, Column, Kind, Table
-from recsys.loaders import RowError
-from recsys.producer import TABLE_TOPICS, TOPICS, confluent_config
-from recsys.settings import Settings, load_settings
+from recsys.hm_schema import TABLES, Column, Kind, Table
+from recsys.loaders import RowError, check_text, row_error
+from recsys.producer import (
+    TABLE_TOPICS,
+    TOPICS,
+    ConfluentClient,
+    ProducerError,
+    confluent_config,
+)
+from recsys.settings import ConfigError, Settings, load_settings
 
 GROUP_ID = "hm-embedded-engine"
 BATCH_MESSAGES = 20_000
 POLL_TIMEOUT_S = 0.2
-CONNECT_TIMEOUT_S = 10.0
 JOIN_TIMEOUT_S = 120.0
 TOPIC_TABLES = {topic: table for table, topic in TABLE_TOPICS.items()}
-_ID_REGEX = {kind: re.compile(pattern) for kind, pattern in ID_PATTERNS.items()}
+# what the database refuses because of a row's content (not a full disk or a lock)
+_DATA_ERRORS = (duckdb.DataError, duckdb.IntegrityError, pa.ArrowException)
+log = logging.getLogger(__name__)
 
 
 class ConsumerError(RuntimeError):
@@ -59,85 +70,86 @@ class ConsumeReport:
     batches: int = 0
 
 
-def parse_message(spec: Table, value: bytes | None) -> dict[str, Any] | str:
-    """The typed row of one message, or the reason it breaks the contract."""
+class _Number(str):
+    """A JSON number, kept as its own text: checked by the loaders' rules, never a float."""
+
+
+def message_fields(columns: Sequence[Column], value: bytes | None) -> list[str] | str:
+    """The text of each column's JSON value ("" for null), or why the message is unusable.
+
+    Numbers stay text so that `check_text` sees exactly what a CSV field would give,
+    and the consumer accepts what the producer sends and nothing else. Any failure to
+    decode (bad bytes, 200 kB of nested arrays: RecursionError) is a reason, never a crash.
+    """
     try:
-        record = json.loads(value or b"")
-    except ValueError as error:
-        return f"not valid JSON: {error}"
+        record = json.loads(
+            value or b"", parse_int=_Number, parse_float=_Number, parse_constant=_Number
+        )
+    except Exception as error:  # noqa: BLE001 - any input that breaks the decoder is a reject
+        return f"not valid JSON: {type(error).__name__}: {str(error)[:200]}"
     if not isinstance(record, dict):
         return f"expected a JSON object, got {type(record).__name__}"
-    row: dict[str, Any] = {}
-    columns = list(spec.columns)
-    if spec.name == "transactions":
-        columns.insert(0, Column("event_id", Kind.TEXT, required=True))
+    texts = []
     for column in columns:
-        value_or_reason = _field(column, record.get(column.name))
-        if isinstance(value_or_reason, _Problem):
-            return f"{column.name}: {value_or_reason.reason}"
-        row[column.name] = value_or_reason
-    return row
+        field_value = record.get(column.name)
+        if field_value is None:
+            texts.append("")
+            continue
+        number = column.kind in (Kind.INT, Kind.FLOAT)
+        if not isinstance(field_value, str) or isinstance(field_value, _Number) != number:
+            wanted = "a number" if number else "a string"
+            return f"{column.name}: expected {wanted}, got {_json_type(field_value)}"
+        texts.append(str(field_value))
+    return texts
 
 
-@dataclass(frozen=True)
-class _Problem:
-    reason: str
+def _json_type(value: Any) -> str:
+    if isinstance(value, _Number):
+        return f"the number {value[:40]}"
+    if isinstance(value, str):
+        return f"the string {value[:40]!r}"
+    return {bool: "a boolean", list: "an array", dict: "an object"}.get(type(value), "null")
 
 
-def _field(column: Column, value: Any) -> Any:
-    """Check one JSON value against its column's kind; None stays None unless required."""
-    if value is None or value == "":
-        return _Problem("missing") if column.required else None
-    kind = column.kind
-    if kind in (Kind.INT, Kind.FLOAT) and (isinstance(value, bool) or not _is_number(value)):
-        return _Problem(f"expected a number, got {value!r}")
-    if kind is Kind.INT:
-        return int(value) if float(value).is_integer() else _Problem(f"not an integer: {value}")
-    if kind is Kind.FLOAT:
-        return float(value)
-    if not isinstance(value, str):
-        return _Problem(f"expected a string, got {value!r}")
-    if kind in _ID_REGEX and not _ID_REGEX[kind].match(value):
-        return _Problem(f"not a {kind.value.replace('_', ' ')}: {value!r}")
-    if kind is Kind.DATE:
-        try:
-            return dt.date.fromisoformat(value) if len(value) == 10 else _Problem("bad date")
-        except ValueError:
-            return _Problem(f"not a YYYY-MM-DD date: {value!r}")
-    return value
-
-
-def _is_number(value: Any) -> bool:
-    return isinstance(value, int | float)
-
-
-def _schema(spec: Table) -> pa.Schema:
-    schema = spec.arrow_schema
+def _columns(spec: Table) -> list[Column]:
+    """A topic's columns: the table's, and the stable event id for transactions."""
     if spec.name == "transactions":
-        schema = schema.insert(0, pa.field("event_id", pa.string()))
-    return schema.append(pa.field("_offset", pa.int64()))
+        return [Column("event_id", Kind.TEXT, required=True), *spec.columns]
+    return list(spec.columns)
 
 
-def to_batches(messages: Iterable[Any]) -> tuple[dict[str, pa.Table], list[RowError]]:
+def to_batches(messages: Sequence[Any]) -> tuple[dict[str, pa.Table], list[RowError]]:
     """Split confluent-kafka messages into typed Arrow tables per table, and rejects."""
-    rows: dict[str, list[dict[str, Any]]] = {table: [] for table in TABLES}
     rejects: list[RowError] = []
+    by_table: dict[str, list[tuple[Any, list[str]]]] = {}
     for message in messages:
-        topic, value = message.topic(), message.value()
-        where = f"{topic}[{message.partition()}]"
+        topic = message.topic()
         table = TOPIC_TABLES.get(topic)
-        parsed = parse_message(TABLES[table], value) if table else f"unknown topic {topic}"
-        if isinstance(parsed, str):
-            raw = (value or b"").decode("utf-8", errors="replace")
-            rejects.append(RowError(where, message.offset(), parsed, raw))
+        fields = (
+            message_fields(_columns(TABLES[table]), message.value())
+            if table
+            else f"unknown topic {topic}"
+        )
+        if isinstance(fields, str):
+            rejects.append(_reject(message, fields))
         else:
-            rows[table].append({**parsed, "_offset": message.offset()})
-    tables = {
-        name: pa.Table.from_pylist(found, schema=_schema(TABLES[name]))
-        for name, found in rows.items()
-        if found
-    }
-    return tables, rejects
+            by_table.setdefault(table, []).append((message, fields))
+    tables = {}
+    for table, found in by_table.items():
+        columns = _columns(TABLES[table])
+        raw = pa.table(
+            {c.name: pa.array([f[i] for _, f in found], pa.string()) for i, c in enumerate(columns)}
+        )
+        typed, bad, reasons = check_text(raw, columns)
+        offsets = pa.array([m.offset() for m, _ in found], pa.int64())
+        tables[table] = typed.append_column("_offset", offsets).filter(pa.array(~bad))
+        rejects += [_reject(found[i][0], reasons[i]) for i in np.flatnonzero(bad)]
+    return {name: t for name, t in tables.items() if t.num_rows}, rejects
+
+
+def _reject(message: Any, reason: str) -> RowError:
+    where = f"{message.topic()}[{message.partition()}]"
+    return row_error(where, message.offset(), reason, message.value() or b"")
 
 
 def consume(
@@ -152,11 +164,18 @@ def consume(
     on_batch: Callable[[ConsumeReport], None] | None = None,
 ) -> ConsumeReport:
     """Consume until `stop` is set, `max_messages` were written, or `idle_stop_s` pass
-    without a message (counted once every topic has partitions assigned)."""
+    without a message (counted from the moment every topic has partitions assigned and
+    each of them was read to its end: a slow group join never counts as idle time).
+
+    Each assigned partition starts where the DuckDB file says it stopped (its
+    `kafka_offsets` table), or at the beginning for a file that never saw it: a fresh
+    file is never filled from the middle of a topic.
+    """
     from confluent_kafka import Consumer
 
     with open_engine(settings, kind="embedded") as engine:
         engine.apply()  # idempotent: the tables exist before the first batch
+    _check_connection(settings)
     consumer = Consumer(
         {
             **confluent_config(settings),
@@ -165,86 +184,160 @@ def consume(
             "auto.offset.reset": "earliest",
             "session.timeout.ms": 6000,
             "topic.metadata.refresh.interval.ms": 5000,  # see topics created after we start
+            "enable.partition.eof": True,  # tells when a partition was read to its end
         }
     )
     report = ConsumeReport()
     try:
-        _check_connection(consumer, settings)
-        wanted, owned = set(topics), set()
-
-        def on_assign(_: Any, partitions: list[Any]) -> None:
-            owned.update(p.topic for p in partitions)
-
-        # Idle time counts only once every topic has partitions assigned: right after
-        # the topics are created, a first assignment can still miss some of them.
-        consumer.subscribe(sorted(wanted), on_assign=on_assign)
-        idle_since = time.monotonic()
-        while not (stop and stop.is_set()):
-            messages = [m for m in consumer.consume(batch_messages, POLL_TIMEOUT_S) if _ok(m)]
+        assignment = _Assignment(settings, set(topics))
+        consumer.subscribe(sorted(assignment.wanted), on_assign=assignment.on_assign)
+        subscribed_at, last_message = time.monotonic(), None
+        while not (stop and stop.is_set()) and not _reached(report, max_messages):
+            polled = consumer.consume(batch_messages, POLL_TIMEOUT_S)
+            messages = [m for m in polled if _ok(m, assignment)]
             if not messages:
-                if not wanted <= owned:
-                    idle_since = _check_join(idle_since)
-                elif idle_stop_s is not None and time.monotonic() - idle_since > idle_stop_s:
-                    break
+                if not assignment.complete:
+                    _check_join(subscribed_at)
+                elif idle_stop_s is not None and assignment.caught_up_at is not None:
+                    quiet_since = max(assignment.caught_up_at, last_message or 0.0)
+                    if time.monotonic() - quiet_since > idle_stop_s:
+                        break
                 continue
             _write(settings, messages, report)
-            consumer.commit(asynchronous=False)  # only after the DuckDB commit
-            idle_since = time.monotonic()
+            _commit(consumer)
+            last_message = time.monotonic()
             if on_batch:
                 on_batch(report)
-            if max_messages is not None and report.messages >= max_messages:
-                break
     finally:
         consumer.close()
     return report
 
 
-def _check_connection(consumer: Any, settings: Settings) -> None:
-    from confluent_kafka import KafkaException
+def _reached(report: ConsumeReport, max_messages: int | None) -> bool:
+    return max_messages is not None and report.messages >= max_messages
 
+
+class _Assignment:
+    """Seeks each partition the group hands us to the file's stored offset, and notes
+    when every wanted topic is assigned and read to its end (the idle clock starts then)."""
+
+    def __init__(self, settings: Settings, wanted: set[str]) -> None:
+        self.settings, self.wanted = settings, wanted
+        self.owned: set[str] = set()
+        self.partitions: set[tuple[str, int]] = set()
+        self.at_end: set[tuple[str, int]] = set()
+        self.caught_up_at: float | None = None
+
+    @property
+    def complete(self) -> bool:
+        return self.wanted <= self.owned
+
+    def reached_end(self, topic: str, partition: int) -> None:
+        self.at_end.add((topic, partition))
+        if self.caught_up_at is None and self.complete and self.partitions <= self.at_end:
+            self.caught_up_at = time.monotonic()
+
+    def on_assign(self, consumer: Any, partitions: list[Any]) -> None:
+        from confluent_kafka import OFFSET_BEGINNING
+
+        engine = DuckDBEngine(self.settings)  # a writer: waits for readers, never gives up
+        try:
+            stored = engine.kafka_offsets()
+        finally:
+            engine.close()
+        for partition in partitions:
+            partition.offset = stored.get((partition.topic, partition.partition), OFFSET_BEGINNING)
+        consumer.assign(partitions)
+        self.owned.update(p.topic for p in partitions)
+        self.partitions = {(p.topic, p.partition) for p in partitions}
+        self.at_end, self.caught_up_at = set(), None
+
+
+def _check_connection(settings: Settings) -> None:
+    """The producer's check: fails within seconds, telling wrong credentials from an
+    unreachable broker."""
     try:
-        consumer.list_topics(timeout=CONNECT_TIMEOUT_S)
-    except KafkaException as error:
-        raise ConsumerError(
-            f"cannot reach Kafka at {settings.kafka_bootstrap_servers} "
-            f"(KAFKA_BOOTSTRAP_SERVERS) within {CONNECT_TIMEOUT_S:.0f} s: {error}"
-        ) from error
+        ConfluentClient(settings).check_connection()
+    except ProducerError as error:
+        raise ConsumerError(str(error)) from None
 
 
-def _check_join(asked_at: float) -> float:
+def _check_join(subscribed_at: float) -> None:
     """Still waiting for the group to hand us partitions; give up after JOIN_TIMEOUT_S."""
-    if time.monotonic() - asked_at > JOIN_TIMEOUT_S:
+    if time.monotonic() - subscribed_at > JOIN_TIMEOUT_S:
         raise ConsumerError(
             f"not all topics were assigned within {JOIN_TIMEOUT_S:.0f} s: do they exist? "
             "(python kafka/producer.py creates them)"
         )
-    return asked_at
 
 
-def _ok(message: Any) -> bool:
-    """Skip end-of-partition events; anything else that is an error stops the run."""
+def _ok(message: Any, assignment: _Assignment) -> bool:
+    """Note end-of-partition events; anything else that is an error stops the run."""
     from confluent_kafka import KafkaError
 
     error = message.error()
     if error is None:
         return True
     if error.code() == KafkaError._PARTITION_EOF:
+        assignment.reached_end(message.topic(), message.partition())
         return False
     raise ConsumerError(f"Kafka error on {message.topic()}: {error}")
 
 
-def _write(settings: Settings, messages: list[Any], report: ConsumeReport) -> None:
-    tables, rejects = to_batches(messages)
-    engine = DuckDBEngine(settings)  # held only for this batch
+def _commit(consumer: Any) -> None:
+    """Tell the group how far we are (for lag monitoring). The DuckDB file holds the
+    offsets that count, so a refused commit (the group moved on while we waited for
+    a reader) is reported, not fatal."""
+    from confluent_kafka import KafkaException
+
     try:
-        engine.write_batch(tables, rejects, source="kafka", order_column="_offset")
-    finally:
-        engine.close()
+        consumer.commit(asynchronous=False)
+    except KafkaException as error:
+        log.warning("offset commit to Kafka failed (the DuckDB file has them): %s", error)
+
+
+def _write(settings: Settings, messages: list[Any], report: ConsumeReport) -> None:
+    """Write one batch; a batch the database refuses is split until the message it
+    refuses is alone, and that one goes to `rejects`: the others are written."""
+    tables, rejects = to_batches(messages)
+    offsets = _next_offsets(messages)
+    try:
+        _write_once(settings, tables, rejects, offsets)
+    except _DATA_ERRORS as error:
+        if len(messages) > 1:
+            half = len(messages) // 2
+            _write(settings, messages[:half], report)
+            _write(settings, messages[half:], report)
+            return
+        tables, rejects = {}, [_reject(messages[0], f"not written: {error}")]
+        _write_once(settings, tables, rejects, offsets)
     report.messages += len(messages)
     report.batches += 1
     report.rejected += len(rejects)
     for name, table in tables.items():
         report.rows[name] = report.rows.get(name, 0) + table.num_rows
+
+
+def _write_once(
+    settings: Settings,
+    tables: dict[str, pa.Table],
+    rejects: list[RowError],
+    offsets: dict[tuple[str, int], int],
+) -> None:
+    engine = DuckDBEngine(settings)  # held only for this batch
+    try:
+        engine.write_batch(tables, rejects, source="kafka", order_column="_offset", offsets=offsets)
+    finally:
+        engine.close()
+
+
+def _next_offsets(messages: list[Any]) -> dict[tuple[str, int], int]:
+    """(topic, partition) -> the offset after the last message of the batch."""
+    offsets: dict[tuple[str, int], int] = {}
+    for message in messages:
+        key = (message.topic(), message.partition())
+        offsets[key] = max(offsets.get(key, 0), message.offset() + 1)
+    return offsets
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -253,7 +346,12 @@ def main(argv: list[str] | None = None) -> int:
                         help="stop after this many seconds without a message")  # fmt: skip
     parser.add_argument("--group", default=GROUP_ID, help="Kafka consumer group id")
     args = parser.parse_args(argv)
-    settings = load_settings()
+    logging.basicConfig(level=logging.WARNING, format="\n%(levelname)s %(message)s")
+    try:
+        settings = load_settings()
+    except ConfigError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
 

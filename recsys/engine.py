@@ -11,12 +11,15 @@ view, with no refresh step to forget.
 
 DuckDB allows one writing process per file and no readers while it writes. So an
 engine opened with `read_only=True` holds the file only for the duration of one
-query, and both readers and writers retry briefly when the file is locked.
+query and retries briefly when the file is locked; a writer (the consumer, a load)
+waits for readers as long as they take, backing off and saying so every
+LOCK_REPORT_S: a training read holds the file for over a minute.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import re
 import time
 from collections.abc import Iterator, Mapping, Sequence
@@ -45,7 +48,11 @@ DUCKDB_MEMORY_LIMIT = "5GB"  # full data: 5 GB as fast as 6 GB, 4 GB 15 % slower
 # batches of this size is inserted in parallel, one batch per thread, as whole row
 # groups: the full transactions file loaded in 26 s instead of 34 s (docs/streaming-sql.md).
 DUCKDB_ROW_GROUP_ROWS = 122_880
-LOCK_RETRY_SECONDS = 15.0
+LOCK_RETRY_SECONDS = 15.0  # readers only: a writer waits as long as readers take
+LOCK_BACKOFF_MAX_S = 1.0
+LOCK_REPORT_S = 10.0
+RISINGWAVE_CONNECT_TIMEOUT_S = 10  # libpq's own default is to wait for ever
+log = logging.getLogger(__name__)
 POSTGRES_DATE_OID = 1082  # the `date` type in a result description (RisingWave speaks pg)
 # RisingWave's table clause for a table that only ever receives inserts. sqlglot does not
 # parse it, and DuckDB has no such notion: it is read off here and kept for RisingWave only.
@@ -62,6 +69,18 @@ CREATE TABLE IF NOT EXISTS rejects (
     reason VARCHAR,
     raw VARCHAR,
     rejected_at TIMESTAMP DEFAULT current_timestamp
+)
+"""
+
+
+# DuckDB only: how far the consumer has loaded each Kafka partition, written in the same
+# transaction as the rows, so the file itself says where to resume (a fresh file: from
+# the beginning of every topic, whatever the consumer group committed for another file).
+KAFKA_OFFSETS_DDL = """
+CREATE TABLE IF NOT EXISTS kafka_offsets (
+    topic VARCHAR,
+    kafka_partition INTEGER,
+    next_offset BIGINT
 )
 """
 
@@ -303,15 +322,17 @@ class DuckDBEngine(Engine):
             )
 
     def _connect(self) -> Any:
-        """Open the file, retrying while another writer holds it.
+        """Open the file, waiting while another process holds it.
 
-        Across processes DuckDB reports the writer's lock as an IOException; inside one
+        Across processes DuckDB reports the other's lock as an IOException; inside one
         process (e.g. a consumer thread next to a reader) opening the file read-only
-        while it is open read-write is a ConnectionException. Both are waited out.
+        while it is open read-write is a ConnectionException. A reader gives up after
+        LOCK_RETRY_SECONDS; a writer never does (it reports every LOCK_REPORT_S).
         """
         import duckdb
 
-        deadline = time.monotonic() + LOCK_RETRY_SECONDS
+        started = reported = time.monotonic()
+        pause = 0.02
         while True:
             try:
                 con = duckdb.connect(str(self.path), read_only=self.read_only)
@@ -319,9 +340,15 @@ class DuckDBEngine(Engine):
                 return con
             except (duckdb.IOException, duckdb.ConnectionException) as error:
                 busy = "lock" in str(error).lower() or "different configuration" in str(error)
-                if not busy or time.monotonic() > deadline:
+                waited = time.monotonic() - started
+                if not busy or (self.read_only and waited > LOCK_RETRY_SECONDS):
                     raise
-                time.sleep(0.02)
+                if time.monotonic() - reported >= LOCK_REPORT_S:
+                    log.warning("%s: waiting %.0f s for another process to close it", self.path,
+                                waited)  # fmt: skip
+                    reported = time.monotonic()
+                time.sleep(pause)
+                pause = min(pause * 2, LOCK_BACKOFF_MAX_S)
 
     @contextmanager
     def _connection(self) -> Iterator[Any]:
@@ -342,6 +369,7 @@ class DuckDBEngine(Engine):
                 except Exception as error:  # noqa: BLE001 - re-raised with the file named
                     raise EngineError(f"{path.name}: {_first_line(sql)}: {error}") from error
             con.execute(REJECTS_DDL)
+            con.execute(KAFKA_OFFSETS_DDL)
         self._seed_training_settings()
 
     def drop(self) -> None:
@@ -349,6 +377,7 @@ class DuckDBEngine(Engine):
             for obj in reversed(load_objects()):
                 con.execute(f"DROP {'VIEW' if obj.is_view else 'TABLE'} IF EXISTS {obj.name}")
             con.execute("DROP TABLE IF EXISTS rejects")
+            con.execute("DROP TABLE IF EXISTS kafka_offsets")
 
     def query(self, sql: str, params: Sequence[Any] | None = None) -> pd.DataFrame:
         with self._connection() as con:
@@ -394,17 +423,34 @@ class DuckDBEngine(Engine):
         rejects: Sequence[RowError] = (),
         source: str = "kafka",
         order_column: str = "_offset",
+        offsets: Mapping[tuple[str, int], int] | None = None,
     ) -> None:
         """Append rows to the base tables and bad rows to `rejects`, in one transaction.
 
         Keys are `hm_schema` table names; each Arrow table carries `order_column`
         (Kafka offset or line number), which says which row of a key is the latest.
+        `offsets` ((topic, partition) -> next offset to read) are stored in the same
+        transaction: rows and the position they were read up to never disagree.
         """
         with self._connection() as con, _transaction(con):
             for table, rows in tables.items():
                 if rows.num_rows:
                     _insert_rows(con, table, rows, order_column)
             _insert_rejects(con, source, rejects)
+            for (topic, partition), offset in (offsets or {}).items():
+                con.execute(
+                    "DELETE FROM kafka_offsets WHERE topic = $1 AND kafka_partition = $2",
+                    [topic, partition],
+                )
+                con.execute(
+                    "INSERT INTO kafka_offsets VALUES ($1, $2, $3)", [topic, partition, offset]
+                )
+
+    def kafka_offsets(self) -> dict[tuple[str, int], int]:
+        """(topic, partition) -> next offset to read, as stored by `write_batch`."""
+        with self._connection() as con:
+            rows = con.execute("SELECT topic, kafka_partition, next_offset FROM kafka_offsets")
+            return {(topic, partition): offset for topic, partition, offset in rows.fetchall()}
 
 
 @contextmanager
@@ -473,11 +519,13 @@ class RisingWaveEngine(Engine):
         self.settings = settings
         try:
             self._con = psycopg.connect(
-                settings.risingwave_url, autocommit=True, cursor_factory=psycopg.RawCursor
+                settings.risingwave_url,
+                autocommit=True,
+                cursor_factory=psycopg.RawCursor,
+                connect_timeout=_connect_timeout(settings.risingwave_url or ""),
             )
         except psycopg.OperationalError as error:
-            shown = settings.masked()["risingwave_url"]
-            raise EngineError(f"cannot connect to RisingWave at {shown}: {error}") from error
+            raise EngineError(_risingwave_connect_error(settings, error)) from None
 
     def apply(self) -> None:
         for path, sql in rendered_statements(self.kind, self.settings, masked=False):
@@ -536,6 +584,32 @@ def _rows_to_batch(description: Sequence[Any], rows: list[tuple]) -> pa.RecordBa
     return pa.RecordBatch.from_arrays(
         [pa.array(column) for column in columns], names=[c.name for c in description]
     )
+
+
+def _connect_timeout(url: str) -> int:
+    """The URL's own connect_timeout when shorter, else RISINGWAVE_CONNECT_TIMEOUT_S."""
+    from psycopg.conninfo import conninfo_to_dict
+
+    asked = str(conninfo_to_dict(url).get("connect_timeout", ""))
+    if asked.isascii() and asked.isdigit() and 0 < int(asked) < RISINGWAVE_CONNECT_TIMEOUT_S:
+        return int(asked)
+    return RISINGWAVE_CONNECT_TIMEOUT_S
+
+
+def _risingwave_connect_error(settings: Settings, error: Exception) -> str:
+    """Wrong credentials and an unreachable server are different fixes: say which.
+
+    libpq's message can quote the connection string's host; the password never
+    appears in it, and the URL is shown masked.
+    """
+    shown = settings.masked()["risingwave_url"]
+    detail = str(error).strip()
+    sqlstate = getattr(error, "sqlstate", None) or ""
+    where = f"cannot connect to RisingWave at {shown} (RISINGWAVE_URL)"
+    if sqlstate.startswith("28") or "authentication failed" in detail:
+        return f"{where}: it rejected the credentials (the user or password): {detail}"
+    timeout = _connect_timeout(settings.risingwave_url or "")
+    return f"{where}: cannot reach it within {timeout} s: {detail}"
 
 
 def _first_line(sql: str) -> str:

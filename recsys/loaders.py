@@ -1,25 +1,29 @@
 """Read the H&M CSV files in typed, validated batches: the one reader every stage uses.
 
 Why not `pandas.read_csv(dtype=...)`: it either fails the whole file on one bad row or
-silently coerces it. Here every field is read as text (Arrow's streaming CSV reader, so
-memory stays flat for the 3.5 GB transactions file), checked column by column with
-vectorised compute, and each bad row comes back as a `RowError` with its file, line and
-reason. Nothing is dropped silently: a caller gets every row either typed or reported.
+silently coerces it. Why not Arrow's CSV reader on the file as it is: one quote that is
+never closed makes it read the rest of the file as one value, and a quoted newline
+makes one record out of two lines, so every later line number (and event id) shifts.
 
-Line numbers assume one CSV record per line, as in the Kaggle files; a quoted newline
-inside a value is reported as a malformed row.
+So the file is cut into physical lines first (NumPy over the bytes), and each line is
+checked on its own: valid UTF-8, not too long, quotes that close on the same line, the
+right number of columns. Only the lines that pass go to Arrow's CSV parser, as one
+record each; every other line is a `RowError` with its file, its own line number and
+the reason. Then `check_text` types every column (the same check the consumer applies
+to Kafka messages). Every physical line is accounted for: loaded or reported.
 """
 
 from __future__ import annotations
 
+import codecs
 import csv
 import io
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from queue import SimpleQueue
+from typing import BinaryIO
 
 import numpy as np
 import pandas as pd
@@ -27,25 +31,49 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pa_csv
 
-from recsys.hm_schema import ARROW_TYPES, ID_PATTERNS, TABLES, Column, Kind, Table
+from recsys.hm_schema import ID_PATTERNS, TABLES, Column, Kind, Table
 
 INT_PATTERN = r"^-?[0-9]+(\.0*)?$"
 FLOAT_PATTERN = r"^-?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][-+]?[0-9]+)?$"
+INT64_MAX = "9223372036854775807"  # BIGINT, the SQL type of every integer column
 BYTES_PER_ROW_ESTIMATE = 120
-VALIDATORS = 2  # batches validated at once; bounds memory to a few batches in flight
+# A longer line is refused: its message must fit Kafka's default 1 MB limit even when
+# JSON escaping makes it 6x longer (the Kaggle files' longest line is under 2 kB).
+MAX_LINE_BYTES = 64 * 1024
+RAW_KEPT_CHARS = 2_000  # of a refused line or message, kept in rejects and dead letters
+WORKERS = 2  # blocks parsed and checked at once; bounds memory to a few blocks in flight
+_NEWLINE, _CR, _QUOTE, _COMMA = 10, 13, 34, 44
+_BOM = codecs.BOM_UTF8
 
 
 @dataclass(frozen=True)
 class RowError:
-    """A row that could not be accepted: where it is and why."""
+    """A row that could not be accepted: where it is and why.
+
+    `raw` is at most RAW_KEPT_CHARS of the text; `raw_bytes` is the size of the whole.
+    """
 
     file: str
     line: int
     reason: str
     raw: str
+    raw_bytes: int = 0
 
     def __str__(self) -> str:
         return f"{self.file}:{self.line}: {self.reason}"
+
+
+def row_error(
+    file: str, line: int, reason: str, raw: str | bytes, size: int | None = None
+) -> RowError:
+    """A RowError whose raw text is cut to RAW_KEPT_CHARS (a 26 MB line stays 26 MB nowhere);
+    `size` is the whole raw's size when `raw` is already a part of it."""
+    if size is None:
+        size = len(raw) if isinstance(raw, bytes) else len(raw.encode("utf-8", "surrogatepass"))
+    text = raw[: RAW_KEPT_CHARS * 4] if isinstance(raw, bytes) else raw
+    if isinstance(text, bytes):
+        text = text.decode("utf-8", errors="replace")
+    return RowError(file, line, reason, text[:RAW_KEPT_CHARS], size)
 
 
 class SchemaError(ValueError):
@@ -57,38 +85,27 @@ def iter_batches(
 ) -> Iterator[tuple[pa.Table, list[RowError]]]:
     """Yield (typed valid rows + `_line` column, rejected rows) in file order.
 
-    One thread parses blocks ahead while others validate earlier ones (Arrow releases
-    the GIL), which is what keeps 31.8 M rows in the tens of seconds on two cores.
+    Each batch covers a run of consecutive lines; its valid rows and its errors together
+    are exactly those lines. Blocks are parsed and checked in worker threads (NumPy and
+    Arrow release the GIL), which keeps 31.8 M rows in the tens of seconds on two cores.
     """
     spec = TABLES[table]
     path = Path(data_dir) / spec.file
-    _check_header(path, spec)
-    skipped: SimpleQueue[RowError] = SimpleQueue()  # filled from the parsing thread
-    reader = _open_reader(path, spec, batch_rows, skipped)
-    skipped_lines: list[int] = []
-    rows_seen = 0
-    in_flight: deque[tuple[list[RowError], Future]] = deque()
-    with ThreadPoolExecutor(max_workers=1) as parser, ThreadPoolExecutor(VALIDATORS) as checker:
-        pending = parser.submit(_next_batch, reader)
-        while (batch := pending.result()) is not None:
-            pending = parser.submit(_next_batch, reader)
-            bad_rows = _drain(skipped)
-            skipped_lines = sorted([*skipped_lines, *(e.line for e in bad_rows)])
-            lines = _physical_lines(rows_seen, batch.num_rows, skipped_lines)
-            rows_seen += batch.num_rows
-            table_ = pa.Table.from_batches([batch])
-            in_flight.append((bad_rows, checker.submit(_validate, table_, spec, path.name, lines)))
-            if len(in_flight) > VALIDATORS:
-                yield _completed(in_flight.popleft())
+    block_bytes = max(1 << 20, batch_rows * BYTES_PER_ROW_ESTIMATE)
+    in_flight: deque[Future] = deque()
+    with path.open("rb") as handle, ThreadPoolExecutor(WORKERS) as workers:
+        _check_header(handle, path, spec)
+        for block in _blocks(handle, block_bytes):
+            in_flight.append(workers.submit(_block_rows, block, spec, path.name))
+            if len(in_flight) > WORKERS:
+                yield in_flight.popleft().result()
         while in_flight:
-            yield _completed(in_flight.popleft())
-    if bad_rows := _drain(skipped):  # bad rows after the last good one
-        yield spec.arrow_schema.append(pa.field("_line", pa.int64())).empty_table(), bad_rows
+            yield in_flight.popleft().result()
 
 
 def read_table(table: str, data_dir: Path | str) -> tuple[pd.DataFrame, list[RowError]]:
     """Whole file as a typed DataFrame (ids stay strings, dates become datetime64)."""
-    parts: list[pa.Table] = []
+    parts: list[pa.Table] = [_empty(TABLES[table])]
     errors: list[RowError] = []
     for valid, rejected in iter_batches(table, data_dir):
         parts.append(valid)
@@ -100,147 +117,271 @@ def read_table(table: str, data_dir: Path | str) -> tuple[pd.DataFrame, list[Row
     return frame, errors
 
 
-def _check_header(path: Path, spec: Table) -> None:
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: {spec.name} file not found (expected {spec.file})")
-    with path.open(newline="", encoding="utf-8") as handle:
-        header = next(csv.reader(handle), [])
+def _empty(spec: Table) -> pa.Table:
+    return spec.arrow_schema.append(pa.field("_line", pa.int64())).empty_table()
+
+
+def _check_header(handle: BinaryIO, path: Path, spec: Table) -> None:
+    """Read line 1; a UTF-8 byte order mark (Excel writes one) is allowed and skipped."""
+    first = handle.readline(MAX_LINE_BYTES)
+    try:
+        text = first.removeprefix(_BOM).decode("utf-8")
+    except UnicodeDecodeError:
+        text = None
+    header = next(csv.reader([text]), []) if text else []
     if header != spec.column_names:
+        found = ",".join(header) if text is not None else "(not UTF-8 text)"
         raise SchemaError(
             f"{path}:1: header does not match the Kaggle {spec.name} columns\n"
-            f"  expected: {','.join(spec.column_names)}\n  found:    {','.join(header)}"
+            f"  expected: {','.join(spec.column_names)}\n  found:    {found}"
         )
 
 
-def _completed(item: tuple[list[RowError], Future]) -> tuple[pa.Table, list[RowError]]:
-    bad_rows, future = item
-    valid, errors = future.result()
-    return valid, [*bad_rows, *errors]
+# ---------------------------------------------------------------- physical lines
 
 
-def _next_batch(reader: pa_csv.CSVStreamingReader) -> pa.RecordBatch | None:
+@dataclass(frozen=True)
+class _Block:
+    """Whole lines of the file, each ending in a newline, and the number of the first."""
+
+    data: bytes
+    first_line: int
+    dropped: int = 0  # bytes of the last line not kept (it is longer than MAX_LINE_BYTES)
+
+
+def _blocks(handle: BinaryIO, block_bytes: int) -> Iterator[_Block]:
+    """Cut the file after line 1 into blocks of whole lines; memory stays bounded even
+    for a line of gigabytes (only its first MAX_LINE_BYTES are kept, to report it)."""
+    line = 2
+    while data := handle.read(block_bytes):
+        dropped = 0
+        if not data.endswith(b"\n"):
+            data += handle.readline(MAX_LINE_BYTES + 1)
+            while not data.endswith(b"\n") and (more := handle.readline(MAX_LINE_BYTES)):
+                dropped += len(more.rstrip(b"\n"))
+                if more.endswith(b"\n"):
+                    break
+            if not data.endswith(b"\n"):
+                data += b"\n"  # the last line of the file has no newline, or was cut
+        yield _Block(data, line, dropped)
+        line += data.count(b"\n")
+
+
+def _block_rows(block: _Block, spec: Table, file: str) -> tuple[pa.Table, list[RowError]]:
+    """Valid typed rows and errors of one block: every line is one or the other."""
+    data = np.frombuffer(block.data, dtype=np.uint8)
+    ends = np.flatnonzero(data == _NEWLINE)
+    starts = np.concatenate([[0], ends[:-1] + 1])
+    lines = block.first_line + np.arange(len(ends), dtype=np.int64)
+    reasons = _line_problems(block, data, starts, ends, len(spec.columns))
+    errors = {}
+    for i, reason in reasons.items():
+        text = block.data[starts[i] : ends[i]].rstrip(b"\r")
+        dropped = block.dropped if i == len(ends) - 1 else 0
+        errors[i] = row_error(file, int(lines[i]), reason, text, len(text) + dropped)
+    good = np.ones(len(ends), dtype=bool)
+    good[list(errors)] = False
+    raw = _parse_lines(block.data, data, starts, ends, good, spec, file)
+    typed, bad, why = check_text(raw, spec.columns)
+    good_lines = lines[good]
+    valid = typed.append_column("_line", pa.array(good_lines)).filter(pa.array(~bad))
+    for row in np.flatnonzero(bad):
+        i = int(good_lines[row] - block.first_line)
+        errors[i] = row_error(file, int(good_lines[row]), why[row], _as_csv_line(raw, row))
+    return valid, [errors[i] for i in sorted(errors)]
+
+
+def _line_problems(
+    block: _Block, data: np.ndarray, starts: np.ndarray, ends: np.ndarray, columns: int
+) -> dict[int, str]:
+    """Index of each line that cannot be one CSV record -> why (vectorised; Python only
+    for lines that contain a quote or a bad byte)."""
+    count = len(ends)
+    content_ends = ends - ((ends > starts) & (data[np.maximum(ends - 1, 0)] == _CR))
+    sizes = content_ends - starts
+    sizes[-1] += block.dropped
+    problems: dict[int, str] = {}
+    for i in _bad_utf8_lines(block.data, ends):
+        problems[i] = "not UTF-8 text"
+    for i in np.flatnonzero(sizes > MAX_LINE_BYTES):
+        problems.setdefault(int(i), f"line of {sizes[i]:,} bytes: longer than {MAX_LINE_BYTES:,}")
+    cr = np.flatnonzero(data == _CR)
+    for i in np.searchsorted(ends, cr[~np.isin(cr + 1, ends)]):
+        problems.setdefault(int(i), "carriage return inside the line")
+    commas = np.bincount(np.searchsorted(ends, np.flatnonzero(data == _COMMA)), minlength=count)
+    found = commas + 1
+    quoted = np.unique(np.searchsorted(ends, np.flatnonzero(data == _QUOTE)))
+    for i in quoted:
+        if int(i) not in problems:
+            text = block.data[starts[i] : content_ends[i]].decode("utf-8")
+            fields_or_reason = _quoted_fields(text)
+            if isinstance(fields_or_reason, str):
+                problems[int(i)] = fields_or_reason
+            else:
+                found[i] = fields_or_reason
+    for i in np.flatnonzero(found != columns):
+        empty = sizes[i] == 0
+        why = "empty line" if empty else f"expected {columns} columns, found {found[i]}"
+        problems.setdefault(int(i), why)
+    return problems
+
+
+def _bad_utf8_lines(data: bytes, ends: np.ndarray) -> list[int]:
+    """Lines holding bytes that are not UTF-8 (an ASCII block is checked at NumPy speed)."""
+    if not np.any(np.frombuffer(data, dtype=np.uint8) >= 0x80):
+        return []
+    bad, start, view = [], 0, memoryview(data)
+    while start < len(data):
+        try:
+            codecs.utf_8_decode(view[start:], "strict", True)
+            break
+        except UnicodeDecodeError as error:
+            line = int(np.searchsorted(ends, start + error.start))
+            bad.append(line)
+            start = int(ends[line]) + 1
+    return bad
+
+
+def _quoted_fields(text: str) -> int | str:
+    """Field count of a line with quotes, or why its quoting is not a legal CSV record
+    (a quoted newline is not accepted either: a record is one line)."""
     try:
-        return reader.read_next_batch()
-    except StopIteration:
-        return None
+        records = list(csv.reader([text], strict=True))
+    except csv.Error as error:
+        if "unexpected end of data" in str(error):
+            return "a quoted field that does not close on this line"
+        return f"malformed quoting ({error})"
+    return len(records[0])
 
 
-def _drain(queue: SimpleQueue[RowError]) -> list[RowError]:
-    items = []
-    while not queue.empty():
-        items.append(queue.get_nowait())
-    return items
-
-
-def _open_reader(
-    path: Path, spec: Table, batch_rows: int, skipped: SimpleQueue[RowError]
-) -> pa_csv.CSVStreamingReader:
-    """Single-threaded so that Arrow reports the line number of rows with a bad column count."""
-    expected = len(spec.columns)
-
-    def on_bad_row(row: pa_csv.InvalidRow) -> str:
-        reason = f"expected {expected} columns, found {row.actual_columns}"
-        skipped.put(RowError(path.name, row.number, reason, row.text))
-        return "skip"
-
-    return pa_csv.open_csv(
-        path,
+def _parse_lines(
+    raw: bytes,
+    data: np.ndarray,
+    starts: np.ndarray,
+    ends: np.ndarray,
+    good: np.ndarray,
+    spec: Table,
+    file: str,
+) -> pa.Table:
+    """The good lines through Arrow's CSV parser, all fields as text, one record per line."""
+    if not good.all():
+        raw = data[np.repeat(good, ends - starts + 1)].tobytes()
+    expected = int(good.sum())
+    names = spec.column_names
+    if expected == 0:
+        return pa.table({n: pa.array([], pa.string()) for n in names})
+    table = pa_csv.read_csv(
+        pa.py_buffer(raw),
         read_options=pa_csv.ReadOptions(
-            use_threads=False,
-            block_size=max(1 << 20, batch_rows * BYTES_PER_ROW_ESTIMATE),
-            skip_rows=1,
-            column_names=spec.column_names,
+            use_threads=False, column_names=names, block_size=max(len(raw), 1) + 1
         ),
-        parse_options=pa_csv.ParseOptions(invalid_row_handler=on_bad_row, ignore_empty_lines=False),
+        parse_options=pa_csv.ParseOptions(ignore_empty_lines=False),
         convert_options=pa_csv.ConvertOptions(
-            column_types={name: pa.string() for name in spec.column_names},
+            column_types={name: pa.string() for name in names},
             strings_can_be_null=False,
             quoted_strings_can_be_null=False,
         ),
     )
+    if table.num_rows != expected:  # the line checks above make this impossible
+        raise RuntimeError(f"{file}: {expected} checked lines parsed as {table.num_rows} rows")
+    return table
 
 
-def _physical_lines(rows_seen: int, count: int, skipped_lines: list[int]) -> np.ndarray:
-    """Line numbers of the next `count` parsed rows, stepping over rows Arrow skipped."""
-    lines = np.arange(count, dtype=np.int64) + rows_seen + 2  # line 1 is the header
-    for skipped_line in skipped_lines:  # ascending; a skipped line shifts every later row
-        lines[lines >= skipped_line] += 1
-    return lines
+# ---------------------------------------------------------------- typing the text
 
 
-def _validate(
-    raw: pa.Table, spec: Table, file: str, lines: np.ndarray
-) -> tuple[pa.Table, list[RowError]]:
-    """Type every column; rows with any unparsable field become RowErrors."""
+def check_text(raw: pa.Table, columns: Sequence[Column]) -> tuple[pa.Table, np.ndarray, np.ndarray]:
+    """Type every column of text fields: (typed table, bad-row mask, reason per row).
+
+    The one validation of the project: the CSV fast path, the producer and the consumer
+    (on the text of each JSON value) all call it, so they accept and refuse the same rows.
+    """
     bad = np.zeros(raw.num_rows, dtype=bool)
     reasons = np.full(raw.num_rows, "", dtype=object)
     typed: dict[str, pa.Array] = {}
-    for column in spec.columns:
+    for column in columns:
         text = raw.column(column.name).combine_chunks()
         values, problems = _convert(text, column)
         for invalid, why in problems:
             new_bad = invalid & ~bad
             shown = text.filter(pa.array(new_bad)).to_pylist()
-            reasons[new_bad] = [f"{why}: {v!r}" for v in shown]
+            reasons[new_bad] = [f"{why}: {_shown(v)}" for v in shown]
             bad |= invalid
         typed[column.name] = values
-    typed["_line"] = pa.array(lines)
-    valid = pa.table(typed).filter(pa.array(~bad))
-    errors = [
-        RowError(file, int(lines[i]), reasons[i], _as_csv_line(raw, i)) for i in np.flatnonzero(bad)
-    ]
-    return valid, errors
+    return pa.table(typed), bad, reasons
+
+
+def _shown(value: str) -> str:
+    return repr(value if len(value) <= 80 else value[:80] + "...")
 
 
 def _convert(text: pa.Array, column: Column) -> tuple[pa.Array, list[tuple[np.ndarray, str]]]:
     """Typed values of one column of text fields, and its (invalid-row mask, reason) pairs."""
     empty = pc.equal(pc.utf8_length(text), 0)
-    # Dates are parsed once: the parse both finds bad dates and gives the typed values.
-    dates = _parse_dates(text) if column.kind is Kind.DATE else None
-    problems = [_format_errors(text, empty, column, dates)]
+    values, ok, why = _typed_once(text, column)
+    ok = pc.fill_null(ok, False)  # e.g. is_finite of an empty field's NULL
+    problems = [(_mask(pc.and_(pc.invert(empty), pc.invert(ok))), why)]
     if column.required:
-        problems.append((empty.to_numpy(zero_copy_only=False), f"empty {column.name}"))
+        problems.append((_mask(empty), f"empty {column.name}"))
     invalid = pa.array(np.logical_or.reduce([mask for mask, _ in problems]))
-    if dates is not None:
-        typed = pc.if_else(invalid, pa.scalar(None, dates.type), dates)
-        return pc.cast(typed, pa.date32()), problems
-    clean = pc.if_else(pc.or_(empty, invalid), pa.scalar(None, pa.string()), text)
-    return _cast(clean, column.kind), problems
+    return pc.if_else(pc.or_(empty, invalid), pa.scalar(None, values.type), values), problems
 
 
-def _parse_dates(text: pa.Array) -> pa.Array:
-    """YYYY-MM-DD text to timestamps; NULL where the text is not such a date."""
-    parsed = pc.strptime(text, format="%Y-%m-%d", unit="s", error_is_null=True)
-    exact = pc.equal(pc.utf8_length(text), 10)  # strptime also accepts "2020-9-1"
-    return pc.if_else(exact, parsed, pa.scalar(None, parsed.type))
+def _mask(condition: pa.Array) -> np.ndarray:
+    return condition.to_numpy(zero_copy_only=False)
 
 
-def _format_errors(
-    text: pa.Array, empty: pa.Array, column: Column, dates: pa.Array | None
-) -> tuple[np.ndarray, str]:
-    kind = column.kind
+def _typed_once(text: pa.Array, column: Column) -> tuple[pa.Array, pa.Array, str]:
+    """`_typed` on each distinct value once where values repeat (dates, codes, channels):
+    the date check on 500,000 rows took 0.44 s on every row, 0.03 s on distinct ones."""
+    encoded = pc.dictionary_encode(text)
+    if len(encoded.dictionary) * 4 > len(text):
+        return _typed(text, column)
+    values, ok, why = _typed(encoded.dictionary, column)
+    return values.take(encoded.indices), ok.take(encoded.indices), why
+
+
+def _typed(text: pa.Array, column: Column) -> tuple[pa.Array, pa.Array, str]:
+    """(values, ok, reason): values may hold anything where `ok` is false."""
+    kind, name = column.kind, column.name
     if kind in ID_PATTERNS:
         ok = pc.match_substring_regex(text, ID_PATTERNS[kind])
-        why = f"{column.name} is not a {kind.value.replace('_', ' ')}"
-    elif kind is Kind.INT:
-        ok = pc.match_substring_regex(text, INT_PATTERN)
-        why = f"{column.name} is not an integer"
-    elif kind is Kind.FLOAT:
-        ok = pc.match_substring_regex(text, FLOAT_PATTERN)
-        why = f"{column.name} is not a number"
-    elif dates is not None:
-        ok = pc.is_valid(dates)
-        why = f"{column.name} is not a YYYY-MM-DD date"
-    else:
-        return np.zeros(len(text), dtype=bool), ""
-    invalid = pc.and_(pc.invert(empty), pc.invert(ok))
-    return invalid.to_numpy(zero_copy_only=False), why
-
-
-def _cast(clean: pa.Array, kind: Kind) -> pa.Array:
+        return text, ok, f"{name} is not a {kind.value.replace('_', ' ')}"
+    if kind is Kind.TEXT:  # PostgreSQL (RisingWave) text cannot hold a NUL character
+        return text, pc.invert(pc.match_substring(text, "\x00")), f"{name} contains a NUL"
+    if kind is Kind.DATE:
+        return _dates(text) + (f"{name} is not a calendar date YYYY-MM-DD",)
     if kind is Kind.INT:
-        return pc.cast(pc.cast(clean, pa.float64()), pa.int64())
-    return pc.cast(clean, ARROW_TYPES[kind])
+        return _integers(text) + (f"{name} is not an integer within BIGINT",)
+    return _floats(text) + (f"{name} is not a finite number",)
+
+
+def _dates(text: pa.Array) -> tuple[pa.Array, pa.Array]:
+    """YYYY-MM-DD of a real day: strptime turns 2020-02-30 into 03-01, so the parse must
+    print back as the same text."""
+    parsed = pc.strptime(text, format="%Y-%m-%d", unit="s", error_is_null=True)
+    same = pc.equal(pc.strftime(parsed, format="%Y-%m-%d"), text)
+    ok = pc.and_(same, pc.invert(pc.starts_with(text, "0000")))
+    return pc.cast(pc.if_else(ok, parsed, pa.scalar(None, parsed.type)), pa.date32()), ok
+
+
+def _integers(text: pa.Array) -> tuple[pa.Array, pa.Array]:
+    """Integers (also "49.0", as in the Kaggle age column) that fit a BIGINT, read exactly
+    (through text, not float64, which rounds above 2**53)."""
+    whole = pc.replace_substring_regex(text, r"\.0*$", "")
+    digits = pc.replace_substring_regex(whole, r"^-?0*", "")
+    size = pc.utf8_length(digits)
+    limit = pc.if_else(pc.starts_with(whole, "-"), "9223372036854775808", INT64_MAX)
+    fits = pc.or_(pc.less(size, 19), pc.and_(pc.equal(size, 19), pc.less_equal(digits, limit)))
+    ok = pc.and_(pc.match_substring_regex(text, INT_PATTERN), fits)
+    return pc.cast(pc.if_else(ok, whole, pa.scalar(None, pa.string())), pa.int64()), ok
+
+
+def _floats(text: pa.Array) -> tuple[pa.Array, pa.Array]:
+    """Decimal numbers whose value is finite (1e999 would become +inf)."""
+    ok = pc.match_substring_regex(text, FLOAT_PATTERN)
+    values = pc.cast(pc.if_else(ok, text, pa.scalar(None, pa.string())), pa.float64())
+    return values, pc.and_(ok, pc.is_finite(values))
 
 
 def _as_csv_line(raw: pa.Table, row: int) -> str:

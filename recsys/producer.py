@@ -21,7 +21,9 @@ import argparse
 import contextlib
 import json
 import logging
+import signal
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -53,6 +55,7 @@ BATCH_ROWS = 50_000  # loader batch: larger ones cost memory and were no faster 
 CONNECT_TIMEOUT_S = 10.0
 DELIVERY_TIMEOUT_S = 120.0  # a message not acknowledged by then is reported as failed
 FAILED_IDS_SHOWN = 20
+EXIT_INTERRUPTED = 130  # the shell's code for a run ended by Ctrl-C (128 + SIGINT)
 _NEEDS_ESCAPE = r'["\\\x00-\x1f]'  # what JSON requires escaping inside a string
 # validated to digits / hex / YYYY-MM-DD by the loaders: nothing to escape
 _PLAIN_TEXT_KINDS = {*ID_PATTERNS, Kind.DATE}
@@ -68,7 +71,8 @@ def dlq_topic(topic: str) -> str:
 
 @dataclass
 class TopicSummary:
-    """Counts for one topic. read == sent + rejected; `failed` counts both kinds."""
+    """Counts for one topic. `read` counts the file's lines after the header (equal to
+    sent + rejected unless interrupted); `failed` counts both kinds of message."""
 
     topic: str
     read: int = 0
@@ -87,10 +91,11 @@ class TopicSummary:
 @dataclass
 class Summary:
     topics: dict[str, TopicSummary]
+    interrupted: bool = False  # stopped early (Ctrl-C): what was read is still delivered
 
     @property
     def ok(self) -> bool:
-        return all(t.failed == 0 for t in self.topics.values())
+        return not self.interrupted and all(t.failed == 0 for t in self.topics.values())
 
     def table(self) -> str:
         head = (
@@ -171,10 +176,11 @@ def _json_values(values: pa.Array, kind: Kind) -> pa.Array:
 
 
 def dead_letter(error: RowError) -> bytes:
-    return json.dumps(
-        {"file": error.file, "line": error.line, "reason": error.reason, "raw": error.raw},
-        ensure_ascii=False,
-    ).encode()
+    """The DLQ record: `raw` is cut by the loader (RAW_KEPT_CHARS), `raw_bytes` is the
+    whole line's size, so a 10 MB line still fits under the broker's message limit."""
+    record = {"file": error.file, "line": error.line, "reason": error.reason}
+    record |= {"raw": error.raw, "raw_bytes": error.raw_bytes}
+    return json.dumps(record, ensure_ascii=False).encode()
 
 
 # ---------------------------------------------------------------- the two clients
@@ -496,13 +502,17 @@ def produce(
     *,
     progress: bool = False,
     delivery_timeout_s: float = DELIVERY_TIMEOUT_S,
+    stop: threading.Event | None = None,
 ) -> Summary:
     """Send the CSV rows of `data_dir` to their topics; wait for every delivery report.
 
     `limit` caps the rows read per topic; `replay_speedup` paces transactions by t_dat
     (one day of data per 86400 / speedup seconds). Raises ProducerError when Kafka is
     unreachable or rejects the credentials; delivery failures are in the Summary.
+    Setting `stop` (the CLI's Ctrl-C) ends the run after the chunk being sent; what was
+    sent is still flushed and counted, and the Summary says it was interrupted.
     """
+    stop = stop or threading.Event()
     data_dir = Path(data_dir or settings.data_dir)
     topics = list(topics or TOPICS)
     unknown = sorted(set(topics) - set(TOPICS))
@@ -518,14 +528,14 @@ def produce(
         _ensure_topics(client, topics, settings.kafka_partitions)
         summaries = {}
         for table, topic in TABLE_TOPICS.items():  # dimension topics first
-            if topic in topics:
+            if topic in topics and not stop.is_set():
                 pacer = (
                     _Pacer(replay_speedup) if replay_speedup and table == "transactions" else None
                 )
                 summaries[topic] = _produce_table(
-                    client, TABLES[table], data_dir, limit, pacer, progress
+                    client, TABLES[table], data_dir, limit, pacer, progress, stop
                 )
-        return Summary(summaries)
+        return Summary(summaries, interrupted=stop.is_set())
     finally:
         client.close()
 
@@ -537,6 +547,7 @@ def _produce_table(
     limit: int | None,
     pacer: _Pacer | None,
     progress: bool,
+    stop: threading.Event,
 ) -> TopicSummary:
     topic = TABLE_TOPICS[spec.name]
     summary = TopicSummary(topic)
@@ -547,20 +558,33 @@ def _produce_table(
             if errors:
                 client.send(dlq_topic(topic), [dead_letter(e) for e in errors],
                             [f"{e.file}:{e.line}".encode() for e in errors])  # fmt: skip
-            for chunk in pacer.paced(valid, client) if pacer else [valid]:
+                summary.rejected += len(errors)
+                bar.update(len(errors))
+            for chunk in pacer.paced(valid, client, stop) if pacer else [valid]:
                 values = encode_json(chunk, spec, event_file)
                 summary.value_bytes += pc.sum(pc.binary_length(values)).as_py() or 0
                 client.send(topic, _as_bytes(values), _as_bytes(chunk.column(spec.key)))
-            summary.sent += valid.num_rows
-            summary.rejected += len(errors)
-            bar.update(valid.num_rows + len(errors), valid)
+                summary.sent += chunk.num_rows
+                bar.update(chunk.num_rows, chunk)
+                if stop.is_set():
+                    break
+            if stop.is_set():  # lines of this batch not sent are not counted as read
+                summary.read = summary.sent + summary.rejected
+                break
+            summary.read += _lines_of(valid, errors)
         failed = client.flush()
-    summary.read = summary.sent + summary.rejected
     ids = failed.get(topic, []) + failed.get(dlq_topic(topic), [])
     summary.failed = len(ids)
     summary.failed_ids = ids[:FAILED_IDS_SHOWN]
     summary.elapsed_s = time.perf_counter() - started
     return summary
+
+
+def _lines_of(valid: pa.Table, errors: list[RowError]) -> int:
+    """Lines a loader batch covers (its lines are consecutive): counted from the line
+    numbers, not from the rows, so a line that went missing would show."""
+    numbers = [*valid.column("_line").to_numpy(), *(e.line for e in errors)]
+    return int(max(numbers) - min(numbers) + 1) if numbers else 0
 
 
 def _as_bytes(values: pa.Array | pa.ChunkedArray) -> list[bytes]:
@@ -603,7 +627,7 @@ class _Pacer:
         self.first_day: int | None = None
         self.started = 0.0
 
-    def paced(self, batch: pa.Table, client: Client) -> Iterator[pa.Table]:
+    def paced(self, batch: pa.Table, client: Client, stop: threading.Event) -> Iterator[pa.Table]:
         days = pc.cast(batch.column("t_dat"), pa.int32()).to_numpy()
         order = np.argsort(days, kind="stable")
         batch, days = batch.take(order), days[order]
@@ -614,7 +638,10 @@ class _Pacer:
             if start == end:
                 continue
             due = self.started + (int(days[start]) - self.first_day) * self.seconds_per_day
-            client.wait(due - time.monotonic())
+            while not stop.is_set() and (left := due - time.monotonic()) > 0:
+                client.wait(min(left, 0.5))
+            if stop.is_set():
+                return
             yield batch.slice(start, end - start)
 
 
@@ -626,10 +653,10 @@ class _progress_bar:  # noqa: N801 - used as a context manager like open()
         if enabled:
             self._bar = tqdm(desc=topic, unit=" msg", unit_scale=True, dynamic_ncols=True)
 
-    def update(self, rows: int, batch: pa.Table) -> None:
+    def update(self, rows: int, batch: pa.Table | None = None) -> None:
         if self._bar is None:
             return
-        if self._bar.total is None and batch.num_rows:  # CSV bytes/row of the first batch
+        if self._bar.total is None and batch is not None and batch.num_rows:  # CSV bytes/row
             text_bytes = sum(
                 pc.sum(pc.binary_length(pc.cast(c, pa.string()))).as_py() or 0
                 for c in batch.columns[:-1]
@@ -667,6 +694,8 @@ def main(argv: list[str] | None = None) -> int:
         help="seconds before an unacknowledged message counts as failed")  # fmt: skip
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     args = parser.parse_args(argv)
+    stop = threading.Event()
+    previous = signal.signal(signal.SIGINT, _first_interrupt(stop))
     try:
         settings = load_settings()
         print(f"producing to {settings.kafka_bootstrap_servers} with {settings.kafka_client} "
@@ -679,17 +708,47 @@ def main(argv: list[str] | None = None) -> int:
             replay_speedup=args.speedup if args.replay else None,
             progress=not args.no_progress and sys.stderr.isatty(),
             delivery_timeout_s=args.delivery_timeout,
+            stop=stop,
         )
     except (ProducerError, ConfigError, FileNotFoundError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print(
+            "interrupted twice: stopped without waiting for delivery reports; run the "
+            "producer again (re-sent rows are deduplicated downstream)",
+            file=sys.stderr,
+        )
+        return EXIT_INTERRUPTED
+    finally:
+        signal.signal(signal.SIGINT, previous)
     print(summary.table())
+    if summary.interrupted:
+        print(
+            "interrupted: the rows counted above were sent; the rest of the files was not "
+            "read. Run the producer again to send everything (re-sent rows are deduplicated "
+            "downstream by event_id; the other topics are keyed upserts).",
+            file=sys.stderr,
+        )
+        return EXIT_INTERRUPTED
     if not summary.ok:
         print("some messages were not delivered: run the producer again; transactions are "
               "deduplicated downstream by event_id, the other topics are keyed upserts.",
               file=sys.stderr)  # fmt: skip
         return 1
     return 0
+
+
+def _first_interrupt(stop: threading.Event):  # noqa: ANN202 - a signal handler
+    """Ctrl-C: finish the chunk being sent, flush, print the summary; a second one quits."""
+
+    def handler(_signum: int, _frame: object) -> None:
+        stop.set()
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        print("\nstopping: waiting for the messages already sent (Ctrl-C again to quit now)",
+              file=sys.stderr)  # fmt: skip
+
+    return handler
 
 
 if __name__ == "__main__":

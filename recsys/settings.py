@@ -1,19 +1,21 @@
 """Every setting of the project, read from one place: the environment, plus `local.env`.
 
 Variables set in the real environment win over `local.env`, so CI and containers can
-override a developer's file. Secrets (API keys, passwords inside URLs) are never
-printed: `Settings.masked()` is the only way settings are echoed.
+override a developer's file. Every malformed value stops at once with the variable's
+name (and, for `local.env`, the file and line). Secrets (API keys, passwords inside
+connection strings) are never printed: `Settings.masked()` is the only way settings
+are echoed, and it rebuilds the RisingWave connection string from libpq's own parse.
 """
 
 from __future__ import annotations
 
 import os
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from pathlib import Path
+from urllib.parse import quote, urlencode
 
-from dotenv import dotenv_values
+from dotenv.parser import parse_stream
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 LOCAL_ENV = REPO_ROOT / "local.env"
@@ -78,15 +80,67 @@ def mask(secret: str) -> str:
 
 
 def mask_url(url: str) -> str:
-    """Hide the password of a `scheme://user:password@host/...` connection string."""
-    return re.sub(r"(://[^:/@]+:)[^@]*@", r"\1****@", url)
+    """The connection string with its passwords hidden, rebuilt from libpq's own parse.
+
+    Whatever libpq takes as a password (`user:pw@` in a URL, an empty user, a
+    `?password=` parameter, the `key=value` form, `sslpassword`) is replaced; nothing
+    of the original text is echoed, so a spelling no regular expression foresaw cannot
+    leak. A string libpq cannot parse is not shown at all.
+    """
+    from psycopg import ProgrammingError
+    from psycopg.conninfo import conninfo_to_dict
+
+    try:
+        parts = {k: str(v) for k, v in conninfo_to_dict(url).items()}
+    except ProgrammingError:
+        return "(a connection string libpq cannot parse)"
+    hidden = {k: "****" if "password" in k else v for k, v in parts.items()}
+    if "@" in hidden.get("host", ""):  # an unencoded '@' in the password: its rest is here
+        hidden["host"] = "****"
+    return _as_url(hidden)
+
+
+def _as_url(parts: dict[str, str]) -> str:
+    """libpq's parts as a postgresql:// URL (hosts and ports paired as libpq pairs them)."""
+    user, password = parts.pop("user", ""), parts.pop("password", None)
+    auth = quote(user, safe="") + (f":{password}" if password is not None else "")
+    hosts = parts.pop("host", "").split(",")
+    ports = parts.pop("port", "").split(",")
+    ports = ports * len(hosts) if len(ports) == 1 else ports
+    where = ",".join(
+        quote(h, safe="") + (f":{quote(p, safe='')}" if p else "")
+        for h, p in zip(hosts, ports, strict=False)
+    )
+    dbname = quote(parts.pop("dbname", ""), safe="")
+    query = f"?{urlencode(parts)}" if parts else ""
+    return f"postgresql://{auth + '@' if auth else ''}{where}/{dbname}{query}"
+
+
+def read_local_env(path: Path) -> dict[str, str]:
+    """`local.env` as a dict; a line that is not NAME=value stops with file and line
+    (python-dotenv only warns and skips it: an unclosed quote on RISINGWAVE_URL then
+    silently meant the embedded engine). Values are never quoted in the message."""
+    if not path.is_file():
+        return {}
+    values: dict[str, str] = {}
+    with path.open(encoding="utf-8") as stream:
+        for binding in parse_stream(stream):
+            text = binding.original.string  # may start with the blank lines before it
+            blank = text[: len(text) - len(text.lstrip())].count("\n")
+            where = f"{path}:{binding.original.line + blank}"
+            if binding.error:
+                raise ConfigError(f"{where}: cannot read this line (an unclosed quote?)")
+            if binding.key is not None and binding.value is None:
+                raise ConfigError(f"{where}: {binding.key} has no '=' (write {binding.key}=...)")
+            if binding.key is not None:
+                values[binding.key] = binding.value or ""
+    return values
 
 
 def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     """Build Settings from `env` (tests) or from os.environ layered over local.env."""
     if env is None:
-        file_values = {k: v for k, v in dotenv_values(LOCAL_ENV).items() if v is not None}
-        env = {**file_values, **os.environ}
+        env = {**read_local_env(LOCAL_ENV), **os.environ}
     source = _Source(env)
     data_dir = source.path("DATA_DIR", REPO_ROOT / "data" / "demo")
     kafka_client = source.text("KAFKA_CLIENT", "confluent")
@@ -94,7 +148,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         raise ConfigError(f"KAFKA_CLIENT={kafka_client!r}: expected one of {KAFKA_CLIENTS}")
     settings = Settings(
         data_dir=data_dir,
-        duckdb_path=source.path("DUCKDB_PATH", data_dir / "hm.duckdb"),
+        duckdb_path=_database_path(source, data_dir / "hm.duckdb"),
         output_dir=source.path("OUTPUT_DIR", REPO_ROOT / "output"),
         image_dir=source.path("IMAGE_DIR", data_dir / "images"),
         image_url_template=_url_template(source.optional("IMAGE_URL_TEMPLATE")),
@@ -135,14 +189,19 @@ class _Source:
         return self.optional(name) or default
 
     def path(self, name: str, default: Path) -> Path:
+        """A folder (or a file's) path; one that names an existing file is refused here,
+        not with a traceback later."""
         value = self.optional(name)
-        return Path(value).expanduser().resolve() if value else default
+        path = Path(value).expanduser().resolve() if value else default
+        if name.endswith("_DIR") and path.is_file():
+            raise ConfigError(f"{name}={value}: is a file, expected a folder")
+        return path
 
     def positive_int(self, name: str, default: int) -> int:
         value = self.optional(name)
         if value is None:
             return default
-        if not value.isdigit() or int(value) < 1:
+        if not (value.isascii() and value.isdigit()) or int(value) < 1:  # not "²"
             raise ConfigError(f"{name}={value!r}: expected a positive integer")
         return int(value)
 
@@ -157,15 +216,36 @@ class _Source:
         raise ConfigError(f"{name}={value!r}: expected true/false (also 1/0, yes/no, on/off)")
 
 
+def _database_path(source: _Source, default: Path) -> Path:
+    """DUCKDB_PATH: a file path whose missing folders can be created (the engine creates
+    them on first write); a folder, or a path under a file or a read-only folder, is
+    refused here rather than with a traceback later."""
+    path = source.path("DUCKDB_PATH", default)
+    if path.is_dir():
+        raise ConfigError(f"DUCKDB_PATH={path}: is a folder, expected a database file path")
+    existing = next(parent for parent in path.parents if parent.exists())
+    if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
+        raise ConfigError(
+            f"DUCKDB_PATH={path}: its folder cannot be created ({existing} is not a "
+            "writable folder)"
+        )
+    return path
+
+
 def _bootstrap(value: str) -> str:
     """`host:port[,host:port...]`; a typo here would otherwise surface as a slow Kafka timeout."""
     for server in value.split(","):
         host, _, port = server.strip().rpartition(":")
-        if not host or not port.isdigit():
+        if not host or "://" in host or " " in host or not _is_port(port):
             raise ConfigError(
-                f"KAFKA_BOOTSTRAP_SERVERS={value!r}: expected host:port[,host:port...]"
+                f"KAFKA_BOOTSTRAP_SERVERS={value!r}: expected host:port[,host:port...] "
+                "(no scheme, ports 1-65535)"
             )
     return value
+
+
+def _is_port(text: str) -> bool:
+    return text.isascii() and text.isdigit() and 1 <= int(text) <= 65535
 
 
 def _security_protocol(source: _Source) -> str:
@@ -193,10 +273,33 @@ def _optional_bootstrap(value: str | None) -> str | None:
 
 
 def _risingwave_url(value: str | None) -> str | None:
-    if value is not None and not value.startswith(("postgres://", "postgresql://")):
+    """Any connection string libpq accepts (URL or key=value) with a host and valid ports.
+
+    The value itself is never quoted here: a password libpq misreads (an unencoded '@')
+    ends up in the host, so even the masked form could show part of it.
+    """
+    if value is None:
+        return None
+    from psycopg import ProgrammingError
+    from psycopg.conninfo import conninfo_to_dict
+
+    expected = "expected postgresql://user:password@host:port/db (or libpq's key=value form)"
+    if "://" in value.split("=", 1)[0] and not value.startswith(("postgres://", "postgresql://")):
+        raise ConfigError(f"RISINGWAVE_URL: not a postgresql:// URL; {expected}")
+    try:
+        parts = conninfo_to_dict(value)
+    except ProgrammingError:
+        raise ConfigError(f"RISINGWAVE_URL: libpq cannot parse it; {expected}") from None
+    host = str(parts.get("host", ""))
+    if "@" in host:
         raise ConfigError(
-            f"RISINGWAVE_URL={mask_url(value)!r}: expected postgresql://user[:password]@host:port/db"
+            "RISINGWAVE_URL: the host contains '@': write an '@' in the password as %40"
         )
+    if not host:
+        raise ConfigError(f"RISINGWAVE_URL: no host; {expected}")
+    ports = str(parts.get("port", "4566")).split(",")
+    if not all(_is_port(port) for port in ports):
+        raise ConfigError(f"RISINGWAVE_URL: port must be a number from 1 to 65535; {expected}")
     return value
 
 
@@ -205,8 +308,14 @@ def _optional_path(value: str | None) -> Path | None:
 
 
 def _url_template(value: str | None) -> str | None:
-    if value is not None and "{article_id}" not in value:
-        raise ConfigError(
-            f"IMAGE_URL_TEMPLATE={value!r}: must contain {{article_id}} (and may use {{folder}})"
-        )
+    """Checked by filling it as the page will, so an unknown field fails here, not there."""
+    if value is None:
+        return None
+    usage = "must contain {article_id} and may use {folder}, nothing else in braces"
+    try:
+        value.format(article_id="0108775015", folder="010")
+    except (KeyError, IndexError, ValueError, AttributeError) as error:
+        raise ConfigError(f"IMAGE_URL_TEMPLATE={value!r}: {usage} ({error!r})") from None
+    if "{article_id}" not in value:
+        raise ConfigError(f"IMAGE_URL_TEMPLATE={value!r}: {usage}")
     return value

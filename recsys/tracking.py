@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 import zipfile
 from pathlib import Path
 
 from recsys.settings import Settings
 
+COMET_HTTP_TIMEOUT_S = 3
 _QUIET = {
     "auto_metric_logging": False,
     "auto_param_logging": False,
@@ -32,15 +34,32 @@ _QUIET = {
 
 
 def start_experiment(settings: Settings, name: str, tags: list[str], offline_dir: Path):
-    """A Comet experiment named `name`; offline (zip in `offline_dir`) unless an API key is set."""
+    """A Comet experiment named `name`; offline (zip in `offline_dir`) unless an API key is set.
+
+    An online experiment Comet does not accept (server unreachable, key refused) becomes
+    an offline one, said loudly: its metrics are kept for `comet upload`, not dropped.
+    """
     # Comet's SDK reports its own errors to Sentry unless told not to: no calls home.
     os.environ.setdefault("COMET_ERROR_TRACKING_ENABLE", "false")
+    # Its defaults (10 s per request, retried) took 239 s against a silent server.
+    os.environ.setdefault("COMET_TIMEOUT_HTTP", str(COMET_HTTP_TIMEOUT_S))
+    os.environ.setdefault("COMET_TIMEOUT_API", str(COMET_HTTP_TIMEOUT_S))
+    os.environ.setdefault("COMET_HTTP_SESSION_RETRY_TOTAL", "0")
+    os.environ.setdefault("COMET_GET_OR_ADD_EXPERIMENT_RETRY_TOTAL", "0")
     import comet_ml
 
     common = {"project_name": settings.comet_project, "workspace": settings.comet_workspace}
+    experiment = None
     if settings.comet_api_key:
         experiment = comet_ml.Experiment(api_key=settings.comet_api_key, **common, **_QUIET)
-    else:
+        if not experiment.alive:
+            print(
+                "warning: Comet did not accept the experiment (is it reachable, and is "
+                "COMET_API_KEY right?); it is logged offline instead. " + upload_hint(offline_dir),
+                file=sys.stderr,
+            )
+            experiment = None
+    if experiment is None:
         offline_dir.mkdir(parents=True, exist_ok=True)
         experiment = comet_ml.OfflineExperiment(
             offline_directory=str(offline_dir), **common, **_QUIET

@@ -117,21 +117,45 @@ class Record:
     timestamp_ms: int
 
 
-def consume_all(bootstrap: str, topic: str, timeout: float = 30.0) -> list[Record]:
-    """Every message of `topic` from the beginning to its current end (no consumer group)."""
+def end_offsets(bootstrap: str, topic: str) -> dict[int, int]:
+    """Partition -> offset the next message will get (pass to consume_all's `since`).
+
+    A topic created a moment ago may have no leader yet: that error is waited out."""
+    from confluent_kafka import Consumer, KafkaException, TopicPartition
+
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": "tests-readback"})
+    deadline = time.monotonic() + 30
+    try:
+        while True:
+            try:
+                partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
+                return {
+                    p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1]
+                    for p in partitions
+                }
+            except KafkaException:  # NOT_LEADER_FOR_PARTITION, which is not marked retriable
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.2)
+    finally:
+        consumer.close()
+
+
+def consume_all(
+    bootstrap: str, topic: str, timeout: float = 30.0, since: dict[int, int] | None = None
+) -> list[Record]:
+    """Every message of `topic` from the beginning (or the offsets `since`) to its current
+    end (no consumer group)."""
     from confluent_kafka import Consumer, TopicPartition
 
+    since = since or {}
+    ends = end_offsets(bootstrap, topic)
     consumer = Consumer(
         {"bootstrap.servers": bootstrap, "group.id": "tests-readback", "enable.auto.commit": False}
     )
     try:
-        partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
-        ends = {
-            p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1]
-            for p in partitions
-        }
-        todo = {p for p, end in ends.items() if end > 0}
-        consumer.assign([TopicPartition(topic, p, 0) for p in todo])
+        todo = {p for p, end in ends.items() if end > since.get(p, 0)}
+        consumer.assign([TopicPartition(topic, p, since.get(p, 0)) for p in todo])
         records: list[Record] = []
         deadline = time.monotonic() + timeout
         while todo:

@@ -7,16 +7,27 @@ tests and what they produced must not leak into the view contents checked here.
 from __future__ import annotations
 
 import json
+import logging
+import subprocess
+import sys
+import tempfile
+import time
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
-from recsys import consumer as consumer_module
+from recsys import engine as engine_module
+from recsys import producer as producer_module
 from recsys.consumer import ConsumerError, consume
 from recsys.engine import DuckDBEngine, load_objects, open_engine
+from recsys.loaders import RAW_KEPT_CHARS
 from recsys.producer import create_topics, produce
 from recsys.settings import Settings
+from tests.csv_cases import CsvCase, csv_files
 from tests.fixtures_engine import engine_settings_for, rows_of
+from tests.fixtures_kafka import SASL_USER, end_offsets
 
 pytestmark = pytest.mark.kafka
 IDLE_S = 30.0  # safety net only: a cold broker can take seconds before the first fetch
@@ -118,7 +129,12 @@ def test_bad_messages_are_counted_and_kept_aside(stream_settings: Settings) -> N
     assert {r[0] for r in rejects} == {"kafka"}
     assert all(r[1].startswith("transactions_topic[") for r in rejects)
     reasons = " | ".join(r[3] for r in rejects)
-    for expected in ("not valid JSON", "expected a JSON object", "t_dat", "event_id: missing"):
+    for expected in (
+        "not valid JSON",
+        "expected a JSON object",
+        "calendar date",
+        "t_dat: expected a string",
+    ):
         assert expected in reasons
     assert b"{not json".decode() in {r[4] for r in rejects}
 
@@ -141,7 +157,149 @@ def test_a_failed_database_write_loses_nothing(
 
 
 def test_unreachable_kafka_is_named(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(consumer_module, "CONNECT_TIMEOUT_S", 2.0)
+    monkeypatch.setattr(producer_module, "CONNECT_TIMEOUT_S", 2.0)
     settings = engine_settings_for(tmp_path, KAFKA_BOOTSTRAP_SERVERS="127.0.0.1:9")
     with pytest.raises(ConsumerError, match="KAFKA_BOOTSTRAP_SERVERS"):
         consume(settings, idle_stop_s=1)
+
+
+# ---------------------------------------------------------------- bad input (issue 14)
+
+NESTED = b"[" * 100_000 + b"]" * 100_000  # 200 kB: RecursionError in json.loads
+GOOD = json.loads(tx(0, "2020-09-01"))
+
+
+def message(**changes: object) -> bytes:
+    return json.dumps({**GOOD, **changes}).encode()
+
+
+POISON = {  # message -> what its reason must mention
+    NESTED: "not valid JSON: RecursionError",
+    message(sales_channel_id=10**30): "sales_channel_id is not an integer within BIGINT",
+    message(event_id="e-nan").replace(b"0.05", b"NaN"): "price is not a finite number",
+    message(event_id="e-inf").replace(b"0.05", b"1e999"): "price is not a finite number",
+    message(t_dat="2020-02-30"): "t_dat is not a calendar date",
+    message(price="0.05"): "price: expected a number",
+    message(article_id=108775015): "article_id: expected a string",
+    message(sales_channel_id=True): "sales_channel_id: expected a number",
+    message(customer_id=None): "empty customer_id",
+    b'{"event_id": "\xff"}': "not valid JSON",
+    b"": "not valid JSON",
+}
+
+
+def stored_rows(settings: Settings) -> dict[str, dict]:
+    """transactions_raw by event id: column -> value."""
+    with open_engine(settings, read_only=True) as engine:
+        rows = rows_of(engine, "SELECT * FROM transactions_raw")
+        columns = list(engine.query("SELECT * FROM transactions_raw LIMIT 0").columns)
+    return {row["event_id"]: row for row in (dict(zip(columns, r, strict=True)) for r in rows)}
+
+
+def test_poison_messages_do_not_stop_consumer(stream_settings: Settings) -> None:
+    good = [tx(n, "2020-09-01") for n in range(1, 4)]
+    send(stream_settings, "transactions_topic", [good[0], *POISON, *good[1:]])
+    report = consume(stream_settings, max_messages=len(POISON) + 3, idle_stop_s=IDLE_S)
+    assert report.rejected == len(POISON) and report.rows == {"transactions": 3}
+    with open_engine(stream_settings, read_only=True) as engine:
+        rejects = rows_of(engine, "SELECT line, reason, raw FROM rejects ORDER BY line")
+    assert [line for line, _, _ in rejects] == list(range(1, len(POISON) + 1))  # offsets
+    for (_, reason, raw), expected in zip(rejects, POISON.values(), strict=True):
+        assert expected in reason and len(raw) <= RAW_KEPT_CHARS
+    assert sorted(stored_rows(stream_settings)) == [f"extra.csv:{n}" for n in (1, 2, 3)]
+
+
+@settings(max_examples=3, deadline=None, suppress_health_check=list(HealthCheck))
+@given(case=csv_files(max_lines=30), poison=st.lists(st.sampled_from(list(POISON)), max_size=6))
+def test_consumer_accepts_exactly_what_the_producer_sends(
+    stream_settings: Settings, case: CsvCase, poison: list[bytes]
+) -> None:
+    """Random CSV files through the real producer, poison pills beside them: the file gets
+    exactly the good rows (values exact), every poison pill is a reject. Each example uses
+    a new DuckDB file that starts where the topic ended before the example."""
+    bootstrap = stream_settings.kafka_bootstrap_servers
+    with tempfile.TemporaryDirectory() as tmp:
+        data = Path(tmp)
+        (data / "transactions_train.csv").write_bytes(case.data)
+        example = engine_settings_for(data, KAFKA_BOOTSTRAP_SERVERS=bootstrap)
+        since = end_offsets(bootstrap, "transactions_topic")
+        with open_engine(example) as engine:
+            engine.apply()
+            engine.write_batch({}, offsets={("transactions_topic", p): o for p, o in since.items()})
+        produce(example, data, topics=["transactions_topic"])
+        send(example, "transactions_topic", poison)
+        new = sum(end_offsets(bootstrap, "transactions_topic").values()) - sum(since.values())
+        report = consume(example, max_messages=new, idle_stop_s=IDLE_S)
+        rows = stored_rows(example)
+    assert (report.messages, report.rejected) == (new, len(poison))
+    assert {
+        event_id: {k: v for k, v in row.items() if k != "event_id"}
+        for event_id, row in rows.items()
+    } == {f"transactions_train.csv:{line}": row.values() for line, row in case.good.items()}
+
+
+def test_fresh_database_file_starts_from_the_beginning(
+    stream_settings: Settings, tmp_path: Path
+) -> None:
+    """The group has committed offsets for another file: a new file still gets everything,
+    and the first file, consumed again, gets nothing twice."""
+    send(stream_settings, "transactions_topic", [tx(n, "2020-09-01") for n in range(5)])
+    assert consume(stream_settings, max_messages=5, idle_stop_s=IDLE_S).messages == 5
+    fresh = engine_settings_for(
+        tmp_path / "fresh", KAFKA_BOOTSTRAP_SERVERS=stream_settings.kafka_bootstrap_servers
+    )
+    (tmp_path / "fresh").mkdir()
+    assert consume(fresh, max_messages=5, idle_stop_s=IDLE_S).messages == 5
+    assert len(stored_rows(fresh)) == 5
+    assert consume(stream_settings, idle_stop_s=1).messages == 0
+    with open_engine(stream_settings, read_only=True) as engine:
+        assert rows_of(engine, "SELECT topic, SUM(next_offset) FROM kafka_offsets GROUP BY 1") == [
+            ("transactions_topic", 5)
+        ]
+
+
+def test_long_reader_does_not_stop_consumer(
+    stream_settings: Settings, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A reader holds the file longer than readers may wait: the consumer waits, reports, writes."""
+    monkeypatch.setattr(engine_module, "LOCK_RETRY_SECONDS", 0.5)  # what a reader would wait
+    monkeypatch.setattr(engine_module, "LOCK_REPORT_S", 1.0)
+    with open_engine(stream_settings) as engine:
+        engine.apply()
+    hold_s = 4
+    reader = subprocess.Popen(
+        [sys.executable, "-c", "import duckdb, sys, time; c = duckdb.connect(sys.argv[1], "
+         "read_only=True); print('holding', flush=True); time.sleep(float(sys.argv[2]))",
+         str(stream_settings.duckdb_path), str(hold_s)],
+        stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    assert reader.stdout.readline().strip() == "holding"
+    started = time.monotonic()
+    send(stream_settings, "transactions_topic", [tx(1, "2020-09-01"), tx(2, "2020-09-02")])
+    with caplog.at_level(logging.WARNING, logger="recsys.engine"):
+        report = consume(stream_settings, max_messages=2, idle_stop_s=IDLE_S)
+    assert reader.wait(timeout=30) == 0
+    assert report.rows == {"transactions": 2}
+    assert time.monotonic() - started >= hold_s - 1
+    assert "waiting" in caplog.text and str(stream_settings.duckdb_path) in caplog.text
+
+
+def test_idle_stop_starts_after_assignment(stream_settings: Settings) -> None:
+    """An idle limit shorter than the group join still reads what is waiting."""
+    send(stream_settings, "transactions_topic", [tx(n, "2020-09-01") for n in range(50)])
+    report = consume(stream_settings, idle_stop_s=0.2)
+    assert report.rows == {"transactions": 50}
+
+
+def test_wrong_kafka_credentials_are_named_as_such(kafka_broker, tmp_path: Path) -> None:
+    settings_ = engine_settings_for(
+        tmp_path,
+        KAFKA_BOOTSTRAP_SERVERS=kafka_broker.sasl_bootstrap,
+        KAFKA_SECURITY_PROTOCOL="SASL_PLAINTEXT",
+        KAFKA_API_KEY=SASL_USER,
+        KAFKA_API_SECRET="wrong-secret",
+    )
+    started = time.monotonic()
+    with pytest.raises(ConsumerError, match="rejected the credentials"):
+        consume(settings_, idle_stop_s=1)
+    assert time.monotonic() - started < 12

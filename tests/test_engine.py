@@ -4,6 +4,7 @@ file locking between processes, and the RisingWave side that can run without a s
 from __future__ import annotations
 
 import datetime as dt
+import socket
 import subprocess
 import sys
 import textwrap
@@ -12,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from recsys import engine as engine_module
 from recsys.engine import (
     DuckDBEngine,
     EngineError,
@@ -41,7 +43,10 @@ def catalogue(engine: DuckDBEngine) -> set[tuple[str, str]]:
 def test_apply_creates_every_object_and_is_idempotent(embedded_engine: DuckDBEngine) -> None:
     first = catalogue(embedded_engine)
     assert {name for name, kind in first if kind == "VIEW"} == VIEWS
-    assert {name for name, kind in first if kind == "BASE TABLE"} == TABLE_NAMES | {"rejects"}
+    assert {name for name, kind in first if kind == "BASE TABLE"} == TABLE_NAMES | {
+        "rejects",
+        "kafka_offsets",
+    }
     insert_raw(embedded_engine, "images", [{"article_id": "0000000001", "image_path": "x.jpg"}])
     embedded_engine.set_training_settings(min_purchases=5, cutoff=dt.date(2020, 9, 15))
 
@@ -56,7 +61,7 @@ def test_drop_removes_everything(embedded_engine: DuckDBEngine) -> None:
     embedded_engine.drop()
     assert catalogue(embedded_engine) == set()
     embedded_engine.apply()  # and it comes back
-    assert len(catalogue(embedded_engine)) == len(VIEWS) + len(TABLE_NAMES) + 1
+    assert len(catalogue(embedded_engine)) == len(VIEWS) + len(TABLE_NAMES) + 2  # rejects, offsets
 
 
 def write_csvs(data_dir: Path, transactions: list[str]) -> None:
@@ -318,3 +323,23 @@ def test_risingwave_date_columns_are_recognised_by_postgres_type_oid() -> None:
     from recsys.engine import POSTGRES_DATE_OID
 
     assert types["date"].oid == POSTGRES_DATE_OID
+
+
+def test_unresponsive_risingwave_fails_within_its_connect_timeout(tmp_path: Path) -> None:
+    """A port that accepts the connection and never answers (no timeout: 131 s here)."""
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(8)  # the kernel completes the handshake; nothing ever replies
+        port = silent.getsockname()[1]
+        url = f"postgresql://root:Hunter2-secret@127.0.0.1:{port}/dev?connect_timeout=2"
+        settings = engine_settings_for(tmp_path, RISINGWAVE_URL=url)
+        started = time.monotonic()
+        with pytest.raises(
+            EngineError, match=r"RisingWave .*RISINGWAVE_URL.*cannot reach it within 2 s"
+        ) as error:
+            open_engine(settings)
+    assert time.monotonic() - started < 6
+    assert "Hunter2-secret" not in str(error.value) and "root:****@" in str(error.value)
+    without = url.replace("?connect_timeout=2", "")
+    assert engine_module._connect_timeout(without) == engine_module.RISINGWAVE_CONNECT_TIMEOUT_S
+    assert engine_module._connect_timeout(f"{without}?connect_timeout=600") == 10

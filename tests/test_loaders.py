@@ -2,14 +2,25 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import shutil
+import tempfile
 from pathlib import Path
 
 import pandas as pd
 import pytest
+from hypothesis import HealthCheck, given, settings
 
 from recsys.hm_schema import TABLES
-from recsys.loaders import SchemaError, iter_batches, read_table
+from recsys.loaders import (
+    MAX_LINE_BYTES,
+    RAW_KEPT_CHARS,
+    RowError,
+    SchemaError,
+    iter_batches,
+    read_table,
+)
+from tests.csv_cases import CsvCase, csv_files
 
 TX_HEADER = "t_dat,customer_id,article_id,price,sales_channel_id\n"
 CUSTOMER = "a" * 64
@@ -63,7 +74,7 @@ def test_malformed_rows_are_reported_with_line_and_reason(tmp_path: Path) -> Non
     assert sorted(by_line) == [3, 4, 5, 6, 7, 8]
     assert "expected 5 columns, found 4" in by_line[3].reason
     assert "t_dat" in by_line[4].reason and "2020-13-01" in by_line[4].reason
-    assert "price is not a number: 'abc'" in by_line[5].reason
+    assert "price is not a finite number: 'abc'" in by_line[5].reason
     assert "empty customer_id" in by_line[6].reason
     assert "article_id" in by_line[7].reason
     assert all(e.file == "transactions_train.csv" for e in errors)
@@ -108,3 +119,92 @@ def test_wrong_header_names_file_and_columns(tmp_path: Path, hm_sample: Path) ->
     shutil.copy(hm_sample / "customers.csv", tmp_path / "transactions_train.csv")
     with pytest.raises(SchemaError, match=r"transactions_train.csv:1: header"):
         read_table("transactions", tmp_path)
+
+
+# ---------------------------------------------------------------- bad input (issue 14)
+
+
+def loaded(data_dir: Path, batch_rows: int = 500_000) -> tuple[dict[int, dict], dict[int, str]]:
+    """line -> typed row, line -> reason, checking the batches cover consecutive lines."""
+    rows, reasons, next_line = {}, {}, 2
+    for valid, rejected in iter_batches("transactions", data_dir, batch_rows=batch_rows):
+        batch = {r.pop("_line"): r for r in valid.to_pylist()} | {e.line: e for e in rejected}
+        assert sorted(batch) == list(range(next_line, next_line + len(batch)))
+        next_line += len(batch)
+        rows.update({line: r for line, r in batch.items() if isinstance(r, dict)})
+        reasons.update({line: e.reason for line, e in batch.items() if isinstance(e, RowError)})
+    return rows, reasons
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(case=csv_files())
+def test_every_line_is_loaded_or_reported(case: CsvCase) -> None:
+    """Random bad lines among good ones: loaded + reported = lines, good rows exact."""
+    with tempfile.TemporaryDirectory() as tmp:
+        (Path(tmp) / "transactions_train.csv").write_bytes(case.data)
+        rows, reasons = loaded(Path(tmp), batch_rows=7)
+    assert len(rows) + len(reasons) == case.lines
+    assert rows == {line: row.values() for line, row in case.good.items()}
+
+
+def test_unbalanced_quote_loses_no_lines(tmp_path: Path) -> None:
+    rows = [GOOD_ROW] * 3_000
+    rows[999] = GOOD_ROW.replace(f",{CUSTOMER}", f',"{CUSTOMER}')  # line 1,001: never closed
+    rows[1_999] = f'2020-09-01,"{CUSTOMER[:10]}\n'  # lines 2,001-2,002: a quoted newline
+    rows[2_000] = f'{CUSTOMER[10:]}",0108775015,0.05,2\n'
+    write(tmp_path, "transactions_train.csv", TX_HEADER + "".join(rows))
+    good, reasons = loaded(tmp_path, batch_rows=500)
+    assert sorted(reasons) == [1_001, 2_001, 2_002]
+    assert "quoted field that does not close" in reasons[1_001]
+    assert len(good) == 2_997 and max(good) == 3_001  # line numbers (event ids) not shifted
+
+
+def test_impossible_dates_and_numbers_are_refused(tmp_path: Path) -> None:
+    cases = {
+        "2020-02-30": "t_dat is not a calendar date",
+        "2021-02-29": "t_dat is not a calendar date",
+        "2020-04-31": "t_dat is not a calendar date",
+        "0000-01-01": "t_dat is not a calendar date",
+    }
+    numbers = {
+        ("1e999", "2"): "price is not a finite number",
+        ("nan", "2"): "price is not a finite number",
+        ("0.05", "9223372036854775808"): "sales_channel_id is not an integer within BIGINT",
+        ("0.05", "1" + "0" * 30): "sales_channel_id is not an integer within BIGINT",
+    }
+    lines = [f"{day},{CUSTOMER},0108775015,0.05,2\n" for day in cases]
+    lines += [f"2020-02-29,{CUSTOMER},0108775015,{p},{c}\n" for p, c in numbers]
+    lines.append(f"2020-02-29,{CUSTOMER},0108775015,0.05,-9223372036854775808\n")
+    write(tmp_path, "transactions_train.csv", TX_HEADER + "".join(lines))
+    good, reasons = loaded(tmp_path)
+    expected = [*cases.values(), *numbers.values()]
+    assert all(reasons[line].startswith(why) for line, why in enumerate(expected, start=2))
+    assert good == {
+        10: {
+            "t_dat": dt.date(2020, 2, 29),
+            "customer_id": CUSTOMER,
+            "article_id": "0108775015",
+            "price": 0.05,
+            "sales_channel_id": -(2**63),
+        }
+    }
+
+
+def test_bad_byte_huge_line_and_bom_are_reported_by_line(tmp_path: Path) -> None:
+    rows = [GOOD_ROW.encode()] * 20
+    rows[3] = GOOD_ROW.replace("0.05", "0.\xff05").encode("latin-1")  # line 5
+    rows[7] = GOOD_ROW.replace(",2\n", "," + "x" * 10_000_000 + "\n").encode()  # line 9
+    (tmp_path / "transactions_train.csv").write_bytes(
+        b"\xef\xbb\xbf" + TX_HEADER.encode() + b"".join(rows)
+    )
+    size = len(rows[7]) - 1
+    for batch_rows in (1, 500_000):  # the huge line across blocks, and inside one
+        good, reasons = loaded(tmp_path, batch_rows=batch_rows)
+        too_long = f"line of {size:,} bytes: longer than {MAX_LINE_BYTES:,}"
+        assert reasons == {5: "not UTF-8 text", 9: too_long}
+        assert sorted(good) == [n for n in range(2, 22) if n not in (5, 9)]
+        errors = [
+            e for _, batch in iter_batches("transactions", tmp_path, batch_rows) for e in batch
+        ]
+        huge = next(e for e in errors if e.line == 9)
+        assert huge.raw_bytes == size and len(huge.raw) == RAW_KEPT_CHARS

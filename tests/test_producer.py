@@ -2,17 +2,24 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import os
+import pty
+import re
+import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
 import pyarrow as pa
 import pytest
+from hypothesis import HealthCheck, given, settings
 
 from recsys.hm_schema import TABLES
-from recsys.loaders import iter_batches
+from recsys.loaders import RAW_KEPT_CHARS, iter_batches
 from recsys.producer import (
     TABLE_TOPICS,
     ProducerError,
@@ -22,7 +29,14 @@ from recsys.producer import (
     produce,
 )
 from recsys.settings import load_settings
-from tests.fixtures_kafka import SASL_PASSWORD, SASL_USER, consume_all, kafka_settings
+from tests.csv_cases import TX_HEADER, CsvCase, csv_files
+from tests.fixtures_kafka import (
+    SASL_PASSWORD,
+    SASL_USER,
+    consume_all,
+    end_offsets,
+    kafka_settings,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 CLIENTS = ["confluent", "kafka-python"]
@@ -304,3 +318,84 @@ def test_replay_paces_transactions_by_day(kafka_broker, fresh_topics, tiny_data,
         consume_all(kafka_broker.bootstrap, "transactions_topic"), key=lambda r: r.timestamp_ms
     )
     assert [r.value["t_dat"] for r in records] == sorted(r.value["t_dat"] for r in records)
+
+
+# ---------------------------------------------------------------- bad input (issue 14)
+
+
+@pytest.mark.kafka
+@settings(max_examples=4, deadline=None, suppress_health_check=list(HealthCheck))
+@given(case=csv_files(max_lines=40))
+def test_producer_sends_every_good_row_and_reports_every_bad_line(
+    kafka_broker, fresh_topics, case: CsvCase
+):
+    """The same random files as the loader's test, through the real broker: the topic holds
+    exactly the good rows (values exact), the dead-letter topic every other line, with
+    the fast path's reasons. Each example reads what it produced (topics are not recreated
+    per example: a just-recreated topic can briefly lack a leader)."""
+    topics = ["transactions_topic", "transactions_topic.dlq"]
+    create_topics(kafka_settings(kafka_broker), topics=["transactions_topic"])
+    since = {topic: end_offsets(kafka_broker.bootstrap, topic) for topic in topics}
+    with tempfile.TemporaryDirectory() as tmp:
+        (Path(tmp) / "transactions_train.csv").write_bytes(case.data)
+        summary = produce(kafka_settings(kafka_broker), tmp, topics=["transactions_topic"])
+        fast_path = {e.line: e.reason for _, errors in iter_batches("transactions", tmp)
+                     for e in errors}  # fmt: skip
+    counts = summary.topics["transactions_topic"]
+    bad_lines = case.lines - len(case.good)
+    assert (counts.read, counts.sent, counts.rejected) == (case.lines, len(case.good), bad_lines)
+    sent = {r.value.pop("event_id"): r.value for r in
+            consume_all(kafka_broker.bootstrap, topics[0], since=since[topics[0]])}  # fmt: skip
+    assert sent == {
+        f"transactions_train.csv:{line}": {**row.values(), "t_dat": row.t_dat.isoformat()}
+        for line, row in case.good.items()
+    }
+    letters = consume_all(kafka_broker.bootstrap, topics[1], since=since[topics[1]])
+    assert {r.value["line"]: r.value["reason"] for r in letters} == fast_path
+    assert all(len(r.value["raw"]) <= RAW_KEPT_CHARS for r in letters)
+
+
+@pytest.mark.kafka
+def test_huge_line_dead_letter_is_truncated_with_its_size(kafka_broker, fresh_topics, tmp_path):
+    good = "2020-09-01," + "a" * 64 + ",0108775015,0.05,2\n"
+    huge = good.replace(",2\n", "," + "x" * 10_000_000 + "\n")  # line 102
+    body = (good * 100 + huge + good * 14_000).encode() + b"2020-09-01,\xff\n"
+    (tmp_path / "transactions_train.csv").write_bytes(TX_HEADER + body)
+    summary = produce(kafka_settings(kafka_broker), tmp_path, topics=["transactions_topic"])
+    counts = summary.topics["transactions_topic"]
+    assert summary.ok and (counts.read, counts.sent, counts.rejected) == (14_102, 14_100, 2)
+    letters = {
+        r.value["line"]: r.value
+        for r in consume_all(kafka_broker.bootstrap, "transactions_topic.dlq")
+    }
+    assert letters[102]["raw_bytes"] == len(huge.encode()) - 1
+    assert len(letters[102]["raw"]) == RAW_KEPT_CHARS
+    assert letters[14_103]["reason"] == "not UTF-8 text"
+
+
+@pytest.mark.kafka
+def test_ctrl_c_flushes_prints_the_summary_and_exits_130(kafka_broker, fresh_topics, tiny_data):
+    """On a terminal the bar counts messages as they go out; Ctrl-C ends with the summary."""
+    master, terminal = pty.openpty()
+    env = cli_env(kafka_broker, tiny_data)
+    proc = subprocess.Popen(
+        [sys.executable, str(ROOT / "kafka" / "producer.py"), "--topics", "transactions_topic",
+         "--replay", "--speedup", "43200"],  # 2 s per day of data
+        stdout=subprocess.PIPE, stderr=terminal, stdin=subprocess.DEVNULL, env=env, cwd=ROOT,
+    )  # fmt: skip
+    os.close(terminal)
+    shown = b""
+    while not re.search(rb"%[ |]*[1-9][0-9.]*k?/", shown):  # the bar counts real messages
+        shown += os.read(master, 4096)  # (an error here: the run ended without counting)
+    proc.send_signal(signal.SIGINT)
+    stdout, _ = proc.communicate(timeout=60)
+    with contextlib.suppress(OSError):
+        while chunk := os.read(master, 65536):
+            shown += chunk
+    os.close(master)
+    assert proc.returncode == 130, shown.decode(errors="replace")
+    assert b"Traceback" not in shown and b"interrupted" in shown
+    row = next(line for line in stdout.decode().splitlines() if line.startswith("transactions"))
+    read, sent, rejected = (int(v.replace(",", "")) for v in row.split()[1:4])
+    assert sent > 0 and read == sent + rejected
+    assert len(consume_all(kafka_broker.bootstrap, "transactions_topic")) == sent

@@ -80,3 +80,95 @@ def test_example_documents_every_variable() -> None:
     documented = set(re.findall(r"^([A-Z_]+)=", EXAMPLE.read_text(), flags=re.MULTILINE))
     assert read, "no variables found in settings.py"
     assert read == documented
+
+
+# ---------------------------------------------------------------- bad input (issue 14)
+
+PASSWORD = "Hunter2-secret"
+LIBPQ_FORMS = [  # every way libpq takes a password, and what the masked form must show
+    (f"postgresql://admin:{PASSWORD}@rw.example.com:4566/dev", "postgresql://admin:****@"),
+    (f"postgres://admin:{PASSWORD}@rw.example.com/dev", "postgresql://admin:****@"),
+    (f"postgresql://:{PASSWORD}@rw.example.com/dev", "postgresql://:****@"),
+    (f"postgresql://admin@rw.example.com/dev?password={PASSWORD}", "postgresql://admin:****@"),
+    (f"postgresql://rw.example.com/dev?user=admin&password={PASSWORD}", "admin:****@"),
+    (f"postgresql://admin:{PASSWORD.replace('-', '%2D')}@rw.example.com/dev", "admin:****@"),
+    (f"postgresql://admin:p%40{PASSWORD}@rw.example.com/dev", "admin:****@"),
+    (f"postgresql://admin:{PASSWORD}@h1:4566,h2:4567/dev", "@h1:4566,h2:4567/dev"),
+    (f"host=rw.example.com user=admin password={PASSWORD} dbname=dev", "admin:****@"),
+    (f"host=rw.example.com password='{PASSWORD} x' dbname=dev", ":****@rw.example.com"),
+    (f"host=rw.example.com sslpassword={PASSWORD}", "sslpassword=%2A%2A%2A%2A"),
+]
+
+
+@pytest.mark.parametrize(("url", "shown"), LIBPQ_FORMS)
+def test_passwords_are_masked_in_every_libpq_form(url: str, shown: str) -> None:
+    masked = load_settings(env={"RISINGWAVE_URL": url}).masked()["risingwave_url"]
+    assert PASSWORD not in masked and PASSWORD.replace("-", "%2D") not in masked
+    assert shown in masked
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        f"postgresql://admin:p@{PASSWORD}@rw.example.com/dev",  # '@' not written %40
+        f"http://admin:{PASSWORD}@rw.example.com/dev",
+        f"postgresql://admin:{PASSWORD}@rw.example.com:99999/dev",
+        f"postgresql://admin:{PASSWORD}@rw.example.com:²/dev",
+        f"postgresql:///dev?password={PASSWORD}",  # no host
+        f"password={PASSWORD} host",  # libpq cannot parse it
+    ],
+)
+def test_malformed_risingwave_url_is_refused_without_echoing_it(url: str) -> None:
+    with pytest.raises(ConfigError, match="RISINGWAVE_URL") as error:
+        load_settings(env={"RISINGWAVE_URL": url})
+    assert PASSWORD not in str(error.value)
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("KAFKA_PARTITIONS", "²"),
+        ("KAFKA_BOOTSTRAP_SERVERS", "PLAINTEXT://broker:9092"),
+        ("KAFKA_BOOTSTRAP_SERVERS", "broker:99999"),
+        ("KAFKA_BOOTSTRAP_SERVERS", "broker:0"),
+        ("RISINGWAVE_KAFKA_BOOTSTRAP_SERVERS", "kafka:port"),
+        ("IMAGE_URL_TEMPLATE", "https://cdn/{article_id}/{size}.jpg"),
+        ("IMAGE_URL_TEMPLATE", "https://cdn/{article_id}/{0}.jpg"),
+        ("IMAGE_URL_TEMPLATE", "https://cdn/{article_id.x}.jpg"),
+        ("IMAGE_URL_TEMPLATE", "https://cdn/{article_id}.jpg}"),
+    ],
+)
+def test_malformed_settings_stop_with_the_variable_name(name: str, value: str) -> None:
+    with pytest.raises(ConfigError, match=name):
+        load_settings(env={name: value})
+
+
+def test_bad_paths_stop_with_the_variable_name(tmp_path: Path) -> None:
+    (tmp_path / "a-file").write_text("")
+    cases = {
+        "DUCKDB_PATH": [str(tmp_path), str(tmp_path / "a-file" / "sub" / "hm.duckdb")],
+        "DATA_DIR": [str(tmp_path / "a-file")],
+        "OUTPUT_DIR": [str(tmp_path / "a-file")],
+    }
+    for name, values in cases.items():
+        for value in values:
+            with pytest.raises(ConfigError, match=name):
+                load_settings(env={name: value})
+
+
+@pytest.mark.parametrize(
+    ("text", "line", "why"),
+    [
+        ("KAFKA_PARTITIONS=3\nRISINGWAVE_URL\n", 2, "RISINGWAVE_URL has no '='"),
+        (f"A=1\n\nRISINGWAVE_URL='postgresql://u:{PASSWORD}@h/dev\nB=2\n", 3, "unclosed quote"),
+    ],
+)
+def test_local_env_errors_name_file_and_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, text: str, line: int, why: str
+) -> None:
+    env_file = tmp_path / "local.env"
+    env_file.write_text(text)
+    monkeypatch.setattr("recsys.settings.LOCAL_ENV", env_file)
+    with pytest.raises(ConfigError, match=f"{env_file}:{line}: .*{why}") as error:
+        load_settings()
+    assert PASSWORD not in str(error.value)
