@@ -194,8 +194,6 @@ class MyMerlinFlow(FlowSpec):
             validation = _actuals(eng, validation_start, test_start)
             test = _actuals(eng, test_start, self.dates["end"] + timedelta(days=1))
             self.articles = eng.query(f"SELECT {ARTICLE_COLUMNS} FROM articles_metadata_t")
-        sales.save(work / sales.FILE)
-        self.prepared_parts = [[str(p) for p in order] for order in parts.orders]
         self.rows = {"train": parts.rows, "validation": len(validation), "test": len(test)}
         print(
             "rows per split:",
@@ -203,6 +201,9 @@ class MyMerlinFlow(FlowSpec):
             f"in {len(parts.orders[0])} part(s), {len(parts.orders)} order(s)",
         )
         _check_splits(self.rows, self.min_purchases, self.dates)
+        work.mkdir(parents=True, exist_ok=True)
+        sales.save(work / sales.FILE)
+        self.prepared_parts = [[str(p) for p in order] for order in parts.orders]
         if self.articles.empty:
             raise FlowInputError("articles_metadata_t is empty: load articles.csv into the engine.")
         self.validation_actuals, self.test_actuals = validation, test
