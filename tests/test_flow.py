@@ -208,14 +208,12 @@ def test_results_do_not_depend_on_how_the_training_rows_are_cut(
     for name in ("metrics.parquet", "predictions.parquet", "grid.parquet"):
         one = pd.read_parquet(tiny_flow_run.export_dir / name)
         many = pd.read_parquet(tiny_flow_run_in_parts.export_dir / name)
+        timing = [c for c in one.columns if c == "examples_per_second"]  # wall clock, not results
         keys = [c for c in ("model", "segment", "customer_id", "rank") if c in one.columns]
-        one, many = (
-            one.sort_values(keys or list(one.columns)),
-            many.sort_values(keys or list(many.columns)),
-        )
-        pd.testing.assert_frame_equal(
-            one.reset_index(drop=True), many.reset_index(drop=True), check_exact=False, rtol=1e-6
-        )
+        keys = keys or ["learning_rate", "batch_size"]
+        one = one.drop(columns=timing).sort_values(keys).reset_index(drop=True)
+        many = many.drop(columns=timing).sort_values(keys).reset_index(drop=True)
+        pd.testing.assert_frame_equal(one, many, check_exact=False, rtol=1e-6)
 
 
 def test_long_steps_print_progress_and_the_profile_is_named(tiny_flow_run: FlowRun) -> None:
