@@ -34,6 +34,8 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
+from recsys.progress import dask_progress
+
 AGE_BOUNDARIES = (0, 20, 25, 30, 35, 40, 45, 50, 55, 60, 65, 200)
 POSTAL_CODE_BUCKETS = 1_000
 ARTICLE_CODE_COLUMNS = (
@@ -127,7 +129,8 @@ class FittedFeatures:
         """
         out_dir.mkdir(parents=True, exist_ok=True)
         encoded = self.interaction_workflow().transform(prepared).to_ddf()
-        encoded.to_parquet(str(out_dir), write_index=False, name_function=_part_name)
+        with dask_progress(f"encode training rows into {out_dir.name}"):
+            encoded.to_parquet(str(out_dir), write_index=False, name_function=_part_name)
         return sorted(out_dir.glob("part-*.parquet"))
 
     @property
@@ -321,8 +324,10 @@ def fit_workflows(prepared, recent_sales: RecentSales, work_dir: Path) -> Fitted
 
     customer_workflow = nvt.Workflow(_customer_graph(work_dir / "fit"))
     article_workflow = nvt.Workflow(_article_graph(work_dir / "fit"))
-    customer_workflow.fit(prepared)
-    article_workflow.fit(prepared)
+    with dask_progress("fit customer features"):
+        customer_workflow.fit(prepared)
+    with dask_progress("fit article features"):
+        article_workflow.fit(prepared)
     recent_sales.save(work_dir / RecentSales.FILE)
     # Saving copies the category tables next to each workflow and points them there.
     customer_workflow.save(str(work_dir / "customers"))

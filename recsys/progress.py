@@ -8,7 +8,8 @@ where a bar redrawn with carriage returns becomes thousands of fragments. A line
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 DEFAULT_EVERY_SECONDS = 20.0
 
@@ -71,3 +72,24 @@ def _duration(seconds: float) -> str:
         return f"{minutes} min {seconds:02d} s"
     hours, minutes = divmod(minutes, 60)
     return f"{hours} h {minutes:02d} min"
+
+
+@contextmanager
+def dask_progress(what: str, every: float = DEFAULT_EVERY_SECONDS) -> Iterator[None]:
+    """Progress lines for the dask computations run inside (NVTabular's fit and transform
+    run on dask): tasks done of the graph's tasks, one `Progress` per computation."""
+    from dask.callbacks import Callback
+
+    class _Lines(Callback):
+        def _start(self, dsk) -> None:
+            self.progress = Progress(what, len(dsk), unit="tasks", every=every)
+
+        def _posttask(self, key, result, dsk, state, worker_id) -> None:
+            self.progress.advance(1)
+
+        def _finish(self, dsk, state, errored) -> None:
+            if not errored:
+                self.progress.finish()
+
+    with _Lines():
+        yield
