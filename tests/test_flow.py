@@ -221,6 +221,8 @@ def test_long_steps_print_progress_and_the_profile_is_named(tiny_flow_run: FlowR
     assert "profile: demo (" in output  # tiny data: the demo profile, said in the output
     for line in (
         r"prepare training rows: [\d,]+ / [\d,]+ rows in",
+        r"fit customer features: [\d,]+ / [\d,]+ tasks in",
+        r"encode training rows into encoded-1: [\d,]+ / [\d,]+ tasks in",
         r"train: [\d,]+ / [\d,]+ examples in",
         r"embed customers as of \d{4}-\d\d-\d\d: [\d,]+ / [\d,]+ customers in",
         r"predict: [\d,]+ customers in .*/s",
