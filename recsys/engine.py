@@ -236,6 +236,10 @@ class Engine:
         """Run one SELECT; parameters are written $1, $2, ... in both engines."""
         raise NotImplementedError
 
+    def count(self, relation: str) -> int:
+        """Rows of a table or view."""
+        return int(self.query(f"SELECT COUNT(*) AS n FROM {relation}").iloc[0, 0])
+
     def record_batches(
         self, sql: str, params: Sequence[Any] | None = None, batch_rows: int = 1_000_000
     ) -> Iterator[pa.RecordBatch]:

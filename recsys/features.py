@@ -25,9 +25,7 @@ over the whole training period, which is stale by the test week.
 
 from __future__ import annotations
 
-import tarfile
 from dataclasses import dataclass
-from io import BytesIO
 from pathlib import Path
 
 import numpy as np
@@ -157,20 +155,6 @@ class FittedFeatures:
         frequencies = np.ones(cardinality)
         frequencies[counts.index.to_numpy()] += counts.to_numpy()
         return frequencies
-
-    def to_bytes(self) -> bytes:
-        """The saved workflows as one tar archive, so Metaflow can carry them between steps."""
-        buffer = BytesIO()
-        with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
-            tar.add(self.directory, arcname="workflows")
-        return buffer.getvalue()
-
-    @classmethod
-    def from_bytes(cls, blob: bytes, into: Path) -> FittedFeatures:
-        """Unpack `to_bytes` output under `into` (which must outlive the returned object)."""
-        with tarfile.open(fileobj=BytesIO(blob), mode="r:gz") as tar:
-            tar.extractall(into, filter="data")
-        return cls.load(into / "workflows")
 
     @classmethod
     def load(cls, directory: Path) -> FittedFeatures:

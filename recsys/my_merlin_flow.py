@@ -180,7 +180,7 @@ class MyMerlinFlow(FlowSpec):
         work = self._work_dir()
         with _open_engine(self.engine) as eng:
             eng.set_training_settings(min_purchases=self.min_purchases, cutoff=validation_start)
-            total = _count(eng, "filtered_dataframe_t")
+            total = eng.count("filtered_dataframe_t")
             sales = dataset.recent_sales(eng, validation_start)
             parts = dataset.write_training_parts(
                 eng,
@@ -683,7 +683,7 @@ def _ensure_data(eng) -> int:
     """Create the views if needed; load DATA_DIR's CSVs when the embedded file is empty.
     Returns the number of purchases the engine holds."""
     eng.apply()
-    count = _count(eng, "joined_transactions_t")
+    count = eng.count("joined_transactions_t")
     if count:
         print(f"engine ({eng.kind}) already holds {count:,} purchases; using them")
         return count
@@ -702,11 +702,7 @@ def _ensure_data(eng) -> int:
     print(f"the DuckDB file has no data yet: loading the CSVs of {data_dir} (fast path)")
     report = eng.load_csv(data_dir)
     print(f"loaded {report.rows} rows; {report.rejected} malformed rows went to `rejects`")
-    return _count(eng, "joined_transactions_t")
-
-
-def _count(eng, relation: str) -> int:
-    return int(eng.query(f"SELECT COUNT(*) AS n FROM {relation}").iloc[0, 0])
+    return eng.count("joined_transactions_t")
 
 
 def _profile(purchases: int) -> dict:

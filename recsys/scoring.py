@@ -43,7 +43,7 @@ def write_query_embeddings(
     Returns the number of customers written.
     """
     wanted = None if ids is None else pd.Index(pd.unique(np.asarray(ids, dtype=object)))
-    total = len(wanted) if wanted is not None else _count(engine, "customers_t")
+    total = len(wanted) if wanted is not None else engine.count("customers_t")
     progress = Progress(f"embed customers as of {when}", total, unit="customers")
     found: list[pd.Series] = []
     with _EmbeddingWriter(path) as writer:
@@ -105,10 +105,6 @@ def _embed(features: FittedFeatures, encoder, frame: pd.DataFrame, when: date) -
         return np.zeros((0, 0), dtype="float32")
     encoded = features.customers(prepare_customers(frame.reset_index(drop=True), when))
     return towers.embed(encoder, encoded, features.schema)
-
-
-def _count(engine, table: str) -> int:
-    return int(engine.query(f"SELECT COUNT(*) AS n FROM {table}").iloc[0, 0])
 
 
 class _EmbeddingWriter:

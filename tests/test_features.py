@@ -85,10 +85,8 @@ def test_item_frequencies_count_training_purchases_per_encoded_id(fitted: Fitted
     assert freq[OOV_INDEX] == 1.0
 
 
-def test_workflows_survive_the_trip_between_flow_steps(
-    fitted: FittedFeatures, tmp_path: Path
-) -> None:
-    again = FittedFeatures.from_bytes(fitted.to_bytes(), tmp_path)
+def test_workflows_survive_the_trip_between_flow_steps(fitted: FittedFeatures) -> None:
+    again = FittedFeatures.load(fitted.directory)  # steps pass the workflows' folder
     sample = rows(["c2"], ["B"], [3.0], "2020-09-02")
     pd.testing.assert_frame_equal(again.interactions(sample), fitted.interactions(sample))
 
