@@ -78,24 +78,27 @@ def write_training_parts(
     engine,
     sales: RecentSales,
     out_dir: Path,
-    total: int,
     part_rows: int,
     fraction: float = 1.0,
     orders: int = 1,
+    since: date | None = None,
 ) -> TrainingParts:
     """Stream filtered_dataframe_t into prepared, sampled Parquet parts, in `orders` orders.
 
-    `total` is the view's row count (for the progress line and the number of parts).
-    Two passes over disk, never over memory: rows are appended to the part of their
-    hash range as they arrive, then each part is sorted by hash on its own. Order o is
-    written under `out_dir/order-o/`; the sample is the same in every order.
+    `since` keeps the rows of that day and later (the engine filters them: the rest of
+    the view never leaves it). Two passes over disk, never over memory: rows are
+    appended to the part of their hash range as they arrive, then each part is sorted
+    by hash on its own. Order o is written under `out_dir/order-o/`; the sample is the
+    same in every order.
     """
+    where = f" WHERE t_dat >= DATE '{since.isoformat()}'" if since else ""
+    total = int(engine.query(f"SELECT COUNT(*) AS n FROM filtered_dataframe_t{where}").iloc[0, 0])
     bits = max(0, math.ceil(math.log2(max(1.0, total * fraction / part_rows))))
     writers: list[dict[int, pq.ParquetWriter]] = [{} for _ in range(orders)]
     scratch = [out_dir / f"order-{order}" / "unsorted" for order in range(orders)]
     progress = Progress("prepare training rows", total)
     kept = 0
-    query = f"SELECT {TRAINING_COLUMNS} FROM filtered_dataframe_t"
+    query = f"SELECT {TRAINING_COLUMNS} FROM filtered_dataframe_t{where}"
     for batch in engine.record_batches(query, batch_rows=READ_BATCH_ROWS):
         frame = batch.to_pandas(date_as_object=False)
         keys = shuffle_keys(frame)

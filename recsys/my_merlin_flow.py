@@ -108,6 +108,13 @@ class MyMerlinFlow(FlowSpec):
         help="Training epochs per grid point. Default (0): the data-size profile's "
         "(3 for demo-sized data, 1 for the full data).",
     )
+    train_weeks = Parameter(
+        "train-weeks",
+        default=-1,
+        type=int,
+        help="Train on the last N weeks before the validation week; 0: every week. Default "
+        "(-1): the data-size profile's (all weeks for demo-sized data, 12 for the full data).",
+    )
     embedding_dim = Parameter(
         "embedding-dim", default=64, type=int, help="Size of the customer/article embeddings."
     )
@@ -144,7 +151,12 @@ class MyMerlinFlow(FlowSpec):
         self.settings_shown = _settings().masked()
         print("settings:", json.dumps(self.settings_shown, indent=1))
         _check_parameters(
-            self.top_k, self.sample_fraction, self.min_purchases, self.engine, self.part_rows
+            self.top_k,
+            self.sample_fraction,
+            self.min_purchases,
+            self.engine,
+            self.part_rows,
+            self.train_weeks,
         )
         self.export_dir = str(_output_root(self.output_dir) / current.run_id)
         with _open_engine(self.engine) as eng:
@@ -159,13 +171,15 @@ class MyMerlinFlow(FlowSpec):
             self.epochs or self.profile["epochs"],
             self.embedding_dim,
         )
+        weeks = self.train_weeks if self.train_weeks >= 0 else self.profile["train_weeks"]
         print(
             f"profile: {self.profile['name']} ({purchases:,} purchases, up to "
             f"{self.profile['max_purchases']:,}): learning rates {self.profile['learning_rates']}"
-            f", batch sizes {self.profile['batch_sizes']}, {self.profile['epochs']} epoch(s) "
-            "unless given on the command line (recsys/profiles.toml says why)"
+            f", batch sizes {self.profile['batch_sizes']}, {self.profile['epochs']} epoch(s), "
+            f"training weeks {self.profile['train_weeks'] or 'all'} unless given on the command "
+            "line (recsys/profiles.toml says why)"
         )
-        self.dates = _split_dates(first, last, self.validation_start, self.test_start)
+        self.dates = _split_dates(first, last, self.validation_start, self.test_start, weeks)
         print("splits:", json.dumps({k: v.isoformat() for k, v in self.dates.items()}))
         print(f"grid: {len(self.grid)} points: {self.grid}")
         self.next(self.get_dataset)
@@ -180,16 +194,15 @@ class MyMerlinFlow(FlowSpec):
         work = self._work_dir()
         with _open_engine(self.engine) as eng:
             eng.set_training_settings(min_purchases=self.min_purchases, cutoff=validation_start)
-            total = eng.count("filtered_dataframe_t")
             sales = dataset.recent_sales(eng, validation_start)
             parts = dataset.write_training_parts(
                 eng,
                 sales,
                 work / "prepared",
-                total,
                 self.part_rows,
                 self.sample_fraction,
                 orders=max(point["epochs"] for point in self.grid),  # a new order each epoch
+                since=self.dates["train_start"],
             )
             validation = _actuals(eng, validation_start, test_start)
             test = _actuals(eng, test_start, self.dates["end"] + timedelta(days=1))
@@ -665,8 +678,15 @@ def _grid(learning_rates: str, batch_sizes: str, epochs: int, embedding_dim: int
 
 
 def _check_parameters(
-    top_k: int, sample_fraction: float, min_purchases: int, engine: str, part_rows: int
+    top_k: int,
+    sample_fraction: float,
+    min_purchases: int,
+    engine: str,
+    part_rows: int,
+    train_weeks: int,
 ) -> None:
+    if train_weeks < -1:
+        raise FlowInputError(f"--train-weeks {train_weeks}: expected N >= 0 (0: every week)")
     if part_rows < 1_000:
         raise FlowInputError(f"--part-rows {part_rows}: expected at least 1000")
     if not 1 <= top_k <= 100:
@@ -720,8 +740,11 @@ def _date_range(eng) -> tuple[date, date]:
     return pd.Timestamp(row.iloc[0, 0]).date(), pd.Timestamp(row.iloc[0, 1]).date()
 
 
-def _split_dates(first: date, last: date, validation_start: str, test_start: str) -> dict:
-    """Test = last 7 days, validation = the 7 before, unless given; checked for order."""
+def _split_dates(
+    first: date, last: date, validation_start: str, test_start: str, train_weeks: int = 0
+) -> dict:
+    """Test = last 7 days, validation = the 7 before, unless given; checked for order.
+    Training starts `train_weeks` weeks before validation (0: on the first day of data)."""
 
     def parse(value: str, name: str) -> date | None:
         if not value:
@@ -739,8 +762,9 @@ def _split_dates(first: date, last: date, validation_start: str, test_start: str
             f"({validation}) and test ({test}): needs first < validation-start < test-start <= "
             "last day; use more data or set --validation-start/--test-start."
         )
+    window = validation - timedelta(weeks=train_weeks) if train_weeks else first
     return {
-        "train_start": first,
+        "train_start": max(first, window),
         "validation_start": validation,
         "test_start": test,
         "end": last,

@@ -30,11 +30,15 @@ def tiny_engine(tiny_data: Path, tmp_path_factory: pytest.TempPathFactory):
 
 
 def write(
-    engine, out: Path, part_rows: int, fraction: float = 1.0, orders: int = 1
+    engine,
+    out: Path,
+    part_rows: int,
+    fraction: float = 1.0,
+    orders: int = 1,
+    since: dt.date | None = None,
 ) -> dataset.TrainingParts:
-    total = int(engine.query("SELECT COUNT(*) FROM filtered_dataframe_t").iloc[0, 0])
     sales = dataset.recent_sales(engine, CUTOFF)
-    return dataset.write_training_parts(engine, sales, out, total, part_rows, fraction, orders)
+    return dataset.write_training_parts(engine, sales, out, part_rows, fraction, orders, since)
 
 
 def rows_of(parts: dataset.TrainingParts, order: int = 0) -> pd.DataFrame:
@@ -99,3 +103,17 @@ def test_recent_sales_counted_by_the_engine_match_counting_the_rows(tiny_engine)
     by_rows = RecentSales.from_rows(rows, pd.Timestamp(CUTOFF)).counts.sort_index()
     by_engine = dataset.recent_sales(tiny_engine, CUTOFF).counts.sort_index()
     assert by_engine.astype("int64").equals(by_rows.astype("int64"))
+
+
+def test_a_training_window_keeps_only_the_rows_since_its_first_day(tiny_engine, tmp_path) -> None:
+    since = CUTOFF - dt.timedelta(weeks=4)
+    window = write(tiny_engine, tmp_path / "window", part_rows=1_000, since=since)
+    whole = write(tiny_engine, tmp_path / "whole", part_rows=1_000)
+    expected = tiny_engine.query(
+        "SELECT customer_id, article_id FROM filtered_dataframe_t WHERE t_dat >= $1", [since]
+    )
+    assert 0 < window.rows == len(expected) < whole.rows
+    got = rows_of(window)
+    assert sorted(zip(got["customer_id"], got["article_id"], strict=True)) == sorted(
+        zip(expected["customer_id"], expected["article_id"], strict=True)
+    )

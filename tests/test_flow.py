@@ -236,3 +236,15 @@ def test_the_profile_follows_the_data_size() -> None:
     assert _profile(250_000)["name"] == "demo"
     full = _profile(31_788_324)
     assert full["name"] == "full" and full["epochs"] == 1 and "," not in full["learning_rates"]
+    assert _profile(250_000)["train_weeks"] == 0 and full["train_weeks"] > 0
+
+
+def test_the_training_window_ends_where_validation_starts() -> None:
+    from recsys.my_merlin_flow import _split_dates
+
+    first, last = date(2020, 1, 1), date(2020, 9, 22)
+    window = _split_dates(first, last, "", "", train_weeks=12)
+    assert window["validation_start"] == date(2020, 9, 9)
+    assert window["train_start"] == date(2020, 6, 17)  # 12 weeks before validation
+    assert _split_dates(first, last, "", "", train_weeks=0)["train_start"] == first
+    assert _split_dates(first, last, "", "", train_weeks=200)["train_start"] == first
