@@ -61,15 +61,18 @@ class TrainingParts:
 
 
 def recent_sales(engine, cutoff: date) -> RecentSales:
-    """Training purchases per article and 7-day window before `cutoff`, counted by the engine.
+    """Purchases per article and 7-day window before `cutoff`, counted by the engine.
 
+    Every customer's purchases count (how well an article sells is the market's, not
+    only the trained customers'), so the same counts can be taken as of any day: the
+    validation start for training, the test start for the test week's lists.
     Window w holds the days d with (cutoff - d - 1) // 7 == w, as `RecentSales` expects;
     the result is one row per article and week it sold in, not per purchase.
     """
     day = f"DATE '{cutoff.isoformat()}'"
     counts = engine.query(
         f"SELECT article_id, CAST(FLOOR(({day} - t_dat - 1) / 7.0) AS INT) AS window, "
-        "COUNT(*) AS purchases FROM filtered_dataframe_t GROUP BY 1, 2"
+        f"COUNT(*) AS purchases FROM joined_transactions_t WHERE t_dat < {day} GROUP BY 1, 2"
     )
     return RecentSales.from_counts(counts, pd.Timestamp(cutoff))
 

@@ -25,6 +25,7 @@ over the whole training period, which is stale by the test week.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -93,6 +94,11 @@ class FittedFeatures:
     def schema(self):
         """The model's input schema: both towers' columns, with their tags."""
         return self.customer_workflow.output_schema + self.article_workflow.output_schema
+
+    def as_of(self, sales: RecentSales) -> FittedFeatures:
+        """The same fitted workflows, encoding articles with the sales known at a later
+        cutoff (the test week's lists are made as of its start)."""
+        return dataclasses.replace(self, recent_sales=sales)
 
     def customers(self, frame: pd.DataFrame) -> pd.DataFrame:
         """Encode customer rows (prepared with `prepare_customers`)."""
@@ -170,7 +176,7 @@ class FittedFeatures:
 
 @dataclass(frozen=True)
 class RecentSales:
-    """Purchases per article in each 7-day window before the cutoff (training rows only).
+    """Purchases per article in each 7-day window before the cutoff (all purchases before it).
 
     Windows are counted back from the cutoff: window 0 is the 7 days before it. A row on
     day d sees the window before its own, so a training row never sees its own week and

@@ -206,6 +206,17 @@ def metric_table(metrics: pd.DataFrame, shown: Sequence[str] = ("map@12",)) -> p
     return table.round(4)
 
 
+def interval_table(metrics: pd.DataFrame, metric: str = "map@12") -> pd.DataFrame:
+    """Every model over all test customers: `metric` and its 95% bootstrap interval (how
+    sure the figure is; runs exported before intervals existed show the figure alone)."""
+    shown = metrics[metrics["segment"] == "all"].set_index("model")
+    table = shown[[metric]].round(4)
+    if f"{metric}_low" in shown:
+        low, high = shown[f"{metric}_low"], shown[f"{metric}_high"]
+        table["95% interval"] = [f"{a:.4f} .. {b:.4f}" for a, b in zip(low, high, strict=True)]
+    return table
+
+
 def metric_chart(metrics: pd.DataFrame, metric: str = "map@12") -> pd.DataFrame:
     """One metric by model (rows) and segment (columns), for a grouped bar chart."""
     shown = metrics[metrics["segment"].isin(SEGMENTS)]

@@ -52,6 +52,7 @@ ARTICLE_COLUMNS = (
     "department_no, index_code, section_no, garment_group_no, image_path"
 )
 SPLITS = ("validation", "test", "predict")  # whose query embeddings each branch writes
+TEST_SALES_FILE = "recent_sales_test.parquet"  # articles' recent sales as of the test start
 
 
 class FlowInputError(MetaflowException):
@@ -204,6 +205,7 @@ class MyMerlinFlow(FlowSpec):
                 orders=max(point["epochs"] for point in self.grid),  # a new order each epoch
                 since=self.dates["train_start"],
             )
+            test_sales = dataset.recent_sales(eng, test_start)
             validation = _actuals(eng, validation_start, test_start)
             test = _actuals(eng, test_start, self.dates["end"] + timedelta(days=1))
             self.articles = eng.query(f"SELECT {ARTICLE_COLUMNS} FROM articles_metadata_t")
@@ -216,6 +218,7 @@ class MyMerlinFlow(FlowSpec):
         _check_splits(self.rows, self.min_purchases, self.dates)
         work.mkdir(parents=True, exist_ok=True)
         sales.save(work / sales.FILE)
+        test_sales.save(work / TEST_SALES_FILE)
         self.prepared_parts = [[str(p) for p in order] for order in parts.orders]
         if self.articles.empty:
             raise FlowInputError("articles_metadata_t is empty: load articles.csv into the engine.")
@@ -258,6 +261,7 @@ class MyMerlinFlow(FlowSpec):
 
         from recsys import scoring, towers
         from recsys.evaluation import Scoreboard
+        from recsys.features import RecentSales
         from recsys.tracking import start_experiment
 
         if not self.gpu:
@@ -299,10 +303,14 @@ class MyMerlinFlow(FlowSpec):
 
         branch = self._work_dir() / f"branch-{current.task_id}"
         branch.mkdir(parents=True, exist_ok=True)
-        articles = towers.embed(
-            result.model.candidate_encoder, self.encoded_articles, features.schema
-        )
-        np.save(branch / "article_embeddings.npy", articles)
+        test_sales = RecentSales.load(self._work_dir() / TEST_SALES_FILE)
+        for split, encoded in (
+            ("validation", self.encoded_articles),
+            ("test", features.as_of(test_sales).articles(self.articles)),
+        ):
+            vectors = towers.embed(result.model.candidate_encoder, encoded, features.schema)
+            np.save(branch / f"articles-{split}.npy", vectors)
+        articles = self._article_embeddings("validation", branch)
         with _open_engine(self.engine, read_only=True) as eng:
             for split, ids in self._split_customers().items():
                 scoring.write_query_embeddings(
@@ -370,16 +378,15 @@ class MyMerlinFlow(FlowSpec):
 
         What is served is decided on the validation week only: for warm customers the
         model alone or the hybrid (their recent purchases, then the model), for cold
-        customers the better baseline. The test week only measures that choice.
+        customers the better baseline. The test week only measures that choice, with
+        every method's lists made as of the test start (the competition's protocol):
+        history, popularity, recent sales and customer state include the validation
+        week; the model is the one trained before it (docs/training.md says why).
         """
         from recsys import baselines
         from recsys.scoring import MODEL_METHODS
 
-        cutoff = self.dates["validation_start"]  # everything here knows only training data
-        with _open_engine(self.engine, read_only=True) as eng:
-            popular = baselines.popular_articles(eng, cutoff, RANKING_DEPTH)
-            recent = baselines.recent_purchases(eng, cutoff)
-        validation = self._score_split("validation", recent, popular)
+        validation = self._score_split("validation")
         self.fallback = max(
             baselines.BASELINES, key=lambda name: validation.summary(name)["map@12"]
         )
@@ -387,8 +394,12 @@ class MyMerlinFlow(FlowSpec):
             MODEL_METHODS, key=lambda name: validation.summary(name, "warm")["map@12"]
         )
         print(f"served: {self.warm_strategy} for warm customers, {self.fallback} for cold ones")
-        self.metrics = self._score_split("test", recent, popular, served=True).metrics()
+        test = self._score_split("test", served=True)
+        self.metrics = test.metrics()
+        self.differences = test.differences([*MODEL_METHODS, "served"], baselines.BASELINES)
         print(self.metrics.to_string(index=False))
+        print("paired differences (method - baseline), 95% bootstrap intervals over customers:")
+        print(self.differences.to_string(index=False))
         self._log_summary_to_comet()
         self._fill_card()
         self.next(self.predict)
@@ -411,7 +422,7 @@ class MyMerlinFlow(FlowSpec):
             popular = baselines.popular_articles(eng, cutoff, self.top_k)
             recent = baselines.recent_purchases(eng, cutoff)
         known = self._features().known_customers
-        articles = np.load(Path(self.best_dir) / "article_embeddings.npy")
+        articles = self._article_embeddings("predict")
         writers: dict[str, pq.ParquetWriter] = {}
         counts = {"model": 0, "fallback": 0}
         progress = Progress("predict", None, unit="customers")
@@ -502,17 +513,28 @@ class MyMerlinFlow(FlowSpec):
             "predict": None,
         }
 
-    def _score_split(self, split: str, recent, popular: list[str], served: bool = False):
-        """Every method's metrics on one week, customer batch by customer batch."""
+    def _article_embeddings(self, split: str, branch: Path | None = None):
+        """The catalogue's embeddings as of a split's start (predict: the test start)."""
         import numpy as np
+
+        as_of = "validation" if split == "validation" else "test"
+        return np.load(Path(branch or self.best_dir) / f"articles-{as_of}.npy")
+
+    def _score_split(self, split: str, served: bool = False):
+        """Every method's metrics on one week, customer batch by customer batch, each
+        method's lists made from everything before the week's start."""
         import pandas as pd
 
-        from recsys import scoring
+        from recsys import baselines, scoring
         from recsys.evaluation import Scoreboard
 
+        with _open_engine(self.engine, read_only=True) as eng:
+            cutoff = self.dates[f"{split}_start"]
+            popular = baselines.popular_articles(eng, cutoff, RANKING_DEPTH)
+            recent = baselines.recent_purchases(eng, cutoff)
         known = self._features().known_customers
         board = Scoreboard(len(self.articles), known)
-        articles = np.load(Path(self.best_dir) / "article_embeddings.npy")
+        articles = self._article_embeddings(split)
         actuals = getattr(self, f"{split}_actuals")
         embeddings = Path(self.best_dir) / f"{split}.parquet"
         for ids, queries in scoring.read_query_embeddings(embeddings, EVALUATION_BATCH):
@@ -567,6 +589,14 @@ class MyMerlinFlow(FlowSpec):
             )
         )
         current.card["evaluation"].append(Table.from_dataframe(self.metrics.round(4)))
+        current.card["evaluation"].append(
+            Markdown(
+                "## Paired differences, method minus baseline\n"
+                "Same customers, 95% bootstrap intervals over customers: an interval above "
+                "zero means the method beats that baseline on this week."
+            )
+        )
+        current.card["evaluation"].append(Table.from_dataframe(self.differences.round(4)))
         shown = self.metrics[self.metrics["segment"] != "all"]
         current.card["evaluation"].append(VegaChart(_bar_chart(shown)))
         current.card["evaluation"].append(VegaChart(_curves_chart(self.grid_results)))
@@ -581,9 +611,10 @@ class MyMerlinFlow(FlowSpec):
 
         best = Path(self.best_dir)
         self.metrics.to_parquet(out / "metrics.parquet", index=False)
+        self.differences.to_parquet(out / "differences.parquet", index=False)
         self.test_actuals.to_parquet(out / "test_actuals.parquet", index=False)
         self.articles.to_parquet(out / "articles.parquet", index=False)
-        articles = np.load(best / "article_embeddings.npy")
+        articles = self._article_embeddings("predict")
         pq.write_table(
             embedding_table("article_id", self._article_ids(), articles),
             out / "article_embeddings.parquet",

@@ -99,7 +99,9 @@ def test_encoded_features_do_not_depend_on_the_part_size(tiny_engine, tmp_path) 
 def test_recent_sales_counted_by_the_engine_match_counting_the_rows(tiny_engine) -> None:
     from recsys.features import RecentSales
 
-    rows = tiny_engine.query("SELECT t_dat, article_id FROM filtered_dataframe_t")
+    rows = tiny_engine.query(
+        "SELECT t_dat, article_id FROM joined_transactions_t WHERE t_dat < $1", [CUTOFF]
+    )
     by_rows = RecentSales.from_rows(rows, pd.Timestamp(CUTOFF)).counts.sort_index()
     by_engine = dataset.recent_sales(tiny_engine, CUTOFF).counts.sort_index()
     assert by_engine.astype("int64").equals(by_rows.astype("int64"))

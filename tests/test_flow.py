@@ -30,6 +30,7 @@ def test_export_follows_the_contract(tiny_flow_run: FlowRun) -> None:
         "articles.parquet",
         "customer_embeddings.parquet",
         "article_embeddings.parquet",
+        "differences.parquet",
         "run_info.json",
     ):
         assert (out / name).is_file(), f"{name} missing from {out}"
@@ -37,9 +38,46 @@ def test_export_follows_the_contract(tiny_flow_run: FlowRun) -> None:
     metrics = pd.read_parquet(out / "metrics.parquet")
     assert set(metrics["model"]) == MODELS
     assert set(metrics["segment"]) == {"warm", "cold", "all"}
-    assert list(metrics.columns) == ["model", "segment", *METRIC_COLUMNS]
+    intervals = [f"{m}_{side}" for m in ("map@12", "recall@12") for side in ("low", "high")]
+    assert list(metrics.columns) == ["model", "segment", *METRIC_COLUMNS, *intervals]
+    assert (metrics["map@12_low"] <= metrics["map@12"] + 1e-12).all()
+    assert (metrics["map@12"] <= metrics["map@12_high"] + 1e-12).all()
+    differences = pd.read_parquet(out / "differences.parquet")
+    assert set(differences["baseline"]) == {"popular", "repurchase"}
+    assert (differences["low"] <= differences["high"]).all()
     articles = pd.read_parquet(out / "articles.parquet")
     assert {"article_id", "image_path", "prod_name"} <= set(articles.columns)
+
+
+def kaggle_ap_at_12(predicted: list[str], actual: set[str]) -> float:
+    """The competition's AP@12, written apart from recsys.evaluation: a repeated article
+    counts once, the denominator is min(12, distinct articles bought)."""
+    hits, total, seen = 0, 0.0, set()
+    for rank, article in enumerate(predicted[:12], start=1):
+        if article in actual and article not in seen:
+            hits += 1
+            total += hits / rank
+        seen.add(article)
+    return total / min(12, len(actual))
+
+
+def test_the_exported_predictions_score_exactly_the_reported_served_figures(
+    tiny_flow_run: FlowRun,
+) -> None:
+    out = tiny_flow_run.export_dir
+    predictions = pd.read_parquet(out / "predictions.parquet").sort_values(["customer_id", "rank"])
+    lists = predictions.groupby("customer_id")["article_id"].agg(list).to_dict()
+    bought = pd.read_parquet(out / "test_actuals.parquet").groupby("customer_id")["article_id"]
+    aps, recalls = [], []
+    for customer, articles in bought:
+        actual, predicted = set(articles), lists.get(customer, [])
+        aps.append(kaggle_ap_at_12(predicted, actual))
+        recalls.append(len(actual & set(predicted[:12])) / len(actual))
+    metrics = pd.read_parquet(out / "metrics.parquet").set_index(["model", "segment"])
+    served = metrics.loc[("served", "all")]
+    assert served["customers"] == len(aps)
+    assert served["map@12"] == pytest.approx(sum(aps) / len(aps), rel=1e-9)
+    assert served["recall@12"] == pytest.approx(sum(recalls) / len(recalls), rel=1e-9)
 
 
 def test_every_customer_gets_twelve_distinct_articles(tiny_flow_run: FlowRun) -> None:

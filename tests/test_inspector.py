@@ -135,6 +135,14 @@ def test_metric_table_compares_model_and_baselines(run: ins.RunData) -> None:
     assert list(ins.metric_chart(run.metrics).columns) == ["cold", "warm"]
 
 
+def test_interval_table_brackets_each_models_figure(run: ins.RunData) -> None:
+    table = ins.interval_table(run.metrics)
+    assert set(table.index) == set(run.metrics["model"])
+    for model, row in table.iterrows():
+        low, high = (float(v) for v in row["95% interval"].split(" .. "))
+        assert low <= row["map@12"] + 1e-4 and row["map@12"] - 1e-4 <= high, model
+
+
 def test_run_summary_and_hyperparameters(run: ins.RunData) -> None:
     summary = ins.run_summary(run)
     assert summary["run id"] == run.run_id

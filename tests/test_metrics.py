@@ -4,10 +4,19 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from recsys.evaluation import ranking_metrics, segment_metrics, to_long
+from recsys.evaluation import (
+    Scoreboard,
+    bootstrap_interval,
+    ranking_metrics,
+    segment_metrics,
+    to_long,
+)
 
 
 def recs(rows: dict[str, list[str]]) -> pd.DataFrame:
@@ -117,3 +126,44 @@ def test_popular_gives_everyone_the_same_list() -> None:
 
     recs = popular_recommendations(np.array(["a", "b"]), ["x", "y"])
     assert recs.values.tolist() == [["a", 1, "x"], ["a", 2, "y"], ["b", 1, "x"], ["b", 2, "y"]]
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.floats(0, 1), min_size=1, max_size=60))
+def test_a_bootstrap_interval_holds_the_mean(values: list[float]) -> None:
+    low, high = bootstrap_interval(np.array(values)[:, None], resamples=200)
+    mean = float(np.mean(values))
+    assert low[0] - 1e-12 <= mean <= high[0] + 1e-12
+
+
+def test_more_customers_give_a_narrower_interval_and_a_constant_none() -> None:
+    rng = np.random.default_rng(0)
+    few, many = rng.random((100, 1)), rng.random((10_000, 1))
+    width = [float(np.subtract(*reversed(bootstrap_interval(v)))) for v in (few, many)]
+    assert width[1] < width[0] / 5  # about 1/sqrt(100) as wide
+    low, high = bootstrap_interval(np.full((50, 1), 0.25))
+    assert low[0] == high[0] == pytest.approx(0.25)
+
+
+def test_paired_differences_are_zero_for_the_same_lists_and_signed_for_better_ones() -> None:
+    customers = [f"c{i}" for i in range(200)]
+    bought = truth({c: ["a"] for c in customers})
+    board = Scoreboard(10, pd.Index(customers[:100]))
+    board.add(
+        "good",
+        recs({c: ["a", "b"] if i % 2 else ["b", "a"] for i, c in enumerate(customers)}),
+        bought,
+    )
+    board.add(
+        "same",
+        recs({c: ["a", "b"] if i % 2 else ["b", "a"] for i, c in enumerate(customers)}),
+        bought,
+    )
+    board.add("bad", recs({c: ["b", "c"] for c in customers}), bought)
+    table = board.differences(["good"], ["same", "bad"]).set_index(["baseline", "metric"])
+    assert table.loc[("same", "map@12"), ["difference", "low", "high"]].tolist() == [0, 0, 0]
+    better = table.loc[("bad", "map@12")]
+    assert better["difference"] == pytest.approx(0.75) and 0 < better["low"] <= better["high"]
+    metrics = board.metrics()
+    assert list(metrics["model"]) == ["good"] * 3 + ["same"] * 3 + ["bad"] * 3
+    assert list(metrics["segment"]) == ["warm", "cold", "all"] * 3
