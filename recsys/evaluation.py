@@ -13,7 +13,7 @@ Inputs:
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -130,6 +130,21 @@ class Scoreboard:
     warm: pd.Index
     _scores: dict[str, list[pd.DataFrame]] = field(default_factory=dict)
     _shown: dict[tuple[str, str], set] = field(default_factory=dict)
+
+    @classmethod
+    def pooled(cls, boards: Mapping[str, Scoreboard]) -> Scoreboard:
+        """Several weeks' boards as one: each (week, customer) pair is one unit of the
+        means and of the bootstrap; coverage counts the articles shown in any week."""
+        first = next(iter(boards.values()))
+        pooled = cls(first.catalogue_size, first.warm[:0])
+        for week, board in boards.items():
+            for method, parts in board._scores.items():
+                for part in parts:
+                    keys = pd.MultiIndex.from_product([[week], part.index])
+                    pooled._scores.setdefault(method, []).append(part.set_axis(keys))
+            for key, shown in board._shown.items():
+                pooled._shown.setdefault(key, set()).update(shown)
+        return pooled
 
     def add(self, method: str, recommendations: pd.DataFrame, actuals: pd.DataFrame) -> None:
         scores = customer_scores(recommendations, actuals)

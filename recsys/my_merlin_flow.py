@@ -4,7 +4,7 @@
     python recsys/my_merlin_flow.py run --max-workers 2       # train (see docs/training.md)
 
 start -> get_dataset -> build_workflow -> train (foreach grid point) -> join
-      -> evaluate -> predict -> export -> end
+      -> evaluate -> backtest (--backtest-weeks) -> predict -> export -> end
 
 Splits (by date, defaults from the data): the last 7 days are the test week, the 7
 days before are validation, everything earlier is training. The feature workflow is
@@ -42,7 +42,6 @@ from recsys.settings import ConfigError, load_settings  # noqa: E402
 
 SPLIT_DAYS = 7
 MIN_TRAINING_ROWS = 100
-RANKING_DEPTH = 100  # recall@100 needs 100 candidates from every ranking
 EVALUATION_BATCH = 20_000  # customers scored at once: 2 M ranked rows per method
 PROFILES = Path(__file__).resolve().parent / "profiles.toml"
 ENGINES = ("auto", "embedded", "risingwave")
@@ -116,6 +115,14 @@ class MyMerlinFlow(FlowSpec):
         help="Train on the last N weeks before the validation week; 0: every week. Default "
         "(-1): the data-size profile's (all weeks for demo-sized data, 12 for the full data).",
     )
+    backtest_weeks = Parameter(
+        "backtest-weeks",
+        default=0,
+        type=int,
+        help="After the test week: refit the chosen configuration and score every method on "
+        "each of the last N weeks (the test week last), with 95% bootstrap intervals "
+        "(recsys/backtest.py). 0: no backtest. Each week costs about one more training run.",
+    )
     embedding_dim = Parameter(
         "embedding-dim", default=64, type=int, help="Size of the customer/article embeddings."
     )
@@ -158,6 +165,7 @@ class MyMerlinFlow(FlowSpec):
             self.engine,
             self.part_rows,
             self.train_weeks,
+            self.backtest_weeks,
         )
         self.export_dir = str(_output_root(self.output_dir) / current.run_id)
         with _open_engine(self.engine) as eng:
@@ -181,6 +189,8 @@ class MyMerlinFlow(FlowSpec):
             "line (recsys/profiles.toml says why)"
         )
         self.dates = _split_dates(first, last, self.validation_start, self.test_start, weeks)
+        self.train_weeks_used = weeks
+        _check_backtest(self.backtest_weeks, self.dates)
         print("splits:", json.dumps({k: v.isoformat() for k, v in self.dates.items()}))
         print(f"grid: {len(self.grid)} points: {self.grid}")
         self.next(self.get_dataset)
@@ -189,7 +199,7 @@ class MyMerlinFlow(FlowSpec):
     def get_dataset(self):
         """Training rows from filtered_dataframe_t (cutoff and N applied in the view) into
         Parquet parts; the validation and test weeks' purchases; the catalogue."""
-        from recsys import dataset
+        from recsys import dataset, scoring
 
         validation_start, test_start = self.dates["validation_start"], self.dates["test_start"]
         work = self._work_dir()
@@ -206,8 +216,8 @@ class MyMerlinFlow(FlowSpec):
                 since=self.dates["train_start"],
             )
             test_sales = dataset.recent_sales(eng, test_start)
-            validation = _actuals(eng, validation_start, test_start)
-            test = _actuals(eng, test_start, self.dates["end"] + timedelta(days=1))
+            validation = scoring.week_purchases(eng, validation_start, test_start)
+            test = scoring.week_purchases(eng, test_start, self.dates["end"] + timedelta(days=1))
             self.articles = eng.query(f"SELECT {ARTICLE_COLUMNS} FROM articles_metadata_t")
         self.rows = {"train": parts.rows, "validation": len(validation), "test": len(test)}
         print(
@@ -323,7 +333,9 @@ class MyMerlinFlow(FlowSpec):
                 )
         board = Scoreboard(len(self.articles), features.known_customers)
         for ids, queries in scoring.read_query_embeddings(branch / "validation.parquet"):
-            recs = towers.recommend(queries, articles, ids, self._article_ids(), RANKING_DEPTH)
+            recs = towers.recommend(
+                queries, articles, ids, self._article_ids(), scoring.RANKING_DEPTH
+            )
             board.add("two_tower", recs, _of(self.validation_actuals, ids))
         self.validation = board.summary("two_tower")
         print("validation:", self.validation)
@@ -402,6 +414,51 @@ class MyMerlinFlow(FlowSpec):
         print(self.differences.to_string(index=False))
         self._log_summary_to_comet()
         self._fill_card()
+        self.next(self.backtest)
+
+    @card(type="blank", id="backtest")
+    @step
+    def backtest(self):
+        """With --backtest-weeks N: the chosen configuration refitted and scored on each of
+        the last N weeks, lists as of each week's start (recsys/backtest.py)."""
+        self.backtest_metrics = self.backtest_differences = None
+        if not self.backtest_weeks:
+            print("no backtest (--backtest-weeks 0)")
+            self.next(self.predict)
+            return
+        from metaflow.cards import Markdown, Table
+
+        from recsys import backtest, scoring, towers
+
+        setup = backtest.Setup(
+            towers.HyperParameters(**self.best_params),
+            scoring.Served(self.warm_strategy, self.fallback),
+            self.min_purchases,
+            self.train_weeks_used,
+            self.part_rows,
+            self.sample_fraction,
+        )
+        starts = backtest.week_starts(self.dates["test_start"], self.backtest_weeks)
+        with _open_engine(self.engine) as eng:
+            try:
+                self.backtest_metrics, self.backtest_differences = backtest.run(
+                    eng, setup, starts, self.articles, self._work_dir() / "backtest"
+                )
+            finally:  # the views show the training rows again, as after get_dataset
+                eng.set_training_settings(self.min_purchases, self.dates["validation_start"])
+        shown = self.backtest_metrics[self.backtest_metrics["segment"] == "all"]
+        print(shown.drop(columns="segment").to_string(index=False))
+        print(self.backtest_differences.to_string(index=False))
+        current.card["backtest"].append(
+            Markdown(
+                f"# Backtest: the last {self.backtest_weeks} weeks\n"
+                "Each week: the chosen configuration trained on everything before it, lists "
+                "as of its start; 95% bootstrap intervals over customers (`pooled`: every "
+                "week's customers together)."
+            )
+        )
+        current.card["backtest"].append(Table.from_dataframe(shown.round(4)))
+        current.card["backtest"].append(Table.from_dataframe(self.backtest_differences.round(4)))
         self.next(self.predict)
 
     @step
@@ -521,35 +578,21 @@ class MyMerlinFlow(FlowSpec):
         return np.load(Path(branch or self.best_dir) / f"articles-{as_of}.npy")
 
     def _score_split(self, split: str, served: bool = False):
-        """Every method's metrics on one week, customer batch by customer batch, each
-        method's lists made from everything before the week's start."""
-        import pandas as pd
-
-        from recsys import baselines, scoring
-        from recsys.evaluation import Scoreboard
+        """Every method's metrics on one week (`scoring.score_week`), with what is served."""
+        from recsys import scoring
 
         with _open_engine(self.engine, read_only=True) as eng:
-            cutoff = self.dates[f"{split}_start"]
-            popular = baselines.popular_articles(eng, cutoff, RANKING_DEPTH)
-            recent = baselines.recent_purchases(eng, cutoff)
-        known = self._features().known_customers
-        board = Scoreboard(len(self.articles), known)
-        articles = self._article_embeddings(split)
-        actuals = getattr(self, f"{split}_actuals")
-        embeddings = Path(self.best_dir) / f"{split}.parquet"
-        for ids, queries in scoring.read_query_embeddings(embeddings, EVALUATION_BATCH):
-            ranked = scoring.rankings(
-                ids, queries, articles, self._article_ids(), recent, popular, RANKING_DEPTH
+            return scoring.score_week(
+                eng,
+                self.dates[f"{split}_start"],
+                Path(self.best_dir) / f"{split}.parquet",
+                self._article_embeddings(split),
+                self._article_ids(),
+                getattr(self, f"{split}_actuals"),
+                self._features().known_customers,
+                scoring.Served(self.warm_strategy, self.fallback) if served else None,
+                EVALUATION_BATCH,
             )
-            if served:
-                warm, cold = ranked[self.warm_strategy], ranked[self.fallback]
-                ranked["served"] = pd.concat(
-                    [warm[warm["customer_id"].isin(known)], cold[~cold["customer_id"].isin(known)]]
-                )
-            bought = _of(actuals, ids)
-            for name, recs in ranked.items():
-                board.add(name, recs, bought)
-        return board
 
     def _comet_dir(self) -> Path:
         return Path(self.export_dir) / "comet"
@@ -612,6 +655,9 @@ class MyMerlinFlow(FlowSpec):
         best = Path(self.best_dir)
         self.metrics.to_parquet(out / "metrics.parquet", index=False)
         self.differences.to_parquet(out / "differences.parquet", index=False)
+        if self.backtest_metrics is not None:
+            self.backtest_metrics.to_parquet(out / "backtest.parquet", index=False)
+            self.backtest_differences.to_parquet(out / "backtest_differences.parquet", index=False)
         self.test_actuals.to_parquet(out / "test_actuals.parquet", index=False)
         self.articles.to_parquet(out / "articles.parquet", index=False)
         articles = self._article_embeddings("predict")
@@ -715,7 +761,10 @@ def _check_parameters(
     engine: str,
     part_rows: int,
     train_weeks: int,
+    backtest_weeks: int,
 ) -> None:
+    if not 0 <= backtest_weeks <= 52:
+        raise FlowInputError(f"--backtest-weeks {backtest_weeks}: expected 0..52")
     if train_weeks < -1:
         raise FlowInputError(f"--train-weeks {train_weeks}: expected N >= 0 (0: every week)")
     if part_rows < 1_000:
@@ -795,6 +844,7 @@ def _split_dates(
         )
     window = validation - timedelta(weeks=train_weeks) if train_weeks else first
     return {
+        "first_day": first,
         "train_start": max(first, window),
         "validation_start": validation,
         "test_start": test,
@@ -803,6 +853,17 @@ def _split_dates(
         # test metrics describe the same, honest situation (nothing from the test week).
         "predict_start": test,
     }
+
+
+def _check_backtest(weeks: int, dates: dict) -> None:
+    """Every backtest week needs training days before it."""
+    first_week = dates["test_start"] - timedelta(weeks=max(weeks - 1, 0))
+    if weeks and first_week <= dates["first_day"] + timedelta(days=SPLIT_DAYS):
+        raise FlowInputError(
+            f"--backtest-weeks {weeks}: the first backtest week would start on {first_week}, "
+            f"leaving less than a week of training data after {dates['first_day']}; "
+            "use fewer weeks."
+        )
 
 
 def _check_images() -> None:
@@ -827,15 +888,6 @@ def _check_splits(rows: dict, min_purchases: int, dates: dict) -> None:
                 f"the {split} week has no purchases: check --validation-start/--test-start "
                 f"({dates['validation_start']}, {dates['test_start']}) against the data."
             )
-
-
-def _actuals(eng, start: date, end: date):
-    """Every purchase in [start, end) by any customer (warm or cold): what we evaluate against."""
-    return eng.query(
-        "SELECT DISTINCT customer_id, article_id, t_dat FROM joined_transactions_t "
-        "WHERE t_dat >= $1 AND t_dat < $2",
-        [start, end],
-    )
 
 
 def _of(actuals, ids):

@@ -9,6 +9,7 @@ by batch, and evaluation and prediction read them back batch by batch.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 
@@ -18,6 +19,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from recsys import baselines, towers
+from recsys.evaluation import Scoreboard
 from recsys.features import FittedFeatures, prepare_customers
 from recsys.progress import Progress
 
@@ -26,6 +28,7 @@ CUSTOMER_COLUMNS = (
 )
 CUSTOMER_BATCH_ROWS = 100_000
 MODEL_METHODS = ("two_tower", "repurchase+two_tower")  # what warm customers may be served
+RANKING_DEPTH = 100  # recall@100 needs 100 candidates from every ranking
 
 
 def write_query_embeddings(
@@ -98,6 +101,59 @@ def rankings(
             for name in baselines.BASELINES
         },
     }
+
+
+def week_purchases(engine, start: date, end: date) -> pd.DataFrame:
+    """Every purchase in [start, end) by any customer (warm or cold): what is scored."""
+    return engine.query(
+        "SELECT DISTINCT customer_id, article_id, t_dat FROM joined_transactions_t "
+        "WHERE t_dat >= $1 AND t_dat < $2",
+        [start, end],
+    )
+
+
+@dataclass(frozen=True)
+class Served:
+    """What validation chose to serve: a model method for warm customers (those the model
+    was trained on), a baseline for the others."""
+
+    warm_strategy: str
+    fallback: str
+
+
+def score_week(
+    engine,
+    start: date,
+    queries: Path,
+    article_embeddings: np.ndarray,
+    article_ids: np.ndarray,
+    actuals: pd.DataFrame,
+    known: pd.Index,
+    served: Served | None = None,
+    batch_rows: int = CUSTOMER_BATCH_ROWS,
+    depth: int = RANKING_DEPTH,
+) -> Scoreboard:
+    """Every method's per-customer metrics on one week, customer batch by batch.
+
+    Every list is made from everything before `start`: the baselines' history and
+    popularity from the engine, the model's from the `queries` embedded as of `start`
+    and the catalogue's `article_embeddings` as of `start`. With `served`, the served
+    lists are scored too (`served` rows).
+    """
+    popular = baselines.popular_articles(engine, start, depth)
+    recent = baselines.recent_purchases(engine, start)
+    board = Scoreboard(len(article_ids), known)
+    for ids, vectors in read_query_embeddings(queries, batch_rows):
+        ranked = rankings(ids, vectors, article_embeddings, article_ids, recent, popular, depth)
+        if served is not None:
+            warm, cold = ranked[served.warm_strategy], ranked[served.fallback]
+            ranked["served"] = pd.concat(
+                [warm[warm["customer_id"].isin(known)], cold[~cold["customer_id"].isin(known)]]
+            )
+        bought = actuals[actuals["customer_id"].isin(ids)]
+        for name, recs in ranked.items():
+            board.add(name, recs, bought)
+    return board
 
 
 def _embed(features: FittedFeatures, encoder, frame: pd.DataFrame, when: date) -> np.ndarray:

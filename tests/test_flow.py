@@ -80,6 +80,36 @@ def test_the_exported_predictions_score_exactly_the_reported_served_figures(
     assert served["recall@12"] == pytest.approx(sum(recalls) / len(recalls), rel=1e-9)
 
 
+def test_the_backtest_scores_each_week_as_the_test_week_is_scored(tiny_flow_run: FlowRun) -> None:
+    out = tiny_flow_run.export_dir
+    backtest = pd.read_parquet(out / "backtest.parquet")
+    info = json.loads((out / "run_info.json").read_text())
+    test_start = info["dates"]["test_start"]
+    weeks = list(dict.fromkeys(backtest["week"]))
+    assert weeks == [
+        (date.fromisoformat(test_start) - timedelta(days=7)).isoformat(),
+        test_start,
+        "pooled",
+    ]
+    every = backtest[backtest["segment"] == "all"].set_index(["week", "model"])
+    assert {"two_tower", "served", "popular", "repurchase"} <= set(every.loc["pooled"].index)
+    by_week = every.loc[weeks[:2], "customers"].groupby(level="week").first()
+    assert every.loc[("pooled", "served"), "customers"] == by_week.sum()
+    pooled = every.loc["pooled"]
+    assert (pooled["map@12_low"] <= pooled["map@12"]).all()
+    assert (pooled["map@12"] <= pooled["map@12_high"]).all()
+    # The last backtest week is the test week: the baselines do not depend on the model,
+    # so their figures equal the test week's exactly (same customers, same lists).
+    test = pd.read_parquet(out / "metrics.parquet").set_index(["model", "segment"])
+    for baseline in ("popular", "repurchase"):
+        row = every.loc[(test_start, baseline)]
+        assert row["map@12"] == pytest.approx(test.loc[(baseline, "all"), "map@12"], rel=1e-12)
+        assert row["customers"] == test.loc[(baseline, "all"), "customers"]
+    differences = pd.read_parquet(out / "backtest_differences.parquet")
+    assert set(differences["week"]) == set(weeks)
+    assert set(differences["baseline"]) == {"popular", "repurchase"}
+
+
 def test_every_customer_gets_twelve_distinct_articles(tiny_flow_run: FlowRun) -> None:
     predictions = pd.read_parquet(tiny_flow_run.export_dir / "predictions.parquet")
     customers = pd.read_csv(tiny_flow_run.data_dir / "customers.csv", dtype=str)
@@ -188,6 +218,7 @@ print("MODELS", sorted(set(run.data.metrics["model"])))
         (["--test-start", "2020-13-40"], "expected YYYY-MM-DD"),
         (["--min-purchases", "1000"], "lower --min-purchases"),
         (["--validation-start", "2020-01-01"], "no training days"),
+        (["--backtest-weeks", "11"], "use fewer weeks"),
     ],
 )
 def test_bad_input_stops_early_with_a_clear_message(

@@ -1,0 +1,117 @@
+"""Rolling-origin backtests: the chosen configuration, refitted for each of the last N weeks.
+
+One test week is one sample of customers and of a week's fashion: a difference of 0.003
+MAP@12 between two methods can be noise. For each of the last N weeks (the test week
+last), the configuration validation chose is trained again on everything before that
+week's start (within the profile's training window), every list is made as of that
+start, and every method is scored on that week's buyers exactly as the test week is
+(`scoring.score_week`). The result: per-week figures, the figures pooled over every
+(week, customer) pair, each with a 95% bootstrap interval over customers, and the paired
+differences of each model method minus each baseline.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date, timedelta
+from pathlib import Path
+
+import pandas as pd
+
+from recsys import baselines, dataset, scoring, towers
+from recsys.evaluation import Scoreboard
+from recsys.features import fit_workflows
+
+WEEK = timedelta(days=7)
+POOLED = "pooled"  # the `week` of the figures over every backtest week
+
+
+@dataclass(frozen=True)
+class Setup:
+    """What validation chose and how the flow cut the training rows: reused every week."""
+
+    params: towers.HyperParameters
+    served: scoring.Served
+    min_purchases: int
+    train_weeks: int  # 0: every week before the origin
+    part_rows: int
+    sample_fraction: float
+
+
+def week_starts(test_start: date, weeks: int) -> list[date]:
+    """The first days of the last `weeks` weeks, oldest first; the test week is the last."""
+    return [test_start - w * WEEK for w in reversed(range(weeks))]
+
+
+def run(
+    engine, setup: Setup, starts: Sequence[date], articles: pd.DataFrame, work: Path
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Each week refitted and scored; returns (metrics, differences), each with a `week`
+    column: the week's first day, or POOLED for every week together.
+
+    The engine's training_settings are moved to each origin in turn: the caller puts
+    them back.
+    """
+    boards = {}
+    for number, start in enumerate(starts, start=1):
+        print(f"backtest week {number} of {len(starts)}: {start} .. {start + WEEK - timedelta(1)}")
+        boards[start.isoformat()] = score_week(engine, setup, start, articles, work / str(start))
+    boards[POOLED] = Scoreboard.pooled(boards)
+    methods = [*scoring.MODEL_METHODS, "served"]
+    metrics = pd.concat(
+        [board.metrics().assign(week=week) for week, board in boards.items()], ignore_index=True
+    )
+    differences = pd.concat(
+        [
+            board.differences(methods, baselines.BASELINES).assign(week=week)
+            for week, board in boards.items()
+        ],
+        ignore_index=True,
+    )
+    return _week_first(metrics), _week_first(differences)
+
+
+def score_week(engine, setup: Setup, start: date, articles: pd.DataFrame, work: Path) -> Scoreboard:
+    """Train the chosen configuration on the rows before `start` and score the week."""
+    import merlin.io
+
+    engine.set_training_settings(min_purchases=setup.min_purchases, cutoff=start)
+    sales = dataset.recent_sales(engine, start)
+    parts = dataset.write_training_parts(
+        engine,
+        sales,
+        work / "prepared",
+        setup.part_rows,
+        setup.sample_fraction,
+        orders=setup.params.epochs,
+        since=start - setup.train_weeks * WEEK if setup.train_weeks else None,
+    )
+    features = fit_workflows(parts.dataset(0), sales, work / "workflows")
+    encoded = [
+        features.encode(parts.dataset(order), work / f"encoded-{order}")
+        for order in range(len(parts.orders))
+    ]
+    frequencies = features.item_frequencies(
+        merlin.io.Dataset([str(p) for p in encoded[0]], engine="parquet")
+    )
+    model = towers.train(encoded, features.schema, frequencies, setup.params).model
+    catalogue = towers.embed(model.candidate_encoder, features.articles(articles), features.schema)
+    actuals = scoring.week_purchases(engine, start, start + WEEK)
+    queries = work / "queries.parquet"
+    buyers = actuals["customer_id"].unique()
+    scoring.write_query_embeddings(engine, features, model.query_encoder, start, queries, buyers)
+    return scoring.score_week(
+        engine,
+        start,
+        queries,
+        catalogue,
+        articles["article_id"].to_numpy(),
+        actuals,
+        features.known_customers,
+        setup.served,
+    )
+
+
+def _week_first(frame: pd.DataFrame) -> pd.DataFrame:
+    return frame[["week", *[c for c in frame.columns if c != "week"]]]
