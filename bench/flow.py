@@ -48,6 +48,12 @@ FACTS = {  # what each step says about its size, as printed by the flow
     "predict": re.compile(r"predict: ([\d,]+) customers in .*?, ([\d,]+)/s"),
     "evaluate": re.compile(r"served: (.*)"),
 }
+EXPORTED_TABLES = {  # the run's own figures, as its export holds them
+    "metrics.parquet": "Test-week metrics, 95% bootstrap intervals over customers",
+    "differences.parquet": "Test week, paired differences (method minus baseline)",
+    "backtest.parquet": "Backtest (--backtest-weeks), all customers of each week and pooled",
+    "backtest_differences.parquet": "Backtest, paired differences (method minus baseline)",
+}
 
 
 class TreeMemory:
@@ -113,11 +119,15 @@ def run_flow(data: Path, work: Path, extra: list[str]) -> tuple[list[dict], dict
     memory.stop()
     for step in steps.values():
         step["peak"] = memory.peak(step["start"], step["end"])
-    summary = {"code": code, "seconds": total, "peak": memory.peak(), "metrics": ""}
-    found = sorted((work / "output").glob("*/metrics.parquet"))
-    if found:  # the test-week table the flow printed, as the run's export holds it
-        metrics = pd.read_parquet(found[-1]).round(4)
-        summary["metrics"] = markdown_table(metrics.to_dict("records"))
+    summary = {"code": code, "seconds": total, "peak": memory.peak(), "tables": []}
+    for name, title in EXPORTED_TABLES.items():
+        for path in sorted((work / "output").glob(f"*/{name}"))[-1:]:
+            frame = pd.read_parquet(path).round(4)
+            if "week" in frame and "segment" in frame:
+                frame = frame[frame["segment"] == "all"].drop(columns="segment")
+            summary["tables"].append(
+                (f"{title} (`{name}`)", markdown_table(frame.to_dict("records")))
+            )
     return list(steps.values()), summary, "".join(log)
 
 
@@ -139,8 +149,8 @@ def table(steps: list[dict], summary: dict, data: str) -> str:
         f"| **whole run** ({status}) | **{_minutes(summary['seconds'])}** | "
         f"**{summary['peak'] / 1e9:.1f} GB** | |"
     )
-    if summary["metrics"]:
-        lines += ["", "Test-week metrics of this run (`metrics.parquet`):", "", summary["metrics"]]
+    for title, rows in summary["tables"]:
+        lines += ["", f"{title}:", "", rows]
     return "\n".join(lines)
 
 
