@@ -9,6 +9,10 @@ Conventions, as in the Kaggle competition's MAP@12:
 Inputs:
 - recommendations: columns customer_id, rank (1 = best), article_id
 - actuals: columns customer_id, article_id (duplicates are ignored)
+
+`selling@12` is the share of a customer's top-12 that anyone buys in the scored week
+(`sold`): fashion articles stop selling after a season, and a method that recommends
+articles nobody buys any more loses there before it loses on MAP@12.
 """
 
 from __future__ import annotations
@@ -20,7 +24,15 @@ import numpy as np
 import pandas as pd
 
 TOP_K = 12
-METRIC_COLUMNS = ("map@12", "recall@12", "recall@100", "ndcg@12", "coverage", "customers")
+METRIC_COLUMNS = (
+    "map@12",
+    "recall@12",
+    "recall@100",
+    "ndcg@12",
+    "selling@12",
+    "coverage",
+    "customers",
+)
 INTERVAL_METRICS = ("map@12", "recall@12")  # the ones given a 95% bootstrap interval
 BOOTSTRAP_RESAMPLES = 1_000
 BOOTSTRAP_SEED = 7
@@ -33,8 +45,10 @@ def ranking_metrics(
     k: int = TOP_K,
     recall_ks: tuple[int, ...] = (12, 100),
 ) -> dict[str, float]:
-    """MAP@k, recall at each of `recall_ks`, NDCG@k and catalogue coverage of the top-k."""
-    scores = customer_scores(recommendations, actuals, k, recall_ks)
+    """MAP@k, recall at each of `recall_ks`, NDCG@k, selling@k (sold: the articles of
+    `actuals`) and catalogue coverage of the top-k."""
+    sold = set(actuals["article_id"])
+    scores = customer_scores(recommendations, actuals, k, recall_ks, sold)
     return summarize(scores, shown_articles(recommendations, actuals, k), catalogue_size)
 
 
@@ -43,8 +57,10 @@ def customer_scores(
     actuals: pd.DataFrame,
     k: int = TOP_K,
     recall_ks: tuple[int, ...] = (12, 100),
+    sold: set | None = None,
 ) -> pd.DataFrame:
-    """AP@k, recall@r and NDCG@k of every customer of `actuals` (0 without a hit), by id.
+    """AP@k, recall@r, NDCG@k of every customer of `actuals` (0 without a hit), by id,
+    and with `sold` the share of their top-k that is in it (`selling@k`).
 
     Per customer, so that customers can be scored in batches and averaged at the end
     (`summarize`) with exactly the figures of scoring them all at once.
@@ -70,6 +86,11 @@ def customer_scores(
     discounts = np.cumsum(1.0 / np.log2(np.arange(2, k + 2)))
     ndcg = pd.Series(dcg.to_numpy() / discounts[ideal_lengths - 1], index=dcg.index)
     scores[f"ndcg@{k}"] = ndcg.reindex(scores.index, fill_value=0.0)
+    if sold is not None:
+        top = recommendations[recommendations["rank"] <= k]
+        top = top.drop_duplicates(["customer_id", "article_id"])
+        selling = top["article_id"].isin(sold).groupby(top["customer_id"]).mean()
+        scores[f"selling@{k}"] = selling.reindex(scores.index, fill_value=0.0)
     return scores
 
 
@@ -113,7 +134,7 @@ def segment_metrics(
     catalogue_size: int,
 ) -> pd.DataFrame:
     """`ranking_metrics` for warm (seen in training), cold and all customers of `actuals`."""
-    board = Scoreboard(catalogue_size, pd.Index(warm_customers))
+    board = Scoreboard(catalogue_size, pd.Index(warm_customers), set(actuals["article_id"]))
     board.add("model", recommendations, actuals)
     return board.metrics().drop(columns="model")
 
@@ -124,10 +145,12 @@ class Scoreboard:
 
     `add` takes one batch's recommendations of one method and the actual purchases of
     that batch's customers; `metrics` gives the same table as scoring all at once.
+    `sold` is every article bought in the week by anyone, not only by a batch.
     """
 
     catalogue_size: int
     warm: pd.Index
+    sold: set  # the articles anyone bought in the week (for selling@12)
     _scores: dict[str, list[pd.DataFrame]] = field(default_factory=dict)
     _shown: dict[tuple[str, str], set] = field(default_factory=dict)
 
@@ -136,7 +159,7 @@ class Scoreboard:
         """Several weeks' boards as one: each (week, customer) pair is one unit of the
         means and of the bootstrap; coverage counts the articles shown in any week."""
         first = next(iter(boards.values()))
-        pooled = cls(first.catalogue_size, first.warm[:0])
+        pooled = cls(first.catalogue_size, first.warm[:0], set())
         for week, board in boards.items():
             for method, parts in board._scores.items():
                 for part in parts:
@@ -147,7 +170,7 @@ class Scoreboard:
         return pooled
 
     def add(self, method: str, recommendations: pd.DataFrame, actuals: pd.DataFrame) -> None:
-        scores = customer_scores(recommendations, actuals)
+        scores = customer_scores(recommendations, actuals, sold=self.sold)
         scores["warm"] = scores.index.isin(self.warm)
         self._scores.setdefault(method, []).append(scores)
         is_warm = actuals["customer_id"].isin(self.warm)

@@ -331,7 +331,8 @@ class MyMerlinFlow(FlowSpec):
                     branch / f"{split}.parquet",
                     ids,
                 )
-        board = Scoreboard(len(self.articles), features.known_customers)
+        sold = set(self.validation_actuals["article_id"])
+        board = Scoreboard(len(self.articles), features.known_customers, sold)
         for ids, queries in scoring.read_query_embeddings(branch / "validation.parquet"):
             recs = towers.recommend(
                 queries, articles, ids, self._article_ids(), scoring.RANKING_DEPTH

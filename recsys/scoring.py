@@ -142,7 +142,7 @@ def score_week(
     """
     popular = baselines.popular_articles(engine, start, depth)
     recent = baselines.recent_purchases(engine, start)
-    board = Scoreboard(len(article_ids), known)
+    board = Scoreboard(len(article_ids), known, set(actuals["article_id"]))
     for ids, vectors in read_query_embeddings(queries, batch_rows):
         ranked = rankings(ids, vectors, article_embeddings, article_ids, recent, popular, depth)
         if served is not None:

@@ -148,7 +148,7 @@ def test_more_customers_give_a_narrower_interval_and_a_constant_none() -> None:
 def test_paired_differences_are_zero_for_the_same_lists_and_signed_for_better_ones() -> None:
     customers = [f"c{i}" for i in range(200)]
     bought = truth({c: ["a"] for c in customers})
-    board = Scoreboard(10, pd.Index(customers[:100]))
+    board = Scoreboard(10, pd.Index(customers[:100]), {"a"})
     board.add(
         "good",
         recs({c: ["a", "b"] if i % 2 else ["b", "a"] for i, c in enumerate(customers)}),
@@ -167,3 +167,9 @@ def test_paired_differences_are_zero_for_the_same_lists_and_signed_for_better_on
     metrics = board.metrics()
     assert list(metrics["model"]) == ["good"] * 3 + ["same"] * 3 + ["bad"] * 3
     assert list(metrics["segment"]) == ["warm", "cold", "all"] * 3
+
+
+def test_selling_counts_the_share_of_the_top_12_anyone_buys_that_week() -> None:
+    # c bought a; d bought z: the week sold {a, z}. c's list a, b, z, a: 2 of 3 distinct.
+    m = ranking_metrics(recs({"c": ["a", "b", "z", "a"]}), truth({"c": ["a"], "d": ["z"]}), 10)
+    assert m["selling@12"] == pytest.approx((2 / 3 + 0) / 2)  # d has no list: 0
