@@ -35,6 +35,16 @@ def popular_articles(engine, cutoff: date, depth: int) -> list[str]:
     return frame["article_id"].astype(str).tolist()
 
 
+def sold_articles(engine, cutoff: date, days: int) -> list[str]:
+    """Every article anyone bought in the `days` before `cutoff`."""
+    start = cutoff - timedelta(days=days)
+    frame = engine.query(
+        "SELECT DISTINCT article_id FROM joined_transactions_t "
+        f"WHERE t_dat >= DATE '{start.isoformat()}' AND t_dat < DATE '{cutoff.isoformat()}'"
+    )
+    return frame["article_id"].astype(str).tolist()
+
+
 def recent_purchases(engine, cutoff: date) -> pd.DataFrame:
     """(customer_id, article_id, last_bought, bought) over the 28 days before `cutoff`."""
     start = cutoff - timedelta(days=REPURCHASE_WINDOW_DAYS)

@@ -115,6 +115,13 @@ class MyMerlinFlow(FlowSpec):
         help="Train on the last N weeks before the validation week; 0: every week. Default "
         "(-1): the data-size profile's (all weeks for demo-sized data, 12 for the full data).",
     )
+    candidate_days = Parameter(
+        "candidate-days",
+        default=-1,
+        type=int,
+        help="The model recommends only articles someone bought in the N days before the "
+        "list's date; 0: the whole catalogue. Default (-1): the data-size profile's.",
+    )
     backtest_weeks = Parameter(
         "backtest-weeks",
         default=0,
@@ -165,6 +172,7 @@ class MyMerlinFlow(FlowSpec):
             self.engine,
             self.part_rows,
             self.train_weeks,
+            self.candidate_days,
             self.backtest_weeks,
         )
         self.export_dir = str(_output_root(self.output_dir) / current.run_id)
@@ -181,12 +189,16 @@ class MyMerlinFlow(FlowSpec):
             self.embedding_dim,
         )
         weeks = self.train_weeks if self.train_weeks >= 0 else self.profile["train_weeks"]
+        self.candidate_days_used = (
+            self.candidate_days if self.candidate_days >= 0 else self.profile["candidate_days"]
+        )
         print(
             f"profile: {self.profile['name']} ({purchases:,} purchases, up to "
             f"{self.profile['max_purchases']:,}): learning rates {self.profile['learning_rates']}"
             f", batch sizes {self.profile['batch_sizes']}, {self.profile['epochs']} epoch(s), "
-            f"training weeks {self.profile['train_weeks'] or 'all'} unless given on the command "
-            "line (recsys/profiles.toml says why)"
+            f"training weeks {self.profile['train_weeks'] or 'all'}, candidates sold in the last "
+            f"{self.profile['candidate_days'] or 'any number of'} days unless given on the "
+            "command line (recsys/profiles.toml says why)"
         )
         self.dates = _split_dates(first, last, self.validation_start, self.test_start, weeks)
         self.train_weeks_used = weeks
@@ -331,12 +343,14 @@ class MyMerlinFlow(FlowSpec):
                     branch / f"{split}.parquet",
                     ids,
                 )
+            candidates = self._candidates(eng, "validation")
         sold = set(self.validation_actuals["article_id"])
         board = Scoreboard(len(self.articles), features.known_customers, sold)
+        article_ids = self._article_ids()
+        if candidates is not None:
+            articles, article_ids = articles[candidates], article_ids[candidates]
         for ids, queries in scoring.read_query_embeddings(branch / "validation.parquet"):
-            recs = towers.recommend(
-                queries, articles, ids, self._article_ids(), scoring.RANKING_DEPTH
-            )
+            recs = towers.recommend(queries, articles, ids, article_ids, scoring.RANKING_DEPTH)
             board.add("two_tower", recs, _of(self.validation_actuals, ids))
         self.validation = board.summary("two_tower")
         print("validation:", self.validation)
@@ -436,6 +450,7 @@ class MyMerlinFlow(FlowSpec):
             scoring.Served(self.warm_strategy, self.fallback),
             self.min_purchases,
             self.train_weeks_used,
+            self.candidate_days_used,
             self.part_rows,
             self.sample_fraction,
         )
@@ -479,16 +494,17 @@ class MyMerlinFlow(FlowSpec):
             cutoff = self.dates["predict_start"]
             popular = baselines.popular_articles(eng, cutoff, self.top_k)
             recent = baselines.recent_purchases(eng, cutoff)
+            candidates = self._candidates(eng, "predict")
         known = self._features().known_customers
-        articles = self._article_embeddings("predict")
+        articles, article_ids = self._article_embeddings("predict"), self._article_ids()
+        if candidates is not None:
+            articles, article_ids = articles[candidates], article_ids[candidates]
         writers: dict[str, pq.ParquetWriter] = {}
         counts = {"model": 0, "fallback": 0}
         progress = Progress("predict", None, unit="customers")
         for ids, queries in scoring.read_query_embeddings(Path(self.best_dir) / "predict.parquet"):
             warm = np.isin(ids, known)
-            model = towers.recommend(
-                queries[warm], articles, ids[warm], self._article_ids(), self.top_k
-            )
+            model = towers.recommend(queries[warm], articles, ids[warm], article_ids, self.top_k)
             if self.warm_strategy == "two_tower":
                 model = model.assign(source="model")
             else:
@@ -571,6 +587,13 @@ class MyMerlinFlow(FlowSpec):
             "predict": None,
         }
 
+    def _candidates(self, eng, split: str):
+        """The catalogue mask the model recommends from as of a split's start (or None)."""
+        from recsys import scoring
+
+        when = self.dates[f"{split}_start"]
+        return scoring.candidate_mask(eng, when, self.candidate_days_used, self._article_ids())
+
     def _article_embeddings(self, split: str, branch: Path | None = None):
         """The catalogue's embeddings as of a split's start (predict: the test start)."""
         import numpy as np
@@ -592,6 +615,7 @@ class MyMerlinFlow(FlowSpec):
                 getattr(self, f"{split}_actuals"),
                 self._features().known_customers,
                 scoring.Served(self.warm_strategy, self.fallback) if served else None,
+                self.candidate_days_used,
                 EVALUATION_BATCH,
             )
 
@@ -694,6 +718,7 @@ class MyMerlinFlow(FlowSpec):
             "warm_strategy": self.warm_strategy,
             "device": self.device,
             "top_k": self.top_k,
+            "candidate_days": self.candidate_days_used,
         }
         (out / "run_info.json").write_text(json.dumps(info, indent=2, default=str))
 
@@ -762,12 +787,16 @@ def _check_parameters(
     engine: str,
     part_rows: int,
     train_weeks: int,
+    candidate_days: int,
     backtest_weeks: int,
 ) -> None:
     if not 0 <= backtest_weeks <= 52:
         raise FlowInputError(f"--backtest-weeks {backtest_weeks}: expected 0..52")
-    if train_weeks < -1:
-        raise FlowInputError(f"--train-weeks {train_weeks}: expected N >= 0 (0: every week)")
+    if train_weeks < -1 or candidate_days < -1:
+        raise FlowInputError(
+            f"--train-weeks {train_weeks} / --candidate-days {candidate_days}: expected N >= 0 "
+            "(0: no limit)"
+        )
     if part_rows < 1_000:
         raise FlowInputError(f"--part-rows {part_rows}: expected at least 1000")
     if not 1 <= top_k <= 100:

@@ -81,6 +81,17 @@ def read_query_embeddings(
         yield ids, np.asarray(flat, dtype="float32").reshape(-1, width)
 
 
+def candidate_mask(engine, cutoff: date, days: int, article_ids: np.ndarray) -> np.ndarray | None:
+    """Which articles the model may recommend as of `cutoff`: those anyone bought in the
+    `days` before it (fashion articles stop selling after their season). None, the
+    whole catalogue, when `days` is 0 or fewer than RANKING_DEPTH articles sold."""
+    if not days:
+        return None
+    sold = baselines.sold_articles(engine, cutoff, days)
+    mask = np.isin(np.asarray(article_ids, dtype=object), np.asarray(sold, dtype=object))
+    return mask if mask.sum() >= RANKING_DEPTH else None
+
+
 def rankings(
     ids: np.ndarray,
     queries: np.ndarray,
@@ -89,8 +100,12 @@ def rankings(
     recent: pd.DataFrame,
     popular: list[str],
     depth: int,
+    candidates: np.ndarray | None = None,
 ) -> dict[str, pd.DataFrame]:
-    """Every method's top-`depth` for these customers: the model, the hybrid, both baselines."""
+    """Every method's top-`depth` for these customers: the model (over the `candidates`
+    mask of the catalogue, or all of it), the hybrid, both baselines."""
+    if candidates is not None:
+        article_embeddings, article_ids = article_embeddings[candidates], article_ids[candidates]
     model = towers.recommend(queries, article_embeddings, ids, article_ids, depth)
     hybrid = baselines.repurchase_recommendations(ids, recent, model, depth)
     return {
@@ -130,6 +145,7 @@ def score_week(
     actuals: pd.DataFrame,
     known: pd.Index,
     served: Served | None = None,
+    candidate_days: int = 0,
     batch_rows: int = CUSTOMER_BATCH_ROWS,
     depth: int = RANKING_DEPTH,
 ) -> Scoreboard:
@@ -138,13 +154,17 @@ def score_week(
     Every list is made from everything before `start`: the baselines' history and
     popularity from the engine, the model's from the `queries` embedded as of `start`
     and the catalogue's `article_embeddings` as of `start`. With `served`, the served
-    lists are scored too (`served` rows).
+    lists are scored too (`served` rows). The model recommends among the articles sold in
+    the `candidate_days` before `start` (0: the whole catalogue).
     """
     popular = baselines.popular_articles(engine, start, depth)
     recent = baselines.recent_purchases(engine, start)
+    candidates = candidate_mask(engine, start, candidate_days, article_ids)
     board = Scoreboard(len(article_ids), known, set(actuals["article_id"]))
     for ids, vectors in read_query_embeddings(queries, batch_rows):
-        ranked = rankings(ids, vectors, article_embeddings, article_ids, recent, popular, depth)
+        ranked = rankings(
+            ids, vectors, article_embeddings, article_ids, recent, popular, depth, candidates
+        )
         if served is not None:
             warm, cold = ranked[served.warm_strategy], ranked[served.fallback]
             ranked["served"] = pd.concat(
