@@ -21,7 +21,7 @@ import pandas as pd
 
 from recsys import baselines, dataset, scoring, towers
 from recsys.evaluation import Scoreboard
-from recsys.features import fit_workflows
+from recsys.features import FittedFeatures, fit_workflows
 
 WEEK = timedelta(days=7)
 POOLED = "pooled"  # the `week` of the figures over every backtest week
@@ -96,6 +96,9 @@ def score_week(engine, setup: Setup, start: date, articles: pd.DataFrame, work: 
     frequencies = features.item_frequencies(
         merlin.io.Dataset([str(p) for p in encoded[0]], engine="parquet")
     )
+    # Encoding ran both workflows as one graph, which rewires the customer workflow's
+    # inputs in memory: read the fitted workflows back, as the flow's later steps do.
+    features = FittedFeatures.load(work / "workflows")
     model = towers.train(encoded, features.schema, frequencies, setup.params).model
     catalogue = towers.embed(model.candidate_encoder, features.articles(articles), features.schema)
     actuals = scoring.week_purchases(engine, start, start + WEEK)

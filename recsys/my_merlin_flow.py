@@ -391,6 +391,8 @@ class MyMerlinFlow(FlowSpec):
                 "settings_shown",
                 "profile",
                 "known_customers",
+                "train_weeks_used",
+                "candidate_days_used",
             ],
         )
         self.best_params, self.device, self.best_dir = best.params, best.device, best.branch_dir
@@ -503,7 +505,7 @@ class MyMerlinFlow(FlowSpec):
         counts = {"model": 0, "fallback": 0}
         progress = Progress("predict", None, unit="customers")
         for ids, queries in scoring.read_query_embeddings(Path(self.best_dir) / "predict.parquet"):
-            warm = np.isin(ids, known)
+            warm = pd.Index(ids).isin(known)  # hashed: np.isin compares objects pairwise
             model = towers.recommend(queries[warm], articles, ids[warm], article_ids, self.top_k)
             if self.warm_strategy == "two_tower":
                 model = model.assign(source="model")

@@ -88,7 +88,7 @@ def candidate_mask(engine, cutoff: date, days: int, article_ids: np.ndarray) -> 
     if not days:
         return None
     sold = baselines.sold_articles(engine, cutoff, days)
-    mask = np.isin(np.asarray(article_ids, dtype=object), np.asarray(sold, dtype=object))
+    mask = pd.Index(np.asarray(article_ids, dtype=object)).isin(sold)
     return mask if mask.sum() >= RANKING_DEPTH else None
 
 
