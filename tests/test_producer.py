@@ -399,7 +399,7 @@ def test_producer_sends_every_good_row_and_reports_every_bad_line(
     assert (counts.read, counts.sent, counts.rejected) == (case.lines, len(case.good), bad_lines)
     sent = {r.value.pop("event_id"): r.value for r in
             consume_all(kafka_broker.bootstrap, topics[0], since=since[topics[0]])}  # fmt: skip
-    ids = ids_by_line(case.data)
+    ids = case.event_ids()
     assert sent == {
         ids[line]: {**row.values(), "t_dat": row.t_dat.isoformat()}
         for line, row in case.good.items()
@@ -407,14 +407,6 @@ def test_producer_sends_every_good_row_and_reports_every_bad_line(
     letters = consume_all(kafka_broker.bootstrap, topics[1], since=since[topics[1]])
     assert {r.value["line"]: r.value["reason"] for r in letters} == fast_path
     assert all(len(r.value["raw"]) <= RAW_KEPT_CHARS for r in letters)
-
-
-def ids_by_line(data: bytes) -> dict[int, str]:
-    """The event id of each valid line of a transactions file."""
-    with tempfile.TemporaryDirectory() as tmp:
-        (Path(tmp) / "transactions_train.csv").write_bytes(data)
-        expected = expected_messages("transactions", Path(tmp))
-    return {int(key.rsplit(":", 1)[1]): row["event_id"] for key, row in expected.items()}
 
 
 @pytest.mark.kafka
