@@ -112,9 +112,9 @@ class TransactionEvents:
     def take(self, batch: pa.Table) -> pa.Table:
         kept = self.days.keep(batch)
         self.skipped += batch.num_rows - kept.num_rows
-        return kept.append_column("event_id", self.ids(kept))
+        return kept.append_column("event_id", self._ids(kept))
 
-    def ids(self, batch: pa.Table) -> pa.Array:
+    def _ids(self, batch: pa.Table) -> pa.Array:
         """`<t_dat>:<hash>:<rank>` of each row, the rank counting earlier identical rows of
         the same day in this and the earlier batches."""
         days = pc.cast(batch.column("t_dat"), pa.int32()).to_numpy()
