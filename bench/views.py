@@ -169,6 +169,7 @@ def freshness(data: Path, work: Path, rate: int, seconds: float, probes_every: f
 
     from recsys.broker import LocalBroker, free_port
     from recsys.engine import open_engine
+    from recsys.events import TransactionEvents
     from recsys.hm_schema import TABLES
     from recsys.loaders import iter_batches
     from recsys.producer import create_topics, encode_json, produce
@@ -201,7 +202,8 @@ def freshness(data: Path, work: Path, rate: int, seconds: float, probes_every: f
         )  # fmt: skip
         producer = Producer({"bootstrap.servers": broker.bootstrap, "linger.ms": 5})
         batch = next(iter_batches("transactions", data, batch_rows=rate * int(seconds + 1)))[0]
-        values = encode_json(batch, TABLES["transactions"], "transactions_train.csv").to_pylist()
+        batch = TransactionEvents().take(batch)
+        values = encode_json(batch, TABLES["transactions"]).to_pylist()
         _wait_until_consuming(producer, settings)  # group join and first batch: not measured
         latencies, pending = [], {}
         started, sent, probe_no = time.monotonic(), 0, 0

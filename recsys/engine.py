@@ -30,10 +30,10 @@ from typing import Any
 
 import pandas as pd
 import pyarrow as pa
-import pyarrow.compute as pc
 import sqlglot
 from sqlglot import exp
 
+from recsys.events import DayRange, TransactionEvents
 from recsys.hm_schema import TABLES
 from recsys.loaders import RowError, iter_batches
 from recsys.settings import REPO_ROOT, Settings, mask
@@ -119,6 +119,8 @@ class LoadReport:
 
     rows: dict[str, int] = field(default_factory=dict)
     rejects: dict[str, int] = field(default_factory=dict)  # per base table
+    days: DayRange = field(default_factory=DayRange)  # the transactions' days loaded
+    skipped: int = 0  # valid transactions outside `days`, not loaded
 
     @property
     def rejected(self) -> int:
@@ -129,6 +131,8 @@ class LoadReport:
         lines = [f"{'table':<14} {'loaded':>12} {'rejected':>9}"]
         for name, rows in self.rows.items():
             lines.append(f"{name:<14} {rows:>12,} {self.rejects.get(name, 0):>9,}")
+        if self.skipped:
+            lines.append(f"({self.skipped:,} transactions outside {self.days} not loaded)")
         return "\n".join(lines)
 
 
@@ -229,7 +233,9 @@ class Engine:
     def drop(self) -> None:
         raise NotImplementedError
 
-    def load_csv(self, data_dir: Path | str) -> LoadReport:
+    def load_csv(self, data_dir: Path | str, days: DayRange | None = None) -> LoadReport:
+        """Replace the base tables with the CSV files of `data_dir`; only the transactions
+        of `days` (default: before DATA_UNTIL, when set)."""
         raise NotImplementedError
 
     def query(self, sql: str, params: Sequence[Any] | None = None) -> pd.DataFrame:
@@ -402,23 +408,29 @@ class DuckDBEngine(Engine):
             self._con.close()
             self._con = None
 
-    def load_csv(self, data_dir: Path | str) -> LoadReport:
+    def load_csv(self, data_dir: Path | str, days: DayRange | None = None) -> LoadReport:
         """Replace the base tables with the CSV files of `data_dir` (one transaction).
 
-        Bad rows go to `rejects` with file, line and reason; earlier rejects of the
-        same files are replaced too, so loading twice gives the same result.
+        Transactions get the producer's event ids (`recsys.events`), so the same rows
+        sent later through Kafka are recognised as redeliveries; only those of `days`
+        are loaded (default: before DATA_UNTIL, when set), so the rest can be replayed
+        as new events. Bad rows go to `rejects` with file, line and reason; earlier
+        rejects of the same files are replaced too, so loading twice gives the same result.
         """
-        report = LoadReport()
+        events = TransactionEvents(days or DayRange(until=self.settings.data_until))
+        report = LoadReport(days=events.days)
         with self._connection() as con, _transaction(con):
             for table in ("articles", "customers", "images", "transactions"):
                 con.execute(f"DELETE FROM {table}_raw")
                 con.execute("DELETE FROM rejects WHERE file = $1", [TABLES[table].file])
                 report.rows[table] = report.rejects[table] = 0
                 for batch, errors in iter_batches(table, data_dir):
-                    report.rows[table] += batch.num_rows
-                    _insert_rows(con, table, _with_event_ids(table, batch), "_line")
+                    rows = events.take(batch) if table == "transactions" else batch
+                    report.rows[table] += rows.num_rows
+                    _insert_rows(con, table, rows, "_line")
                     _insert_rejects(con, "csv", errors)
                     report.rejects[table] += len(errors)
+        report.skipped = events.skipped
         return report
 
     def write_batch(
@@ -466,15 +478,6 @@ def _transaction(con: Any) -> Iterator[None]:
         con.execute("ROLLBACK")
         raise
     con.execute("COMMIT")
-
-
-def _with_event_ids(table: str, batch: pa.Table) -> pa.Table:
-    """CSV transactions get the producer's stable event id, `<file name>:<line>`."""
-    if table != "transactions":
-        return batch
-    prefix = f"{TABLES[table].file}:"
-    lines = pc.cast(batch.column("_line"), pa.string())
-    return batch.append_column("event_id", pc.binary_join_element_wise(prefix, lines, ""))
 
 
 def _insert_rows(con: Any, table: str, rows: pa.Table, order_column: str) -> None:
@@ -544,7 +547,7 @@ class RisingWaveEngine(Engine):
             kind = "MATERIALIZED VIEW" if obj.is_view else "TABLE"
             self._con.execute(f"DROP {kind} IF EXISTS {obj.name}")
 
-    def load_csv(self, data_dir: Path | str) -> LoadReport:
+    def load_csv(self, data_dir: Path | str, days: DayRange | None = None) -> LoadReport:
         raise EngineError(
             "RisingWave reads the Kafka topics: run `python kafka/producer.py` to feed it "
             "(load_csv is the embedded engine's fast path)"

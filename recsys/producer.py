@@ -2,10 +2,14 @@
 
 Rows come from `recsys.loaders` (typed and validated); valid rows go to their topic,
 rejected rows to `<topic>.dlq` with file, line, reason and the raw text. Each transaction
-carries a stable `event_id` (`<file>:<line>`), so a re-run after a failure can be
-deduplicated downstream exactly. The producer is idempotent (acks=all) and waits for
-every delivery report: a message that finally fails is counted, named, and makes the
-run's `Summary.ok` false (and the CLI's exit code non-zero).
+carries an `event_id` made from its content (`recsys.events`): a re-run after a failure,
+or the same rows in another file, is deduplicated downstream exactly, while a new day's
+file adds new events. `days` (the CLI's `--from`/`--until`) sends only some days'
+transactions: the initial load leaves a week out, a replay sends it.
+
+The producer is idempotent (acks=all) and waits for every delivery report: a message
+that finally fails is counted, named, and makes the run's `Summary.ok` false (and the
+CLI's exit code non-zero).
 
 Two clients sit behind one interface (setting KAFKA_CLIENT): `confluent` (librdkafka,
 the fast path, default) and `kafka-python` (pure Python, about 15x slower: it builds
@@ -40,6 +44,7 @@ import pyarrow.compute as pc
 from confluent_kafka.admin import AdminClient
 from tqdm import tqdm
 
+from recsys.events import DayRange, TransactionEvents, add_day_arguments, day_range
 from recsys.hm_schema import ID_PATTERNS, TABLES, Kind, Table
 from recsys.loaders import RowError, iter_batches
 from recsys.settings import ConfigError, Settings, load_settings
@@ -72,12 +77,14 @@ def dlq_topic(topic: str) -> str:
 @dataclass
 class TopicSummary:
     """Counts for one topic. `read` counts the file's lines after the header (equal to
-    sent + rejected unless interrupted); `failed` counts both kinds of message."""
+    sent + rejected + skipped unless interrupted); `skipped` counts valid transactions
+    outside the day range; `failed` counts both kinds of message."""
 
     topic: str
     read: int = 0
     sent: int = 0
     rejected: int = 0
+    skipped: int = 0
     failed: int = 0
     elapsed_s: float = 0.0
     value_bytes: int = 0  # JSON bytes of the messages sent to the topic (not the DLQ)
@@ -92,6 +99,7 @@ class TopicSummary:
 class Summary:
     topics: dict[str, TopicSummary]
     interrupted: bool = False  # stopped early (Ctrl-C): what was read is still delivered
+    days: DayRange = field(default_factory=DayRange)  # the transactions' days sent
 
     @property
     def ok(self) -> bool:
@@ -108,6 +116,10 @@ class Summary:
             for t in self.topics.values()
         ]
         notes = [
+            f"{t.topic}: {t.skipped:,} rows outside {self.days} not sent"
+            for t in self.topics.values()
+            if t.skipped
+        ] + [
             f"{t.topic}: {t.failed:,} not delivered, e.g. {', '.join(t.failed_ids)}"
             for t in self.topics.values()
             if t.failed
@@ -118,18 +130,16 @@ class Summary:
 # ---------------------------------------------------------------- JSON, built per batch
 
 
-def encode_json(batch: pa.Table, spec: Table, file: str | None = None) -> pa.Array:
+def encode_json(batch: pa.Table, spec: Table) -> pa.Array:
     """One JSON object per row (binary array), built with Arrow string kernels, not per row.
 
-    `file` adds the stable `event_id` "<file>:<line>" taken from the loader's `_line` column.
-    Text that can never need escaping (validated ids, dates) and is never null gets its
-    quotes from the literal parts: the hot path for transactions is one join, no regex.
+    An `event_id` column (transactions, from `TransactionEvents`) comes first.
+    Text that can never need escaping (validated ids, dates, event ids) and is never null
+    gets its quotes from the literal parts: the hot path for transactions is one join.
     """
-    parts: list = []
-    if file is not None:
-        parts += [f'{{"event_id":"{file}:', pc.cast(batch.column("_line"), pa.string()), '",']
-    else:
-        parts.append("{")
+    parts: list = ["{"]
+    if "event_id" in batch.column_names:
+        parts += ['"event_id":"', batch.column("event_id").combine_chunks(), '",']
     for i, column in enumerate(spec.columns):
         values = batch.column(column.name).combine_chunks()
         name = ("," if i else "") + json.dumps(column.name) + ":"
@@ -500,6 +510,7 @@ def produce(
     limit: int | None = None,
     replay_speedup: float | None = None,
     *,
+    days: DayRange | None = None,
     progress: bool = False,
     delivery_timeout_s: float = DELIVERY_TIMEOUT_S,
     stop: threading.Event | None = None,
@@ -507,12 +518,15 @@ def produce(
     """Send the CSV rows of `data_dir` to their topics; wait for every delivery report.
 
     `limit` caps the rows read per topic; `replay_speedup` paces transactions by t_dat
-    (one day of data per 86400 / speedup seconds). Raises ProducerError when Kafka is
+    (one day of data per 86400 / speedup seconds); `days` keeps only the transactions of
+    those days (the other files are sent whole; malformed lines are reported whatever
+    their day, which may not be readable). Raises ProducerError when Kafka is
     unreachable or rejects the credentials; delivery failures are in the Summary.
     Setting `stop` (the CLI's Ctrl-C) ends the run after the chunk being sent; what was
     sent is still flushed and counted, and the Summary says it was interrupted.
     """
     stop = stop or threading.Event()
+    days = days or DayRange()
     data_dir = Path(data_dir or settings.data_dir)
     topics = list(topics or TOPICS)
     unknown = sorted(set(topics) - set(TOPICS))
@@ -532,10 +546,11 @@ def produce(
                 pacer = (
                     _Pacer(replay_speedup) if replay_speedup and table == "transactions" else None
                 )
+                events = TransactionEvents(days) if table == "transactions" else None
                 summaries[topic] = _produce_table(
-                    client, TABLES[table], data_dir, limit, pacer, progress, stop
+                    client, TABLES[table], data_dir, limit, pacer, events, progress, stop
                 )
-        return Summary(summaries, interrupted=stop.is_set())
+        return Summary(summaries, interrupted=stop.is_set(), days=days)
     finally:
         client.close()
 
@@ -546,12 +561,14 @@ def _produce_table(
     data_dir: Path,
     limit: int | None,
     pacer: _Pacer | None,
+    events: TransactionEvents | None,
     progress: bool,
     stop: threading.Event,
 ) -> TopicSummary:
+    """One file to its topic. `events` (transactions only) cuts the rows to its day range
+    and adds the event ids, in file order, before replay pacing reorders them."""
     topic = TABLE_TOPICS[spec.name]
     summary = TopicSummary(topic)
-    event_file = spec.file if spec.name == "transactions" else None
     started = time.perf_counter()
     with _progress_bar(topic, data_dir / spec.file, enabled=progress) as bar:
         for valid, errors in _read(spec, data_dir, limit):
@@ -560,8 +577,13 @@ def _produce_table(
                             [f"{e.file}:{e.line}".encode() for e in errors])  # fmt: skip
                 summary.rejected += len(errors)
                 bar.update(len(errors))
-            for chunk in pacer.paced(valid, client, stop) if pacer else [valid]:
-                values = encode_json(chunk, spec, event_file)
+            rows = valid
+            if events is not None:
+                rows = events.take(valid)
+                summary.skipped += valid.num_rows - rows.num_rows
+                bar.update(valid.num_rows - rows.num_rows)
+            for chunk in pacer.paced(rows, client, stop) if pacer else [rows]:
+                values = encode_json(chunk, spec)
                 summary.value_bytes += pc.sum(pc.binary_length(values)).as_py() or 0
                 client.send(topic, _as_bytes(values), _as_bytes(chunk.column(spec.key)))
                 summary.sent += chunk.num_rows
@@ -569,7 +591,7 @@ def _produce_table(
                 if stop.is_set():
                     break
             if stop.is_set():  # lines of this batch not sent are not counted as read
-                summary.read = summary.sent + summary.rejected
+                summary.read = summary.sent + summary.rejected + summary.skipped
                 break
             summary.read += _lines_of(valid, errors)
         failed = client.flush()
@@ -657,11 +679,12 @@ class _progress_bar:  # noqa: N801 - used as a context manager like open()
         if self._bar is None:
             return
         if self._bar.total is None and batch is not None and batch.num_rows:  # CSV bytes/row
+            names = [n for n in batch.column_names if n not in ("_line", "event_id")]
             text_bytes = sum(
-                pc.sum(pc.binary_length(pc.cast(c, pa.string()))).as_py() or 0
-                for c in batch.columns[:-1]
+                pc.sum(pc.binary_length(pc.cast(batch.column(n), pa.string()))).as_py() or 0
+                for n in names
             )
-            per_row = text_bytes / batch.num_rows + batch.num_columns
+            per_row = text_bytes / batch.num_rows + len(names)  # a comma or newline each
             self._bar.total = int(self._path.stat().st_size / per_row)
         self._bar.update(rows)
 
@@ -689,11 +712,13 @@ def main(argv: list[str] | None = None) -> int:
     add("--replay", action="store_true", help="pace transactions by t_dat")
     add("--speedup", type=float, default=86400.0,
         help="with --replay: one day of data takes 86400/N s (default: 1 s)")  # fmt: skip
-    add("--limit", type=int, default=None, help="at most N rows per topic")
+    add("--limit", type=int, default=None, help="at most N rows read per topic")
+    add_day_arguments(parser)
     add("--delivery-timeout", type=float, default=DELIVERY_TIMEOUT_S,
         help="seconds before an unacknowledged message counts as failed")  # fmt: skip
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     args = parser.parse_args(argv)
+    days = day_range(args, parser)
     stop = threading.Event()
     previous = signal.signal(signal.SIGINT, _first_interrupt(stop))
     try:
@@ -706,6 +731,7 @@ def main(argv: list[str] | None = None) -> int:
             topics=args.topics,
             limit=args.limit,
             replay_speedup=args.speedup if args.replay else None,
+            days=days,
             progress=not args.no_progress and sys.stderr.isatty(),
             delivery_timeout_s=args.delivery_timeout,
             stop=stop,

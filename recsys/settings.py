@@ -9,7 +9,9 @@ are echoed, and it rebuilds the RisingWave connection string from libpq's own pa
 
 from __future__ import annotations
 
+import datetime as dt
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from pathlib import Path
@@ -57,6 +59,9 @@ class Settings:
     # How RisingWave reaches Kafka, when that differs from how this machine does (in
     # docker-compose.yml RisingWave uses kafka:29092, the host 127.0.0.1:9092).
     risingwave_kafka_bootstrap: str | None = None
+    # The embedded engine's CSV load keeps only transactions before this day, so that the
+    # later ones can be replayed through Kafka as new events (`producer --from` that day).
+    data_until: dt.date | None = None
 
     def masked(self) -> dict[str, str]:
         """All settings as strings, secrets replaced so the result is safe to print or log."""
@@ -169,6 +174,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         risingwave_kafka_bootstrap=_optional_bootstrap(
             source.optional("RISINGWAVE_KAFKA_BOOTSTRAP_SERVERS")
         ),
+        data_until=source.day("DATA_UNTIL"),
     )
     if (settings.kafka_api_key is None) != (settings.kafka_api_secret is None):
         raise ConfigError("KAFKA_API_KEY and KAFKA_API_SECRET must be set together (or neither)")
@@ -204,6 +210,10 @@ class _Source:
         if not (value.isascii() and value.isdigit()) or int(value) < 1:  # not "²"
             raise ConfigError(f"{name}={value!r}: expected a positive integer")
         return int(value)
+
+    def day(self, name: str) -> dt.date | None:
+        value = self.optional(name)
+        return None if value is None else parse_day(name, value)
 
     def flag(self, name: str, default: bool) -> bool:
         value = self.optional(name)
@@ -301,6 +311,17 @@ def _risingwave_url(value: str | None) -> str | None:
     if not all(_is_port(port) for port in ports):
         raise ConfigError(f"RISINGWAVE_URL: port must be a number from 1 to 65535; {expected}")
     return value
+
+
+def parse_day(name: str, text: str) -> dt.date:
+    """A calendar day written YYYY-MM-DD (the form of the data's t_dat), else a ConfigError
+    naming `name` (a variable or a command-line flag)."""
+    try:
+        if re.fullmatch(r"[0-9]{4}-[0-9]{2}-[0-9]{2}", text):
+            return dt.date.fromisoformat(text)
+    except ValueError:
+        pass
+    raise ConfigError(f"{name}={text!r}: expected a calendar day YYYY-MM-DD, e.g. 2020-09-16")
 
 
 def _optional_path(value: str | None) -> Path | None:

@@ -1,7 +1,8 @@
 -- transactions_raw: every purchase event from `transactions_topic`, as delivered.
 --
 -- No primary key: Kafka delivers at least once, so a redelivered event appears
--- here twice with the same event_id (`<file name>:<line>`). Redeliveries are
+-- here twice with the same event_id (`<t_dat>:<hash of the row>:<k>`, k counting
+-- the identical rows of that day before it: recsys/events.py). Redeliveries are
 -- removed downstream, in dedup_transactions_t, where the rule is written down.
 -- t_dat arrives as an ISO 'YYYY-MM-DD' string and is stored as a DATE.
 -- APPEND ONLY: events are only ever added (a table without a primary key, fed by a

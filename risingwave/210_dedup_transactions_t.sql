@@ -2,10 +2,12 @@
 --
 -- The rule, in two steps, one GROUP BY each:
 --   1. Redeliveries (inner GROUP BY): Kafka delivers at least once, so one event
---      can arrive more than once. Events are identified by event_id (`<file
---      name>:<line>`); grouping by it keeps one row per event however often it came
---      (with the highest price and channel among its deliveries, which carry the
---      same content anyway).
+--      can arrive more than once, and a shop may send the same rows again in
+--      another file. Events are identified by event_id, made from the row's content
+--      (`<t_dat>:<hash>:<k>`, the k-th identical row of that day: recsys/events.py);
+--      grouping by it keeps one row per event however often it came (with the
+--      highest price and channel among its deliveries, which carry the same
+--      content anyway).
 --   2. Same-day repeats (outer GROUP BY): distinct events for the same customer,
 --      article and day (several units of one article bought together) are folded
 --      into one row:

@@ -3,6 +3,7 @@
     python risingwave/setup.py                      # engine chosen by RISINGWAVE_URL
     python risingwave/setup.py --engine embedded    # DuckDB file at DUCKDB_PATH
     python risingwave/setup.py --engine embedded --load [--data DIR]   # and load the CSVs
+    python risingwave/setup.py --engine embedded --load --until 2020-09-16  # leave days out
     python risingwave/setup.py --print              # show the SQL, secrets masked
     python risingwave/setup.py --drop               # remove everything, reverse order
 
@@ -12,7 +13,10 @@ and does not ask the broker to create it.
 
 `--load` is the embedded engine's CSV fast path (what the flow's `start` step does when
 the file holds no purchases): it replaces the base tables with DATA_DIR's files, puts bad
-rows in the table `rejects`, and prints what it loaded and rejected per table. RisingWave
+rows in the table `rejects`, and prints what it loaded and rejected per table. With
+`--until D` (default: the setting DATA_UNTIL) it loads only the transactions before day D,
+`--from D` only those on or after it; replaying the rest with `python kafka/producer.py
+--from D` then adds them as new events (the event ids are the producer's). RisingWave
 reads the Kafka topics instead: `python kafka/producer.py`.
 
 Re-running is safe: existing topics are kept, every statement is CREATE ... IF NOT EXISTS
@@ -28,6 +32,7 @@ import time
 from pathlib import Path
 
 from recsys.engine import Engine, EngineError, open_engine, rendered_statements
+from recsys.events import DayRange, add_day_arguments, day_range
 from recsys.loaders import SchemaError
 from recsys.producer import TOPICS, ProducerError, create_topics, dlq_topic
 from recsys.settings import ConfigError, Settings, load_settings
@@ -42,10 +47,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--load", action="store_true",
                         help="embedded only: load the CSV files (replaces the data)")  # fmt: skip
     parser.add_argument("--data", type=Path, default=None, help="with --load (default: DATA_DIR)")
+    add_day_arguments(parser, until_help=" (with --load; default: DATA_UNTIL)")
     args = parser.parse_args(argv)
     try:
         settings = load_settings()
+        days = day_range(args, parser, until=settings.data_until)
         kind = args.engine or ("risingwave" if settings.risingwave_url else "embedded")
+        if (args.since or args.until) and not args.load:
+            parser.error("--from/--until go with --load (the producer has its own)")
         if args.load and (kind != "embedded" or args.drop or args.print):
             parser.error("--load goes with the embedded engine only, without --drop/--print; "
                          "RisingWave reads the Kafka topics: python kafka/producer.py")  # fmt: skip
@@ -63,17 +72,17 @@ def main(argv: list[str] | None = None) -> int:
                 engine.apply()
                 print(f"applied {len(rendered_statements(kind, settings))} objects ({kind})")
                 if args.load:
-                    load(engine, args.data or settings.data_dir)
+                    load(engine, args.data or settings.data_dir, days)
     except (ConfigError, EngineError, ProducerError, FileNotFoundError, SchemaError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     return 0
 
 
-def load(engine: Engine, data_dir: Path) -> None:
+def load(engine: Engine, data_dir: Path, days: DayRange) -> None:
     """The CSV files into the base tables, with a per-table account of every row."""
     started = time.perf_counter()
-    report = engine.load_csv(data_dir)
+    report = engine.load_csv(data_dir, days)
     print(f"loaded {data_dir} in {time.perf_counter() - started:.1f} s\n{report.table()}")
     if report.rejected:
         print("rejected rows are in the table `rejects` (file, line, reason, raw): "

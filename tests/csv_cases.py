@@ -7,8 +7,11 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 
+import pyarrow as pa
 from hypothesis import strategies as st
 
+from recsys.events import TransactionEvents
+from recsys.hm_schema import TABLES
 from recsys.loaders import MAX_LINE_BYTES
 
 TX_HEADER = b"t_dat,customer_id,article_id,price,sales_channel_id\n"
@@ -115,6 +118,14 @@ class CsvCase:
     data: bytes
     good: dict[int, Row]
     lines: int  # physical lines after the header
+
+    def event_ids(self) -> dict[int, str]:
+        """line -> event id of each good row, from its typed values (not the loaders')."""
+        lines = sorted(self.good)
+        rows = [self.good[line].values() for line in lines]
+        batch = pa.Table.from_pylist(rows, schema=TABLES["transactions"].arrow_schema)
+        ids = TransactionEvents().take(batch).column("event_id").to_pylist()
+        return dict(zip(lines, ids, strict=True))
 
 
 @st.composite

@@ -6,8 +6,10 @@ tests and what they produced must not leak into the view contents checked here.
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import logging
+import random
 import subprocess
 import sys
 import tempfile
@@ -22,10 +24,11 @@ from recsys import engine as engine_module
 from recsys import producer as producer_module
 from recsys.consumer import ConsumerError, consume
 from recsys.engine import DuckDBEngine, load_objects, open_engine
+from recsys.events import DayRange
 from recsys.loaders import RAW_KEPT_CHARS
 from recsys.producer import create_topics, produce
 from recsys.settings import Settings
-from tests.csv_cases import CsvCase, csv_files
+from tests.csv_cases import TX_HEADER, CsvCase, csv_files
 from tests.fixtures_engine import engine_settings_for, rows_of
 from tests.fixtures_kafka import SASL_USER, end_offsets
 
@@ -235,7 +238,7 @@ def test_consumer_accepts_exactly_what_the_producer_sends(
     assert {
         event_id: {k: v for k, v in row.items() if k != "event_id"}
         for event_id, row in rows.items()
-    } == {f"transactions_train.csv:{line}": row.values() for line, row in case.good.items()}
+    } == {case.event_ids()[line]: row.values() for line, row in case.good.items()}
 
 
 def test_fresh_database_file_starts_from_the_beginning(
@@ -303,3 +306,119 @@ def test_wrong_kafka_credentials_are_named_as_such(kafka_broker, tmp_path: Path)
     with pytest.raises(ConsumerError, match="rejected the credentials"):
         consume(settings_, idle_stop_s=1)
     assert time.monotonic() - started < 12
+
+
+# ---------------------------------------------------------------- event ids and days (issue 12)
+
+
+def expected_dedup(lines: list[str]) -> list[tuple]:
+    """dedup_transactions_t computed from CSV lines, every line a purchase: (day, customer,
+    article) -> units = lines, price and channel = their highest."""
+    groups: dict[tuple, list[tuple[float, int]]] = {}
+    for line in lines:
+        day, customer, article, price, channel = line.split(",")
+        key = (dt.date.fromisoformat(day), customer, article)
+        groups.setdefault(key, []).append((float(price), int(channel)))
+    return sorted(
+        (*key, len(v), max(p for p, _ in v), max(c for _, c in v)) for key, v in groups.items()
+    )
+
+
+def send_files(settings: Settings, folder: Path, *files: list[str]) -> None:
+    """Each of `files` (lines) as a transactions file through the real producer, then
+    the consumer until it has written them all."""
+    sent = 0
+    for number, lines in enumerate(files):
+        path = folder / f"file-{number}" / "transactions_train.csv"
+        path.parent.mkdir(parents=True)
+        path.write_text(TX_HEADER.decode() + "\n".join(lines) + "\n")
+        topic = produce(settings, path.parent, topics=["transactions_topic"]).topics
+        assert (topic["transactions_topic"].sent, topic["transactions_topic"].failed) == (
+            len(lines),
+            0,
+        )
+        sent += len(lines)
+    assert consume(settings, max_messages=sent, idle_stop_s=IDLE_S).messages == sent
+
+
+def dedup_rows(settings: Settings) -> list[tuple]:
+    with open_engine(settings, read_only=True) as engine:
+        return rows_of(engine, "SELECT * FROM dedup_transactions_t ORDER BY ALL")
+
+
+def test_a_new_days_file_adds_its_rows_and_a_resent_or_reordered_file_adds_nothing(
+    stream_settings: Settings, tiny_data: Path, tmp_path: Path
+) -> None:
+    """A shop's daily files, all named transactions_train.csv: each new day's rows are
+    new events; the same file again, or its rows reordered and split, are redeliveries.
+    Identical lines (several units) are separate purchases throughout."""
+    lines = (tiny_data / "transactions_train.csv").read_text().splitlines()[1:]
+    lines = [line for line in lines if line >= "2020-09-08"]  # three weeks: quick
+    yesterday = [line for line in lines if line < "2020-09-22"]
+    today = [line for line in lines if line >= "2020-09-22"]
+    assert len(set(today)) < len(today), "the day should hold identical lines"
+
+    send_files(stream_settings, tmp_path / "yesterday", yesterday)
+    assert dedup_rows(stream_settings) == expected_dedup(yesterday)
+    send_files(stream_settings, tmp_path / "today", today)
+    whole = dedup_rows(stream_settings)
+    assert whole == expected_dedup(yesterday + today)  # every row of the new file counted
+
+    shuffled = random.Random(12).sample(lines, len(lines))
+    half = len(lines) // 2
+    send_files(stream_settings, tmp_path / "again", today, shuffled[:half], shuffled[half:])
+    assert dedup_rows(stream_settings) == whole
+    with open_engine(stream_settings, read_only=True) as engine:
+        deliveries, events = rows_of(
+            engine, "SELECT COUNT(*), COUNT(DISTINCT event_id) FROM transactions_t"
+        )[0]
+    assert (deliveries, events) == (2 * len(lines) + len(today), len(lines))
+
+
+def test_csv_load_until_a_day_then_kafka_from_it_gives_the_whole_files_views(
+    stream_settings: Settings, tiny_data: Path, tmp_path: Path
+) -> None:
+    """The live shop's path: the CSV load leaves the last week out (DATA_UNTIL), the
+    producer replays it (--from); the views equal a load of the whole file, and sending
+    the whole file again through Kafka changes nothing (the CSV path's ids are the
+    producer's)."""
+    data, day = tmp_path / "data", dt.date(2020, 9, 16)
+    data.mkdir()
+    for name in ("articles.csv", "customers.csv", "images.csv"):
+        (data / name).symlink_to(tiny_data / name)
+    lines = (tiny_data / "transactions_train.csv").read_text().splitlines()
+    recent = [line for line in lines[1:] if line >= "2020-09-08"]  # two weeks: quick
+    (data / "transactions_train.csv").write_text("\n".join([lines[0], *recent]) + "\n")
+    live = engine_settings_for(
+        tmp_path,
+        KAFKA_BOOTSTRAP_SERVERS=stream_settings.kafka_bootstrap_servers,
+        DATA_UNTIL=day.isoformat(),
+    )
+    with open_engine(live) as engine:
+        engine.apply()
+        loaded = engine.load_csv(data)
+        assert loaded.skipped > 0
+        assert rows_of(engine, "SELECT MAX(t_dat) FROM transactions_t") == [
+            (day - dt.timedelta(1),)
+        ]
+    replay = produce(live, data, topics=["transactions_topic"], days=DayRange(since=day))
+    sent = replay.topics["transactions_topic"].sent
+    assert sent == loaded.skipped
+    assert consume(live, max_messages=sent, idle_stop_s=IDLE_S).messages == sent
+
+    csv_settings = engine_settings_for(tmp_path / "csv")
+    (tmp_path / "csv").mkdir()
+    with open_engine(csv_settings) as csv_engine:
+        csv_engine.apply()
+        csv_engine.load_csv(data)
+        whole = view_contents(csv_engine)
+    with open_engine(live, read_only=True) as engine:
+        assert view_contents(engine) == whole
+
+    again = produce(live, data, topics=["transactions_topic"]).topics["transactions_topic"]
+    assert consume(live, max_messages=again.sent, idle_stop_s=IDLE_S).messages == again.sent
+    assert dedup_rows(live) == sorted(whole["dedup_transactions_t"])
+    with open_engine(live, read_only=True) as engine:
+        assert rows_of(engine, "SELECT COUNT(DISTINCT event_id) FROM transactions_t") == [
+            (len(whole["transactions_t"]),)
+        ]

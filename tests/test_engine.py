@@ -21,6 +21,7 @@ from recsys.engine import (
     open_engine,
     render_risingwave,
 )
+from recsys.events import DayRange
 from recsys.hm_schema import TABLES
 from recsys.settings import Settings
 from tests.fixtures_engine import engine_settings_for, insert_raw, rows_of
@@ -122,11 +123,12 @@ def test_load_csv_fills_base_tables_and_keeps_bad_rows_aside(tmp_path: Path) -> 
             ("csv", "transactions_train.csv", 5),
         ]
         assert "t_dat" in rejects[0][3] and "price" in rejects[1][3]
-        assert rows_of(engine, "SELECT event_id FROM transactions_raw ORDER BY event_id") == [
-            ("transactions_train.csv:2",),
-            ("transactions_train.csv:3",),
-            ("transactions_train.csv:6",),
-        ]
+        ids = rows_of(engine, "SELECT event_id FROM transactions_raw ORDER BY event_id")
+        (day1, hash1, rank1), (day2, hash2, rank2), (day3, hash3, rank3) = (
+            i.split(":") for (i,) in ids
+        )  # the two identical rows: one hash, ranks 0 and 1 (two units, two events)
+        assert (day1, day2, day3) == ("2020-09-01", "2020-09-01", "2020-09-03")
+        assert hash1 == hash2 != hash3 and (rank1, rank2, rank3) == ("0", "1", "0")
         assert rows_of(engine, "SELECT t_dat, units FROM dedup_transactions_t ORDER BY 1") == [
             (dt.date(2020, 9, 1), 2),
             (dt.date(2020, 9, 3), 1),
@@ -138,6 +140,26 @@ def test_load_csv_fills_base_tables_and_keeps_bad_rows_aside(tmp_path: Path) -> 
         engine.load_csv(tmp_path)  # loading again replaces, never doubles
         assert rows_of(engine, "SELECT COUNT(*) FROM transactions_raw") == [(3,)]
         assert rows_of(engine, "SELECT COUNT(*) FROM rejects") == [(2,)]
+
+
+def test_load_csv_keeps_the_days_asked_for(tmp_path: Path) -> None:
+    """DATA_UNTIL (the flow's load) or an explicit range: only those days' transactions;
+    the parts' event ids are the whole file's."""
+    write_csvs(tmp_path, [f"2020-09-0{d},{HEX},0108775015,0.05,2" for d in (1, 1, 2, 3)])
+    query = "SELECT event_id, t_dat FROM transactions_raw ORDER BY 1"
+    with open_engine(engine_settings_for(tmp_path)) as engine:
+        engine.apply()
+        engine.load_csv(tmp_path)
+        whole = rows_of(engine, query)
+    with open_engine(engine_settings_for(tmp_path, DATA_UNTIL="2020-09-02")) as engine:
+        report = engine.load_csv(tmp_path)
+        before = rows_of(engine, query)
+        assert report.rows["transactions"] == 2 and report.skipped == 2
+        assert "2 transactions outside days before 2020-09-02 not loaded" in report.table()
+        engine.load_csv(tmp_path, DayRange(since=dt.date(2020, 9, 2)))
+        after = rows_of(engine, query)
+    assert [day for _, day in before] == [dt.date(2020, 9, 1)] * 2
+    assert sorted(before + after) == whole
 
 
 def test_load_csv_names_a_missing_file(tmp_path: Path) -> None:

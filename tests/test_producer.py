@@ -18,6 +18,7 @@ import pyarrow as pa
 import pytest
 from hypothesis import HealthCheck, given, settings
 
+from recsys.events import DayRange, TransactionEvents
 from recsys.hm_schema import TABLES
 from recsys.loaders import RAW_KEPT_CHARS, iter_batches
 from recsys.producer import (
@@ -28,6 +29,7 @@ from recsys.producer import (
     encode_json,
     produce,
 )
+from recsys.producer import main as producer_main
 from recsys.settings import load_settings
 from tests.csv_cases import TX_HEADER, CsvCase, csv_files
 from tests.fixtures_kafka import (
@@ -43,17 +45,20 @@ CLIENTS = ["confluent", "kafka-python"]
 KAFKA_PYTHON_LIMIT = 1_000  # kafka-python is ~30k msg/s: keep its tests quick
 
 
-def expected_messages(table: str, data_dir: Path, limit: int | None = None) -> dict[str, dict]:
+def expected_messages(
+    table: str, data_dir: Path, limit: int | None = None, days: DayRange | None = None
+) -> dict[str, dict]:
     """What each valid source row must look like on the topic, by its source line."""
     spec = TABLES[table]
+    events = TransactionEvents(days or DayRange())
     rows: dict[str, dict] = {}
     for valid, _ in iter_batches(table, data_dir):
-        for row in valid.to_pylist():
+        for row in (events.take(valid) if table == "transactions" else valid).to_pylist():
             line = row.pop("_line")
             row = {k: v.isoformat() if isinstance(v, dt.date) else v for k, v in row.items()}
-            if table == "transactions":
-                row = {"event_id": f"{spec.file}:{line}", **row}
-            rows[f"{spec.file}:{line}"] = row
+            rows[f"{spec.file}:{line}"] = dict(
+                sorted(row.items(), key=lambda i: i[0] != "event_id")
+            )
     return dict(list(rows.items())[:limit]) if limit else rows
 
 
@@ -151,8 +156,11 @@ def test_malformed_rows_go_to_the_dead_letter_topic(kafka_broker, fresh_topics, 
         assert reason in letter["reason"]
         assert letter["raw"].split(",")[:4] == source[line - 1].split(",")[:4]
     good = consume_all(kafka_broker.bootstrap, "transactions_topic")
-    good_lines = {int(r.value["event_id"].rsplit(":", 1)[1]) for r in good}
-    assert good_lines == set(range(2, 207)) - set(bad)
+    expected = expected_messages("transactions", data_dir)
+    assert sorted((typed(r.value) for r in good), key=repr) == sorted(
+        (typed(v) for v in expected.values()), key=repr
+    )
+    assert len(expected) == 200 and not {f"transactions_train.csv:{n}" for n in bad} & set(expected)
 
 
 def run_cli(*args: str, env: dict[str, str], timeout: float = 180) -> subprocess.CompletedProcess:
@@ -218,7 +226,7 @@ def wait_until_messages_arrive(bootstrap: str, topic: str, timeout: float = 60) 
 def assert_exactly_once_after_dedup(kafka_broker, tiny_data: Path) -> None:
     records = consume_all(kafka_broker.bootstrap, "transactions_topic")
     unique = {r.value["event_id"]: r.value for r in records}
-    expected = expected_messages("transactions", tiny_data)
+    expected = {v["event_id"]: v for v in expected_messages("transactions", tiny_data).values()}
     assert len(unique) == len(expected)
     assert all(typed(unique[k]) == typed(v) for k, v in expected.items())
 
@@ -243,7 +251,7 @@ def test_undelivered_messages_are_named_and_a_rerun_completes(
     code, output = start_replay_then_outage(kafka_broker, env, delivery_timeout="1", down_s=4)
 
     assert code == 1, output
-    assert "not delivered, e.g. transactions_train.csv:" in output
+    assert re.search(r"not delivered, e\.g\. 2020-\d\d-\d\d:[0-9a-f]{16}:\d+", output), output
     rerun = run_cli("--topics", "transactions_topic", env=env)
     assert rerun.returncode == 0, rerun.stdout + rerun.stderr
     assert_exactly_once_after_dedup(kafka_broker, tiny_data)
@@ -299,6 +307,51 @@ def test_cli_reports_a_summary_and_exit_code(kafka_broker, fresh_topics, tiny_da
 
 
 @pytest.mark.kafka
+def test_until_then_from_send_every_transaction_once(kafka_broker, fresh_topics, tiny_data):
+    """`--until D` then `--from D`: the whole file, each row once, with the whole file's ids."""
+    day, settings = dt.date(2020, 9, 1), kafka_settings(kafka_broker)
+    topic = ["transactions_topic"]
+    first = produce(settings, tiny_data, topics=topic, days=DayRange(until=day))
+    since = end_offsets(kafka_broker.bootstrap, topic[0])
+    second = produce(settings, tiny_data, topics=topic, days=DayRange(since=day))
+
+    records = consume_all(kafka_broker.bootstrap, topic[0])
+    later = consume_all(kafka_broker.bootstrap, topic[0], since=since)
+    expected = expected_messages("transactions", tiny_data)
+    assert sorted((typed(r.value) for r in records), key=repr) == sorted(
+        (typed(v) for v in expected.values()), key=repr
+    )
+    assert len({r.value["event_id"] for r in records}) == len(records) == len(expected)
+    assert min(r.value["t_dat"] for r in later) == day.isoformat()
+    assert 0 < len(later) < len(records)
+    before, after = first.topics[topic[0]], second.topics[topic[0]]
+    assert (before.sent, after.sent) == (len(records) - len(later), len(later))
+    assert (before.skipped, after.skipped) == (after.sent, before.sent)
+    assert all(c.read == c.sent + c.rejected + c.skipped for c in (before, after))
+    assert f"{before.skipped:,} rows outside days before 2020-09-01 not sent" in first.table()
+
+
+@pytest.mark.kafka
+def test_cli_days_are_checked_and_reported(
+    kafka_broker, fresh_topics, tiny_data, capsys, monkeypatch
+):
+    """The command line's --from/--until (run in this process: python startup is slow)."""
+    monkeypatch.setenv("KAFKA_BOOTSTRAP_SERVERS", kafka_broker.bootstrap)
+    monkeypatch.setenv("DATA_DIR", str(tiny_data))
+    for argv, message in [
+        (["--until", "2020-09-31"], "--until='2020-09-31': expected a calendar day"),
+        (["--from", "2020-09-10", "--until", "2020-09-10"], "is not before --until"),
+    ]:
+        with pytest.raises(SystemExit) as exited:
+            producer_main(["--topics", "transactions_topic", *argv])
+        assert exited.value.code == 2 and message in capsys.readouterr().err
+    assert producer_main(["--topics", "transactions_topic", "--from", "2020-09-15"]) == 0
+    assert "rows outside days from 2020-09-15 not sent" in capsys.readouterr().out
+    days = {r.value["t_dat"] for r in consume_all(kafka_broker.bootstrap, "transactions_topic")}
+    assert min(days) == "2020-09-15"
+
+
+@pytest.mark.kafka
 def test_replay_paces_transactions_by_day(kafka_broker, fresh_topics, tiny_data, tmp_path):
     lines = (tiny_data / "transactions_train.csv").read_text().splitlines()
     days = sorted({line[:10] for line in lines[1:]})[:4]
@@ -346,8 +399,9 @@ def test_producer_sends_every_good_row_and_reports_every_bad_line(
     assert (counts.read, counts.sent, counts.rejected) == (case.lines, len(case.good), bad_lines)
     sent = {r.value.pop("event_id"): r.value for r in
             consume_all(kafka_broker.bootstrap, topics[0], since=since[topics[0]])}  # fmt: skip
+    ids = case.event_ids()
     assert sent == {
-        f"transactions_train.csv:{line}": {**row.values(), "t_dat": row.t_dat.isoformat()}
+        ids[line]: {**row.values(), "t_dat": row.t_dat.isoformat()}
         for line, row in case.good.items()
     }
     letters = consume_all(kafka_broker.bootstrap, topics[1], since=since[topics[1]])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 from pathlib import Path
 
@@ -38,11 +39,18 @@ def test_data_dir_moves_dependent_defaults(tmp_path: Path) -> None:
         ("EXPORT_TO_APP", "maybe"),
         ("RISINGWAVE_URL", "mysql://root@host/dev"),
         ("IMAGE_URL_TEMPLATE", "https://bucket/images/x.jpg"),
+        ("DATA_UNTIL", "2020-09-31"),
+        ("DATA_UNTIL", "16.09.2020"),
     ],
 )
 def test_malformed_value_names_the_variable(name: str, value: str) -> None:
     with pytest.raises(ConfigError, match=name):
         load_settings(env={name: value})
+
+
+def test_data_until_is_a_day() -> None:
+    assert load_settings(env={}).data_until is None
+    assert load_settings(env={"DATA_UNTIL": "2020-09-16"}).data_until == dt.date(2020, 9, 16)
 
 
 def test_key_without_secret_is_refused() -> None:

@@ -106,3 +106,17 @@ def test_setup_load_refuses_risingwave_and_names_a_missing_file(tmp_path) -> Non
 
     missing = run_setup("--engine", "embedded", "--load", **env)
     assert missing.returncode == 2 and "articles.csv" in missing.stderr
+
+
+def test_setup_load_keeps_the_days_asked_for(tiny_data, tmp_path) -> None:
+    env = {
+        "DATA_DIR": str(tiny_data),
+        "DUCKDB_PATH": str(tmp_path / "hm.duckdb"),
+        "DATA_UNTIL": "2020-09-16",
+    }
+    result = run_setup("--engine", "embedded", "--load", **env)
+    assert result.returncode == 0, result.stderr
+    assert "transactions outside days before 2020-09-16 not loaded" in result.stdout
+
+    bad = run_setup("--engine", "embedded", "--load", "--from", "2020-9-1", **env)
+    assert bad.returncode == 2 and "--from='2020-9-1': expected a calendar day" in bad.stderr
