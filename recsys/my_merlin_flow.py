@@ -815,7 +815,7 @@ def _ensure_data(eng) -> int:
     """Create the views if needed; load DATA_DIR's CSVs when the embedded file is empty.
     Returns the number of purchases the engine holds."""
     eng.apply()
-    count = eng.count("joined_transactions_t")
+    count = eng.count("dedup_transactions_t")  # joined_transactions_t's rows, no joins
     if count:
         print(f"engine ({eng.kind}) already holds {count:,} purchases; using them")
         return count
@@ -836,7 +836,7 @@ def _ensure_data(eng) -> int:
     print(f"loaded {report.rows} rows; {report.rejected} malformed rows went to `rejects`")
     if report.skipped:  # DATA_UNTIL: the rest is left to be replayed through Kafka
         print(f"{report.skipped:,} transactions outside {report.days} not loaded (DATA_UNTIL)")
-    return eng.count("joined_transactions_t")
+    return eng.count("dedup_transactions_t")
 
 
 def _profile(purchases: int) -> dict:
@@ -848,9 +848,9 @@ def _profile(purchases: int) -> dict:
 def _date_range(eng) -> tuple[date, date]:
     import pandas as pd
 
-    row = eng.query("SELECT MIN(t_dat) AS first, MAX(t_dat) AS last FROM joined_transactions_t")
+    row = eng.query("SELECT MIN(t_dat) AS first, MAX(t_dat) AS last FROM dedup_transactions_t")
     if row.empty or pd.isna(row.iloc[0, 0]):
-        raise FlowInputError("joined_transactions_t is empty: load transactions first.")
+        raise FlowInputError("dedup_transactions_t is empty: load transactions first.")
     return pd.Timestamp(row.iloc[0, 0]).date(), pd.Timestamp(row.iloc[0, 1]).date()
 
 
