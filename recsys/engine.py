@@ -322,7 +322,9 @@ class DuckDBEngine(Engine):
 
     kind = "embedded"
 
-    def __init__(self, settings: Settings, read_only: bool = False, keep_open: bool = False) -> None:
+    def __init__(
+        self, settings: Settings, read_only: bool = False, keep_open: bool = False
+    ) -> None:
         """A writer keeps the file for its lifetime (the consumer: one batch); a reader
         opens it per query, unless `keep_open`: opening costs tens of milliseconds, too
         much per request, and while it is held no other process can write the file

@@ -46,15 +46,18 @@ class Recommender:
         self.run, self.views = run, views
 
     def recommend(self, customer_id: str, k: int) -> Answer:
-        state = self.views.customer(customer_id)
-        shared = self.views.shared
-        return Answer(customer_id, as_of(state, shared), self.items(customer_id, state, shared, k))
+        state, shared = self.views.customer(customer_id), self.views.shared
+        newest = as_of(state, shared)
+        return Answer(customer_id, newest, self.items(customer_id, state, shared, newest, k))
 
-    def items(self, customer_id: str, state: CustomerState, shared: Shared, k: int) -> list[Item]:
+    def items(
+        self, customer_id: str, state: CustomerState, shared: Shared, newest: date | None, k: int
+    ) -> list[Item]:
+        """The top `k` as of the day after `newest` (the day being recommended for)."""
         popular = [Item(a, None, "popular") for a in shared.popular]
         if state.unknown:
             return popular[:k]
-        today = (shared.newest_day or date.today()) + timedelta(days=1)
+        today = (newest or date.today()) + timedelta(days=1)
         own = [Item(a, None, "repurchase") for a in recent_articles(state.recent, today)]
         if self.run.knows(customer_id):
             query = self.run.embed(state.profile or {"customer_id": customer_id}, today)
