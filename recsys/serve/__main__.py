@@ -13,7 +13,9 @@ import sys
 from recsys.settings import ConfigError, Settings, load_settings
 
 
-def build_service(settings: Settings, run_id: str | None = None, consume: bool = False):
+def build_service(
+    settings: Settings, run_id: str | None = None, consume: bool = False, from_now: bool = False
+):
     """The run, the views and (with `consume`) the in-process consumer, as a Service.
 
     Raises RunMissing before anything heavy is loaded when there is no run to serve.
@@ -30,7 +32,7 @@ def build_service(settings: Settings, run_id: str | None = None, consume: bool =
     views = Views(settings, writable=consume)
     service = Service(settings, run, views, on_stop=[views.close])
     if consume:
-        live = LiveConsumer(settings, views.engine).start()
+        live = LiveConsumer(settings, views.engine).start(from_now)
         service.lag = live.lag
         service.on_stop.insert(0, live.stop)
     return service
@@ -41,6 +43,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--consume", action="store_true",
                         help="run the Kafka consumer in this process (embedded engine: "
                         "the one way to write the DuckDB file while serving)")  # fmt: skip
+    parser.add_argument("--from-now", action="store_true",
+                        help="with --consume, a file that never consumed starts at the topics' "
+                        "end (its past came from the CSV load: make live)")  # fmt: skip
     parser.add_argument("--run-id", help="serve this run of OUTPUT_DIR (default: the newest)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
@@ -57,7 +62,7 @@ def main(argv: list[str] | None = None) -> int:
     from recsys.serve.run import RunMissing
 
     try:
-        service = build_service(settings, args.run_id, args.consume)
+        service = build_service(settings, args.run_id, args.consume, args.from_now)
     except (RunMissing, EngineError) as error:
         print(f"error: cannot serve: {error}", file=sys.stderr)
         return 2

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 from recsys.consumer import consume
 from recsys.engine import DuckDBEngine
-from recsys.producer import confluent_config
+from recsys.producer import TOPICS, confluent_config, create_topics
 from recsys.settings import Settings
 
 WATERMARK_TIMEOUT_S = 1.0
@@ -34,7 +34,12 @@ class LiveConsumer:
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _client: object = None
 
-    def start(self) -> LiveConsumer:
+    def start(self, from_now: bool = False) -> LiveConsumer:
+        """Start consuming where the file says; `from_now`: a file that never consumed
+        starts at the topics' current end (its past came from the CSV load)."""
+        create_topics(self.settings)  # the consumer waits for every topic to exist
+        if from_now and not self.engine.for_thread().kafka_offsets():
+            self.engine.write_batch({}, offsets=self._ends())
         self._thread = threading.Thread(target=self._run, name="kafka-consumer", daemon=True)
         self._thread.start()
         return self
@@ -65,6 +70,16 @@ class LiveConsumer:
         except Exception:  # noqa: BLE001 - an unreachable broker: lag unknown
             return None
         return int(sum(max(end - stored[key], 0) for key, end in zip(stored, ends, strict=True)))
+
+    def _ends(self) -> dict[tuple[str, int], int]:
+        """(topic, partition) -> the offset the next message will get, for every topic."""
+        client = self._watermarks()
+        metadata = client.list_topics(timeout=10).topics
+        return {
+            (topic, p): client.get_watermark_offsets(_partition(topic, p), timeout=10)[1]
+            for topic in TOPICS
+            for p in metadata[topic].partitions
+        }
 
     def _watermarks(self):
         from confluent_kafka import Consumer
