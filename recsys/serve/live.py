@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from dataclasses import dataclass, field
 
 from recsys.consumer import consume
@@ -20,6 +21,7 @@ from recsys.producer import TOPICS, confluent_config, create_topics
 from recsys.settings import Settings
 
 WATERMARK_TIMEOUT_S = 1.0
+TOPIC_READY_S = 30.0
 log = logging.getLogger(__name__)
 
 
@@ -72,14 +74,25 @@ class LiveConsumer:
         return int(sum(max(end - stored[key], 0) for key, end in zip(stored, ends, strict=True)))
 
     def _ends(self) -> dict[tuple[str, int], int]:
-        """(topic, partition) -> the offset the next message will get, for every topic."""
+        """(topic, partition) -> the offset the next message will get, for every topic.
+
+        A topic created a moment ago may have no leader yet: that is waited out."""
+        from confluent_kafka import KafkaException
+
         client = self._watermarks()
-        metadata = client.list_topics(timeout=10).topics
-        return {
-            (topic, p): client.get_watermark_offsets(_partition(topic, p), timeout=10)[1]
-            for topic in TOPICS
-            for p in metadata[topic].partitions
-        }
+        deadline = time.monotonic() + TOPIC_READY_S
+        while True:
+            try:
+                metadata = client.list_topics(timeout=10).topics
+                return {
+                    (topic, p): client.get_watermark_offsets(_partition(topic, p), timeout=10)[1]
+                    for topic in TOPICS
+                    for p in metadata[topic].partitions
+                }
+            except KafkaException:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.2)
 
     def _watermarks(self):
         from confluent_kafka import Consumer
