@@ -216,8 +216,9 @@ def freshness(settings, export: Path, env: dict, events: int, rate: float) -> di
         picked = random.Random(3).sample(buyers, min(events + 1, len(buyers)))
         with service(env, "--consume", "--from-now") as (host, port):
             # one untimed event first: the consumer's group join (seconds) is not freshness
-            _time_events(host, port, broker.bootstrap, picked[:1], article, day, rate, Producer)
-            return _time_events(host, port, broker.bootstrap, picked[1:], article, day, rate, Producer)
+            where = (host, port, broker.bootstrap)
+            _time_events(*where, picked[:1], article, day, rate, Producer)
+            return _time_events(*where, picked[1:], article, day, rate, Producer)
     finally:
         broker.stop()
         shutil.rmtree(work, ignore_errors=True)
