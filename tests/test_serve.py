@@ -330,6 +330,42 @@ def test_kafka_purchase_reaches_the_service(kafka_broker, fresh_topics, tiny_flo
         service.stop()
 
 
+def test_the_page_shows_the_service_answer_with_hits(
+    service: Service, tiny_flow_run, monkeypatch
+) -> None:  # noqa: ANN001
+    """The inspector's live panel: the service's items as images, test-week hits marked."""
+    import streamlit as st
+    from streamlit.testing.v1 import AppTest
+
+    from recsys import inspector as ins
+
+    data = ins.load_run_data(tiny_flow_run.export_dir)
+    customer = next(c for c in data.buyers if service.run.knows(c))
+    names = ("METAFLOW_DATASTORE_SYSROOT_LOCAL", "OUTPUT_DIR", "DATA_DIR")
+    with running(service) as url:
+        env = {name: tiny_flow_run.env[name] for name in names}
+        env |= {"DUCKDB_PATH": str(service.settings.duckdb_path), "RISINGWAVE_URL": "",
+                "SERVE_PORT": url.rsplit(":", 1)[1], "IMAGE_URL_TEMPLATE": ""}  # fmt: skip
+        for name, value in env.items():
+            monkeypatch.setenv(name, value)
+        st.cache_data.clear()
+        page = AppTest.from_file(str(REPO_ROOT / "streamlit" / "pred_inspector.py"))
+        page.default_timeout = 60
+        page.run().text_input(key="prefix").set_value(customer).run()
+        assert not page.exception, [e.value for e in page.exception]
+        answer = httpx.get(f"{url}/recommendations/{customer}").json()
+    captions = [c for image in page.main.image for c in image.captions]
+    live = [c for c in captions if c.removeprefix("BOUGHT in test week · ").startswith("live #")]
+    assert [c.rsplit("(", 1)[1].rstrip(")") for c in live] == [
+        i["article_id"] for i in answer["items"]
+    ]
+    bought = ins.bought_in_test_week(data, customer)
+    assert [c.startswith("BOUGHT") for c in live] == [
+        i["article_id"] in bought for i in answer["items"]
+    ]
+    assert any(f"as of {answer['as_of']}" in c.value for c in page.caption)
+
+
 # --- start-up ------------------------------------------------------------------------------
 
 
