@@ -144,7 +144,7 @@ def create_app(service: Service) -> FastAPI:
         customer_id: str = CustomerId,
         limit: int = Query(12, ge=1, le=MAX_HISTORY, description="how many latest articles"),
     ) -> History:
-        state = service.views.customer(customer_id, history=True)
+        state = service.views.customer(customer_id)
         rows = state.recent.head(limit).to_dict("records")
         return History(
             customer_id=customer_id,
@@ -154,7 +154,12 @@ def create_app(service: Service) -> FastAPI:
                     article_id=row["article_id"],
                     t_dat=row["last_t_dat"],
                     units=int(row["units"]),
-                    **_describe(request, service.settings, row["article_id"], row),
+                    **_describe(
+                        request,
+                        service.settings,
+                        row["article_id"],
+                        service.run.catalogue.get(row["article_id"], {}),
+                    ),
                 )
                 for row in rows
             ],
@@ -178,8 +183,9 @@ def create_app(service: Service) -> FastAPI:
 
 
 def _describe(request: Request, settings: Settings, article_id: str, row: dict) -> dict:
-    """prod_name and image_url of an article from its catalogue or views row (None where
-    the data has none)."""
+    """prod_name and image_url from the run's catalogue row (None where it has none: an
+    article newer than the run). Not joined in the views per request: on DuckDB the join
+    computes articles_metadata_t, 35 ms instead of 8 for the look-up alone (demo data)."""
     name, image = row.get("prod_name"), row.get("image_path")
     return {
         "prod_name": name if isinstance(name, str) else None,
