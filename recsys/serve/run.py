@@ -7,7 +7,7 @@ the strategy the flow chose on the validation week (`run_info.json`: `warm_strat
 for customers the model knows, `fallback` for the others).
 
 Why not NVTabular and Keras per request: `workflow.transform` of one row costs about
-30 ms and `model.predict` about 150 ms (docs/serving.md). The customer workflow is only
+30 ms and `model.predict` hundreds (docs/serving.md). The customer workflow is only
 Categorify lookups, so `CustomerEncoder` reads the same category tables into dicts (a test
 checks it against `workflow.transform`), and the tower runs as a `tf.function` with a
 fixed input signature, traced once at start.
