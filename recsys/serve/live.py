@@ -56,6 +56,10 @@ class LiveConsumer:
     def stop(self) -> None:
         self._stop.set()
         self._thread.join(timeout=30)
+        with self._lock:
+            if self._client is not None:
+                self._client.close()
+                self._client = None
 
     def lag(self) -> int | None:
         """Messages on the broker not yet in the views (None when the broker does not say)."""
