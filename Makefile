@@ -7,7 +7,7 @@ PY      := .venv/bin/python
 SCALE   ?= demo
 DATA    ?= $(or $(DATA_DIR),data/$(SCALE))
 
-.PHONY: help setup test-deps run app data test lint format kafka-jars kafka-up kafka-down clean
+.PHONY: help setup test-deps run app serve live data test lint format kafka-jars kafka-up kafka-down clean
 
 help:
 	@echo "make run         generate demo data, build the views, train, export (embedded, CPU)"
@@ -15,6 +15,8 @@ help:
 	@echo "make data        generate data (SCALE=tiny|demo|full, DATA=dir)"
 	@echo "make kafka-up    start the local Kafka broker (127.0.0.1:9092); make kafka-down stops it"
 	@echo "make app         start the Streamlit inspector"
+	@echo "make serve       start the recommendation service (127.0.0.1:8000, API docs at /docs)"
+	@echo "make live        broker + service + the test week replayed through Kafka (then make app)"
 
 setup: .venv/.installed
 
@@ -43,6 +45,16 @@ run: setup data
 
 app: setup
 	$(PY) -m streamlit run streamlit/pred_inspector.py
+
+# The recommendation service over the newest exported run (make run makes one).
+serve: setup
+	$(PY) -m recsys.serve
+
+# A live shop: the broker, the views without the run's test week, the service with the
+# consumer in its process, and the test week replayed through Kafka (docs/serving.md).
+live: kafka-jars data
+	$(PY) -m recsys.broker up
+	DATA_DIR=$(DATA) $(PY) -m recsys.serve.shop
 
 test: test-deps
 	$(PY) -m pytest --junitxml=test-artifacts/junit.xml

@@ -262,6 +262,11 @@ class Engine:
     def close(self) -> None:
         raise NotImplementedError
 
+    def for_thread(self) -> Engine:
+        """A handle for another thread (connections are not shared between threads):
+        a new connection, unless the engine can hand out a cheaper one."""
+        return open_engine(self.settings, read_only=True, kind=self.kind)
+
     def set_training_settings(self, min_purchases: int, cutoff: dt.date) -> None:
         """Write the one row of training_settings that filtered_dataframe_t reads."""
         if isinstance(min_purchases, bool) or not isinstance(min_purchases, int):
@@ -300,15 +305,21 @@ class Engine:
         self.close()
 
 
-def open_engine(settings: Settings, read_only: bool = False, kind: str | None = None) -> Engine:
-    """RisingWave when RISINGWAVE_URL is set (or kind="risingwave"), else DuckDB."""
+def open_engine(
+    settings: Settings, read_only: bool = False, kind: str | None = None, keep_open: bool = False
+) -> Engine:
+    """RisingWave when RISINGWAVE_URL is set (or kind="risingwave"), else DuckDB.
+
+    `keep_open` (embedded, read-only): hold the file for the engine's lifetime instead of
+    per query, for a process that queries all the time (the service); see DuckDBEngine.
+    """
     kind = kind or ("risingwave" if settings.risingwave_url else "embedded")
     if kind == "risingwave":
         if not settings.risingwave_url:
             raise EngineError("RISINGWAVE_URL is not set: cannot open the RisingWave engine")
         return RisingWaveEngine(settings)
     if kind == "embedded":
-        return DuckDBEngine(settings, read_only=read_only)
+        return DuckDBEngine(settings, read_only=read_only, keep_open=keep_open)
     raise EngineError(f"unknown engine {kind!r}: expected 'risingwave' or 'embedded'")
 
 
@@ -317,12 +328,18 @@ class DuckDBEngine(Engine):
 
     kind = "embedded"
 
-    def __init__(self, settings: Settings, read_only: bool = False) -> None:
+    def __init__(
+        self, settings: Settings, read_only: bool = False, keep_open: bool = False
+    ) -> None:
+        """A writer keeps the file for its lifetime (the consumer: one batch); a reader
+        opens it per query, unless `keep_open`: opening costs tens of milliseconds, too
+        much per request, and while it is held no other process can write the file
+        (threads of this process can: see `for_thread`)."""
         self.settings = settings
         self.path = Path(settings.duckdb_path)
         self.read_only = read_only
         self._con: Any = None
-        if not read_only:  # a writer keeps the file for its lifetime (consumer: one batch)
+        if not read_only:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._con = self._connect()
         elif not self.path.is_file():
@@ -330,6 +347,19 @@ class DuckDBEngine(Engine):
                 f"{self.path}: no DuckDB file yet; create it with "
                 "`python risingwave/setup.py --engine embedded` and load data"
             )
+        elif keep_open:
+            self._con = self._connect()
+
+    def for_thread(self) -> DuckDBEngine:
+        """A cursor on the open database for another thread: one DuckDB database per file
+        and process, so threads share it, each query sees the last committed writes
+        (MVCC), and a writer's transaction never blocks a reader's query."""
+        if self._con is None:
+            return DuckDBEngine(self.settings, read_only=self.read_only)
+        handle = object.__new__(DuckDBEngine)
+        handle.settings, handle.path, handle.read_only = self.settings, self.path, self.read_only
+        handle._con = self._con.cursor()
+        return handle
 
     def _connect(self) -> Any:
         """Open the file, waiting while another process holds it.

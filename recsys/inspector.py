@@ -45,6 +45,10 @@ class EngineUnavailable(RuntimeError):
     """The streaming views could not be read right now (locked, not built, unreachable)."""
 
 
+class ServiceUnavailable(RuntimeError):
+    """The recommendation service did not answer; the message says how to start it."""
+
+
 @dataclass(frozen=True)
 class RunRef:
     """A successful flow run the page can show, with where its export lives."""
@@ -412,6 +416,61 @@ def purchase_history(
         f"ORDER BY t_dat DESC, article_id LIMIT {int(limit)}",
         [customer_id, before or date.max],
     )
+
+
+# --- the recommendation service (recsys.serve) ----------------------------------------------
+
+SERVICE_TIMEOUT_S = 5.0
+
+
+def from_service(settings: Settings, path: str) -> dict:
+    """GET a JSON answer of the service at SERVE_HOST:SERVE_PORT."""
+    import urllib.error
+    import urllib.request
+
+    url = f"{settings.service_url}{path}"
+    try:
+        with urllib.request.urlopen(url, timeout=SERVICE_TIMEOUT_S) as response:
+            return json.loads(response.read())
+    except (OSError, ValueError) as error:
+        raise ServiceUnavailable(
+            f"The recommendation service does not answer at {settings.service_url} ({error}). "
+            "Start it with `make serve`, or `make live` for a replay of the test week."
+        ) from error
+
+
+def live_recommendations(
+    settings: Settings, run: RunData, customer_id: str, k: int = TOP_K
+) -> tuple[dict, list[Card]]:
+    """The service's answer now (customer_id, as_of, run_id) and its items as cards, a
+    hit marked where the customer bought the article in the test week."""
+    body = from_service(settings, f"/recommendations/{customer_id}?k={int(k)}")
+    bought = bought_in_test_week(run, customer_id)
+    cards = []
+    for rank, item in enumerate(body.pop("items"), start=1):
+        hit = item["article_id"] in bought
+        caption = (
+            f"{'BOUGHT in test week · ' if hit else ''}live #{rank} · {item['source']} · "
+            f"{score_text(item['source'], item['score'])} · "
+            f"{item['prod_name'] or 'unknown article'} ({item['article_id']})"
+        )
+        image = item["image_url"] or placeholder_image()
+        cards.append(Card(item["article_id"], image, caption, hit))
+    return body, cards
+
+
+def live_history(settings: Settings, customer_id: str) -> tuple[dict, list[Card]]:
+    """The customer's latest purchases as the service reads them from the views now."""
+    body = from_service(settings, f"/customers/{customer_id}/history")
+    cards = [
+        Card(
+            item["article_id"],
+            item["image_url"] or placeholder_image(),
+            f"{item['t_dat']} · {item['prod_name'] or 'unknown article'} ({item['article_id']})",
+        )
+        for item in body.pop("items")
+    ]
+    return body, cards
 
 
 def live_purchases(settings: Settings, customer_id: str) -> pd.DataFrame:

@@ -22,6 +22,8 @@ from dotenv.parser import parse_stream
 REPO_ROOT = Path(__file__).resolve().parent.parent
 LOCAL_ENV = REPO_ROOT / "local.env"
 DEFAULT_KAFKA = "127.0.0.1:9092"
+DEFAULT_SERVE_HOST = "127.0.0.1"
+DEFAULT_SERVE_PORT = 8000
 KAFKA_CLIENTS = ("confluent", "kafka-python")
 KAFKA_SECURITY_PROTOCOLS = ("PLAINTEXT", "SASL_SSL", "SASL_PLAINTEXT")
 SECRET_FIELDS = ("kafka_api_key", "kafka_api_secret", "comet_api_key")
@@ -62,6 +64,15 @@ class Settings:
     # The embedded engine's CSV load keeps only transactions before this day, so that the
     # later ones can be replayed through Kafka as new events (`producer --from` that day).
     data_until: dt.date | None = None
+    # The recommendation service (python -m recsys.serve) listens here; the page reads it.
+    serve_host: str = DEFAULT_SERVE_HOST
+    serve_port: int = DEFAULT_SERVE_PORT
+
+    @property
+    def service_url(self) -> str:
+        """Where clients reach the service (a wildcard listen address means this machine)."""
+        host = "127.0.0.1" if self.serve_host in ("0.0.0.0", "::") else self.serve_host
+        return f"http://{'[' + host + ']' if ':' in host else host}:{self.serve_port}"
 
     def masked(self) -> dict[str, str]:
         """All settings as strings, secrets replaced so the result is safe to print or log."""
@@ -175,6 +186,8 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
             source.optional("RISINGWAVE_KAFKA_BOOTSTRAP_SERVERS")
         ),
         data_until=source.day("DATA_UNTIL"),
+        serve_host=_serve_host(source.text("SERVE_HOST", DEFAULT_SERVE_HOST)),
+        serve_port=_serve_port(source.optional("SERVE_PORT")),
     )
     if (settings.kafka_api_key is None) != (settings.kafka_api_secret is None):
         raise ConfigError("KAFKA_API_KEY and KAFKA_API_SECRET must be set together (or neither)")
@@ -256,6 +269,24 @@ def _bootstrap(value: str) -> str:
 
 def _is_port(text: str) -> bool:
     return text.isascii() and text.isdigit() and 1 <= int(text) <= 65535
+
+
+def _serve_host(value: str) -> str:
+    """A host name or IP address to listen on, nothing else (no scheme, port or path)."""
+    if "://" in value or any(c in value for c in "/ @") or value.count(":") == 1:
+        raise ConfigError(
+            f"SERVE_HOST={value!r}: expected a host name or IP address such as 127.0.0.1 "
+            "(no scheme, port or path; the port is SERVE_PORT)"
+        )
+    return value
+
+
+def _serve_port(value: str | None) -> int:
+    if value is None:
+        return DEFAULT_SERVE_PORT
+    if not _is_port(value):
+        raise ConfigError(f"SERVE_PORT={value!r}: expected a port number from 1 to 65535")
+    return int(value)
 
 
 def _security_protocol(source: _Source) -> str:

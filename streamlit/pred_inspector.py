@@ -127,6 +127,25 @@ def live_section(settings: Settings, customer_id: str) -> None:
     show_grid(ins.history_cards(live, settings))
 
 
+def service_section(settings: Settings, run: ins.RunData, customer_id: str) -> None:
+    """The recommendation service's answer now: it changes as purchases stream in."""
+    st.subheader("Live recommendations (the service, now)")
+    try:
+        answer, cards = ins.live_recommendations(settings, run, customer_id)
+        bought, history = ins.live_history(settings, customer_id)
+    except ins.ServiceUnavailable as error:
+        st.info(str(error))
+        return
+    hits = sum(card.hit for card in cards)
+    st.caption(
+        f"Run {answer['run_id']}, as of {answer['as_of']}: {hits} of {len(cards)} bought in "
+        f"the test week. Latest purchases in the views: {bought['as_of'] or 'none'}."
+    )
+    show_grid(cards)
+    st.caption("Latest purchases, as the service reads them")
+    show_grid(history)
+
+
 def main() -> None:
     st.set_page_config(
         page_title="H&M recommendations inspector",
@@ -151,6 +170,9 @@ def main() -> None:
     auto = st.toggle(f"Refresh the live section every {LIVE_REFRESH_SECONDS} s")
     st.fragment(run_every=LIVE_REFRESH_SECONDS if auto else None)(live_section)(
         settings, customer_id
+    )
+    st.fragment(run_every=LIVE_REFRESH_SECONDS if auto else None)(service_section)(
+        settings, run, customer_id
     )
 
 

@@ -13,6 +13,7 @@ import streamlit as st
 from streamlit.testing.v1 import AppTest
 
 from recsys import inspector as ins
+from recsys.broker import free_port
 from recsys.settings import load_settings
 
 PAGE = str(Path(__file__).resolve().parents[1] / "streamlit" / "pred_inspector.py")
@@ -30,6 +31,7 @@ def page_env(tiny_flow_run, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
     env = {name: tiny_flow_run.env[name] for name in SETTINGS_VARIABLES}
     env |= {"IMAGE_DIR": str(tiny_flow_run.data_dir / "images"), "IMAGE_URL_TEMPLATE": ""}
     env["RISINGWAVE_URL"] = ""
+    env["SERVE_PORT"] = str(free_port())  # no service: its panel says how to start one
     for name, value in env.items():
         monkeypatch.setenv(name, value)
     st.cache_data.clear()

@@ -1,0 +1,324 @@
+"""Benchmark: the recommendation service's latency, throughput and freshness (not a test).
+
+    nice -n 19 python bench/serve.py --duration 60 --name serve-demo            # latency
+    nice -n 19 python bench/serve.py --duration 60 --freshness --name serve-demo  # + freshness
+
+Uses the settings of the environment (DATA_DIR, DUCKDB_PATH, OUTPUT_DIR: the newest run).
+The service runs as its own process (`python -m recsys.serve` on a free loopback port);
+the clients are threads of this process, each with one keep-alive connection, asking
+`/recommendations/<id>` for random customers: `--unknown-share` of them ids the data has
+never seen, the rest ids the model knows. Both processes share the machine's cores.
+
+The floor is what one answer cannot go below: one call of the query tower plus one faiss
+search, in this process, without HTTP or database; next to it the same tower through
+Keras `model.predict` (what a naive service would call) and as an eager call.
+
+Freshness (`--freshness`): a local broker on free ports, the service with its consumer
+(`--consume --from-now`) on a copy of the DuckDB file, then `--events` purchases by
+known customers of articles new to them, produced at `--rate` events/s; each is timed
+from its produce call to the first `/customers/<id>/history` answer that holds it (its
+`as_of` then holds the day too). One poller asks for the oldest event not yet seen until
+it is there, then the next: the printed poll time is the resolution.
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import os
+import random
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # Keras predict logs every call
+
+from results import markdown_table, write_result  # noqa: E402
+
+START_TIMEOUT_S = 900
+WARMUP_S = 2.0
+
+
+@dataclass
+class Level:
+    clients: int
+    latencies: list[float]
+    errors: int
+    seconds: float
+
+    def row(self) -> dict:
+        ms = np.asarray(self.latencies) * 1e3
+        return {
+            "clients": self.clients,
+            "requests": len(self.latencies),
+            "errors": self.errors,
+            "req/s": round(len(self.latencies) / self.seconds, 1),
+            "p50 ms": round(float(np.percentile(ms, 50)), 1),
+            "p95 ms": round(float(np.percentile(ms, 95)), 1),
+            "p99 ms": round(float(np.percentile(ms, 99)), 1),
+        }
+
+
+@contextmanager
+def service(env: dict[str, str], *flags: str):
+    """`python -m recsys.serve` on a free port; yields (host, port); stopped at the end."""
+    from recsys.broker import free_port
+
+    port = free_port()
+    env = {**env, "SERVE_HOST": "127.0.0.1", "SERVE_PORT": str(port)}
+    log = tempfile.NamedTemporaryFile("w+", suffix=".log", delete=False)  # noqa: SIM115
+    process = subprocess.Popen(
+        [sys.executable, "-m", "recsys.serve", *flags], cwd=REPO, env=env, stdout=log, stderr=log
+    )
+    try:
+        deadline = time.monotonic() + START_TIMEOUT_S
+        while True:
+            if process.poll() is not None:
+                raise SystemExit(f"the service stopped: {Path(log.name).read_text()[-3000:]}")
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2).close()
+                break
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise SystemExit("the service did not start in time") from None
+                time.sleep(0.5)
+        yield "127.0.0.1", port
+    finally:
+        process.terminate()
+        process.wait(timeout=60)
+        os.unlink(log.name)
+
+
+def load_level(host: str, port: int, ids: list[str], clients: int, seconds: float) -> Level:
+    """`clients` threads asking for random customers for `seconds` (after a warm-up)."""
+    start = time.monotonic() + WARMUP_S
+    stop = start + seconds
+    results: list[tuple[list[float], int]] = []
+
+    def client(seed: int) -> None:
+        rng = random.Random(seed)
+        con = http.client.HTTPConnection(host, port, timeout=30)
+        latencies, errors = [], 0
+        while (now := time.monotonic()) < stop:
+            began = time.perf_counter()
+            try:
+                con.request("GET", f"/recommendations/{rng.choice(ids)}?k=12")
+                response = con.getresponse()
+                response.read()
+                ok = response.status == 200
+            except OSError:
+                ok = False
+                con = http.client.HTTPConnection(host, port, timeout=30)
+            took = time.perf_counter() - began
+            if now >= start and ok:
+                latencies.append(took)
+            elif now >= start:
+                errors += 1
+        results.append((latencies, errors))
+
+    threads = [threading.Thread(target=client, args=(i,)) for i in range(clients)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    latencies = [x for lat, _ in results for x in lat]
+    return Level(clients, latencies, sum(e for _, e in results), seconds)
+
+
+def customer_ids(export: Path, unknown_share: float, n: int = 5_000) -> list[str]:
+    """Known ids (the model's vocabulary) mixed with ids nobody has, in the given share."""
+    import pandas as pd
+
+    vocabulary = export / "workflows/customers/categories/unique.customer_id.parquet"
+    known = pd.read_parquet(vocabulary)["customer_id"].dropna().astype(str).tolist()
+    rng = random.Random(7)
+    picked = rng.sample(known, min(n, len(known)))
+    unknown = [f"{rng.getrandbits(256):064x}" for _ in range(int(len(picked) * unknown_share))]
+    return picked[: len(picked) - len(unknown)] + unknown
+
+
+def floor(settings, export: Path, calls: int = 300) -> list[dict]:
+    """Per-call time of the tower (direct, eager, Keras predict) and of one faiss search."""
+    import pandas as pd
+
+    from recsys.engine import open_engine
+    from recsys.features import FittedFeatures, prepare_customers
+    from recsys.scoring import CUSTOMER_COLUMNS
+    from recsys.serve.run import load_run
+    from recsys.towers import embed
+
+    run = load_run(export)
+    with open_engine(settings, read_only=True) as engine:
+        profiles = engine.query(f"SELECT {CUSTOMER_COLUMNS} FROM customers_t LIMIT {calls}")
+    when = pd.Timestamp(date.today())
+    encoded = [
+        run.encoder.encode(prepare_customers(profiles.iloc[[i]], when)) for i in range(calls)
+    ]
+    features = FittedFeatures.load(export / "workflows")
+
+    def per_call(fn, items) -> float:
+        began = time.perf_counter()
+        for item in items:
+            fn(item)
+        return (time.perf_counter() - began) / len(items) * 1e3
+
+    queries = [run.tower(e) for e in encoded]
+    direct = per_call(run.tower, encoded)
+    search = per_call(lambda q: run.index.search(q, 12), queries)
+    eager = per_call(lambda e: run.tower.model(e, training=False), encoded[:50])
+    frames = [features.customers(prepare_customers(profiles.iloc[[i]], when)) for i in range(20)]
+    predict = per_call(lambda f: embed(run.tower.model, f, features.schema), frames)
+    return [
+        {"step": "query tower, tf.function (the service)", "ms per call": round(direct, 3)},
+        {"step": "faiss search, top 12", "ms per call": round(search, 3)},
+        {"step": "floor: tower + search", "ms per call": round(direct + search, 3)},
+        {"step": "query tower, eager Keras call", "ms per call": round(eager, 3)},
+        {"step": "query tower, Keras model.predict", "ms per call": round(predict, 3)},
+    ]
+
+
+def freshness(settings, export: Path, env: dict, events: int, rate: float) -> dict:
+    """Produce -> first history answer holding it, through a real broker and consumer."""
+    from confluent_kafka import Producer
+
+    from recsys.broker import LocalBroker, free_port
+    from recsys.engine import open_engine
+
+    work = Path(tempfile.mkdtemp(prefix="bench-serve-"))
+    broker = LocalBroker(data_dir=work / "kafka", port=free_port())
+    broker.start()
+    try:
+        shutil.copy(settings.duckdb_path, work / "hm.duckdb")
+        env = {**env, "DUCKDB_PATH": str(work / "hm.duckdb"),
+               "KAFKA_BOOTSTRAP_SERVERS": broker.bootstrap}  # fmt: skip
+        with open_engine(settings, read_only=True) as engine:
+            newest = engine.query("SELECT MAX(t_dat) AS d FROM transactions_t").iloc[0, 0]
+            buyers = engine.query(
+                "SELECT DISTINCT customer_id FROM customer_recent_articles_t LIMIT 20000"
+            )["customer_id"].tolist()
+        known = set(customer_ids(export, 0.0, n=10**9))
+        buyers = [b for b in buyers if b in known]
+        article = "0" * 9 + "1"  # an id no customer has bought: it can only be the new one
+        day = (np.datetime64(newest, "D") + 1).astype(date) if newest else date.today()
+        picked = random.Random(3).sample(buyers, min(events + 1, len(buyers)))
+        with service(env, "--consume", "--from-now") as (host, port):
+            # one untimed event first: the consumer's group join (seconds) is not freshness
+            where = (host, port, broker.bootstrap)
+            _time_events(*where, picked[:1], article, day, rate, Producer)
+            return _time_events(*where, picked[1:], article, day, rate, Producer)
+    finally:
+        broker.stop()
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def _time_events(host, port, bootstrap, customers, article, day, rate, producer_class) -> dict:
+    """Produce at `rate`; one poller asks for the oldest event not yet seen, again and
+    again, then the next: its resolution is one request, and it adds one client's load."""
+    producer = producer_class({"bootstrap.servers": bootstrap, "linger.ms": 0})
+    produced: dict[str, float] = {}  # insertion order = produce order
+    seen: dict[str, float] = {}
+    polls: list[float] = []
+    done = threading.Event()
+
+    def poller() -> None:
+        con = http.client.HTTPConnection(host, port, timeout=30)
+        while not done.is_set():
+            pending = [c for c in list(produced) if c not in seen]
+            if not pending:
+                time.sleep(0.001)
+                continue
+            began = time.perf_counter()
+            con.request("GET", f"/customers/{pending[0]}/history?limit=1")
+            body = json.loads(con.getresponse().read())
+            polls.append(time.perf_counter() - began)
+            if body["items"] and body["items"][0]["article_id"] == article:
+                seen[pending[0]] = time.perf_counter() - produced[pending[0]]
+
+    thread = threading.Thread(target=poller)
+    thread.start()
+    began = time.perf_counter()
+    for customer in customers:
+        value = {"event_id": f"bench-serve:{customer}", "t_dat": day.isoformat(),
+                 "customer_id": customer, "article_id": article, "price": 0.05,
+                 "sales_channel_id": 2}  # fmt: skip
+        producer.produce("transactions_topic", json.dumps(value).encode(), customer.encode())
+        producer.poll(0)
+        produced[customer] = time.perf_counter()
+        time.sleep(max(0.0, began + len(produced) / rate - time.perf_counter()))  # steady
+    producer.flush(30)
+    deadline = time.monotonic() + 60
+    while len(seen) < len(produced) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    done.set()
+    thread.join()
+    seconds = np.asarray(list(seen.values()))
+    return {
+        "events": len(produced),
+        "seen": len(seen),
+        "rate /s": rate,
+        "p50 s": round(float(np.percentile(seconds, 50)), 3),
+        "p95 s": round(float(np.percentile(seconds, 95)), 3),
+        "max s": round(float(seconds.max()), 3),
+        "poll p50 ms": round(float(np.median(polls)) * 1e3, 1) if polls else None,
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--duration", type=float, default=60.0, help="seconds per level")
+    parser.add_argument("--levels", default="1,8,32", help="concurrent clients per level")
+    parser.add_argument("--unknown-share", type=float, default=0.2)
+    parser.add_argument("--freshness", action="store_true")
+    parser.add_argument("--events", type=int, default=250)
+    parser.add_argument("--rate", type=float, default=100.0, help="events/s for freshness")
+    parser.add_argument("--name", default="serve-demo", help="bench/results/<name>.md")
+    args = parser.parse_args()
+
+    from recsys.serve.run import latest_export
+    from recsys.settings import load_settings
+
+    settings = load_settings()
+    export = latest_export(settings)
+    env = dict(os.environ)
+    ids = customer_ids(export, args.unknown_share)
+    with service(env) as (host, port):
+        health = json.loads(urllib.request.urlopen(f"http://{host}:{port}/health").read())
+        levels = [
+            load_level(host, port, ids, int(c), args.duration) for c in args.levels.split(",")
+        ]
+    steps = floor(settings, export)
+    p50_one = levels[0].row()["p50 ms"]
+    floor_ms = steps[2]["ms per call"]
+    text = (
+        f"Run {health['run_id']} on the {health['engine']} engine: {health['customers']:,} "
+        f"customers, {health['served_articles']:,} articles in the index; "
+        f"{len(ids):,} customer ids, {args.unknown_share:.0%} unknown; "
+        f"{args.duration:g} s per level.\n\n"
+        + markdown_table([level.row() for level in levels])
+        + "\n\n"
+        + markdown_table(steps)
+        + f"\n\nOne client's p50 is {p50_one / floor_ms:,.0f}x the floor ({floor_ms} ms).\n"
+    )
+    if args.freshness:
+        fresh = freshness(settings, export, env, args.events, args.rate)
+        text += "\nFreshness, produce -> first answer holding it:\n\n" + markdown_table([fresh])
+    print(text)
+    write_result(args.name, text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

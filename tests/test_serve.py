@@ -1,0 +1,391 @@
+"""The recommendation service (recsys.serve) on the tiny flow run and its real DuckDB file.
+
+The run's DuckDB file is copied per module: these tests write purchases into it.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from datetime import date, timedelta
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pytest
+from fastapi.testclient import TestClient
+
+from recsys.broker import free_port
+from recsys.engine import DuckDBEngine
+from recsys.serve.__main__ import build_service
+from recsys.serve.app import Service, create_app
+from recsys.serve.recommender import Item, first_distinct
+from recsys.serve.run import load_run
+from recsys.serve.views import Views
+from recsys.settings import ConfigError, Settings, load_settings
+
+UNKNOWN = "f" * 64
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+def copied_settings(flow, root: Path, **env: str) -> Settings:
+    """The run's settings with a copy of its DuckDB file under `root`."""
+    root.mkdir(parents=True, exist_ok=True)
+    shutil.copy(flow.env["DUCKDB_PATH"], root / "hm.duckdb")
+    return load_settings(env={**flow.env, "DUCKDB_PATH": str(root / "hm.duckdb"), **env})
+
+
+@pytest.fixture(scope="module")
+def service(tiny_flow_run, tmp_path_factory) -> Iterator[Service]:
+    """The service over a writable copy: tests write purchases through the same database."""
+    settings = copied_settings(tiny_flow_run, tmp_path_factory.mktemp("serve"))
+    views = Views(settings, writable=True)
+    service = Service(settings, load_run(tiny_flow_run.export_dir), views, on_stop=[views.close])
+    yield service
+    service.stop()
+
+
+@pytest.fixture(scope="module")
+def client(service) -> Iterator[TestClient]:
+    with TestClient(create_app(service)) as client:
+        yield client
+
+
+def customers(service: Service, warm: bool, with_purchases: bool = True) -> list[str]:
+    """Customers of the views that the model knows (warm) or not, with purchases."""
+    ids = service.views.query(
+        "SELECT DISTINCT customer_id FROM dedup_transactions_t ORDER BY customer_id"
+        if with_purchases
+        else "SELECT customer_id FROM customers_t ORDER BY customer_id"
+    )["customer_id"]
+    return [c for c in ids if service.run.knows(c) == warm]
+
+
+def write_purchase(
+    settings: Settings, customer_id: str, article_id: str, day: date, n: int
+) -> None:
+    """A purchase event written as the consumer writes it (same process, same database)."""
+    row = {
+        "event_id": f"test-serve.csv:{n}",
+        "t_dat": day,
+        "customer_id": customer_id,
+        "article_id": article_id,
+        "price": 0.05,
+        "sales_channel_id": 2,
+        "_offset": n,
+    }
+    engine = DuckDBEngine(settings)
+    try:
+        engine.write_batch({"transactions": pa.Table.from_pylist([row])})
+    finally:
+        engine.close()
+
+
+# --- contract ----------------------------------------------------------------------------
+
+
+def test_recommendations_contract(client: TestClient, service: Service) -> None:
+    customer = customers(service, warm=True)[0]
+    body = client.get(f"/recommendations/{customer}", params={"k": 5}).json()
+    assert set(body) == {"customer_id", "as_of", "run_id", "items"}
+    assert body["customer_id"] == customer and body["run_id"] == service.run.run_id
+    assert date.fromisoformat(body["as_of"]) == service.views.shared.newest_day
+    items = body["items"]
+    assert len(items) == 5 and len({i["article_id"] for i in items}) == 5
+    for item in items:
+        assert set(item) == {"article_id", "score", "source", "prod_name", "image_url"}
+        assert item["source"] in {"model", "repurchase"}
+        assert (item["score"] is None) == (item["source"] != "model")
+        assert item["image_url"] is None or item["image_url"].endswith(f"{item['article_id']}.jpg")
+    scores = [i["score"] for i in items if i["source"] == "model"]
+    assert scores == sorted(scores, reverse=True)
+    image = next(i["image_url"] for i in items if i["image_url"])
+    assert client.get(image).headers["content-type"] == "image/jpeg"
+    for k in (1, 100):
+        assert len(client.get(f"/recommendations/{customer}", params={"k": k}).json()["items"]) == k
+
+
+def test_unknown_customer_gets_popular_items(client: TestClient, service: Service) -> None:
+    body = client.get(f"/recommendations/{UNKNOWN}").json()
+    assert [i["source"] for i in body["items"]] == ["popular"] * 12
+    assert [i["article_id"] for i in body["items"]] == list(service.views.shared.popular[:12])
+    assert client.get(f"/customers/{UNKNOWN}/history").json()["items"] == []
+
+
+@pytest.mark.parametrize(
+    ("path", "params", "named"),
+    [
+        ("/recommendations/ABC", {}, "customer_id"),
+        (f"/recommendations/{'A' * 64}", {}, "customer_id"),
+        (f"/recommendations/{UNKNOWN}", {"k": 0}, "k"),
+        (f"/recommendations/{UNKNOWN}", {"k": 101}, "k"),
+        (f"/recommendations/{UNKNOWN}", {"k": "twelve"}, "k"),
+        (f"/customers/{UNKNOWN}/history", {"limit": 13}, "limit"),
+        ("/customers/123/history", {}, "customer_id"),
+    ],
+)
+def test_malformed_input_is_a_422_naming_the_parameter(
+    client: TestClient, path: str, params: dict, named: str
+) -> None:
+    response = client.get(path, params=params)
+    assert response.status_code == 422
+    assert response.json()["message"].startswith(f"{named}: ")
+
+
+def test_health_and_docs(client: TestClient, service: Service) -> None:
+    health = client.get("/health").json()
+    assert health["run_id"] == service.run.run_id and health["engine"] == "embedded"
+    assert health["customers"] == service.views.engine.count("customers_t") > 0
+    assert health["articles"] == service.views.engine.count("articles_t") > 0
+    assert health["served_articles"] == len(service.run.index) > 0
+    assert health["consumer_lag"] is None  # no consumer in this process
+    assert "/recommendations/{customer_id}" in client.get("/openapi.json").json()["paths"]
+    assert client.get("/docs").status_code == 200
+
+
+# --- the request path against the flow's own computations --------------------------------
+
+
+def test_encoder_and_direct_tower_match_the_flow(service: Service, tiny_flow_run) -> None:
+    """Dict look-ups + tf.function give the embeddings NVTabular + Keras predict give."""
+    from recsys.features import FittedFeatures, prepare_customers
+    from recsys.scoring import CUSTOMER_COLUMNS
+    from recsys.towers import embed
+
+    profiles = service.views.query(f"SELECT {CUSTOMER_COLUMNS} FROM customers_t LIMIT 300")
+    profiles.loc[0, "customer_id"] = UNKNOWN  # out of vocabulary
+    profiles.loc[1, ["age", "club_member_status", "postal_code"]] = [None, None, None]
+    profiles.loc[2, "club_member_status"] = "NEVER SEEN"
+    when = pd.Timestamp("2020-09-23")
+    prepared = prepare_customers(profiles, when)
+    features = FittedFeatures.load(tiny_flow_run.export_dir / "workflows")
+    expected_codes = features.customers(prepared)
+    codes = service.run.encoder.encode(prepared)
+    for column in service.run.encoder.columns:
+        np.testing.assert_array_equal(codes[column][:, 0], expected_codes[column].to_numpy())
+    expected = embed(service.run.tower.model, expected_codes, features.schema)
+    np.testing.assert_allclose(service.run.tower(codes), expected, rtol=1e-5, atol=1e-5)
+    one = service.run.embed(profiles.iloc[5].to_dict(), when.date())
+    np.testing.assert_allclose(one[0], expected[5], rtol=1e-5, atol=1e-5)
+
+
+def test_first_distinct_keeps_the_first_place_of_each_article() -> None:
+    own = [Item("a", None, "repurchase"), Item("b", None, "repurchase")]
+    model = [Item(x, 1.0, "model") for x in "bcad"]
+    assert [(i.article_id, i.source) for i in first_distinct(3, own, model)] == [
+        ("a", "repurchase"),
+        ("b", "repurchase"),
+        ("c", "model"),
+    ]
+    assert len(first_distinct(10, own, model)) == 4
+
+
+# --- freshness: what the views hold now is what is served ---------------------------------
+
+
+def test_a_new_purchase_changes_history_and_recommendations(
+    client: TestClient, service: Service
+) -> None:
+    customer = customers(service, warm=True)[1]
+    before = client.get(f"/recommendations/{customer}").json()
+    seen = {i["article_id"] for i in client.get(f"/customers/{customer}/history").json()["items"]}
+    article = next(a for a in service.run.catalogue if a not in seen)
+    day = service.views.shared.newest_day + timedelta(days=1)
+    write_purchase(service.settings, customer, article, day, n=1)
+
+    history = client.get(f"/customers/{customer}/history").json()
+    assert history["items"][0]["article_id"] == article
+    assert history["as_of"] == day.isoformat()
+    after = client.get(f"/recommendations/{customer}").json()
+    assert after["as_of"] == day.isoformat() > before["as_of"]
+    assert after["items"] != before["items"]
+    if service.run.warm_strategy == "repurchase+two_tower":
+        assert after["items"][0] == {**after["items"][0], "article_id": article,
+                                     "source": "repurchase"}  # fmt: skip
+
+
+def test_a_cold_customer_with_purchases_gets_the_fallback(
+    client: TestClient, service: Service
+) -> None:
+    cold = customers(service, warm=False)
+    if not cold:
+        pytest.skip("every buyer of the tiny data is known to the model")
+    items = client.get(f"/recommendations/{cold[0]}").json()["items"]
+    sources = {i["source"] for i in items}
+    expected = {"repurchase", "popular"} if service.run.fallback == "repurchase" else {"popular"}
+    assert sources <= expected and "model" not in sources
+
+
+# --- everything at once --------------------------------------------------------------------
+
+
+@contextmanager
+def running(service: Service) -> Iterator[str]:
+    """A real uvicorn server on a free loopback port, stopped at the end."""
+    import uvicorn
+
+    port = free_port()
+    server = uvicorn.Server(
+        uvicorn.Config(create_app(service), host="127.0.0.1", port=port, log_level="warning")
+    )
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        assert thread.is_alive() and time.monotonic() < deadline, "the server did not start"
+        time.sleep(0.05)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=30)
+
+
+def test_readers_never_fail_while_a_writer_writes(service: Service) -> None:
+    """16 clients read while purchases are written batch by batch: every request is a 200."""
+    warm = customers(service, warm=True)
+    targets = [*warm[:40], UNKNOWN]
+    stop = threading.Event()
+    written = []
+
+    def writer() -> None:
+        day = service.views.shared.newest_day + timedelta(days=2)
+        n = 100
+        while not stop.is_set():
+            n += 1
+            write_purchase(service.settings, warm[n % len(warm)], "0" * 10, day, n)
+            written.append(n)
+
+    def reader(seed: int) -> list[int]:
+        rng = np.random.default_rng(seed)
+        codes = []
+        with httpx.Client(base_url=url, timeout=30) as http:
+            while not stop.is_set():
+                customer = targets[rng.integers(len(targets))]
+                path = rng.choice(
+                    [f"/recommendations/{customer}", f"/customers/{customer}/history"]
+                )
+                codes.append(http.get(str(path)).status_code)
+        return codes
+
+    with running(service) as url, ThreadPoolExecutor(17) as pool:
+        write = pool.submit(writer)
+        reads = [pool.submit(reader, seed) for seed in range(16)]
+        time.sleep(8)
+        stop.set()
+        write.result()
+        codes = [code for read in reads for code in read.result()]
+    assert len(written) > 5 and len(codes) > 50
+    assert set(codes) == {200}, {c: codes.count(c) for c in set(codes)}
+
+
+def test_kafka_purchase_reaches_the_service(kafka_broker, fresh_topics, tiny_flow_run, tmp_path):  # noqa: ANN001
+    """End to end: produce a purchase, the in-process consumer writes it, the service
+    answers with it within a bounded wait."""
+    from confluent_kafka import Producer
+
+    from recsys.producer import create_topics
+
+    settings = copied_settings(
+        tiny_flow_run, tmp_path, KAFKA_BOOTSTRAP_SERVERS=kafka_broker.bootstrap,
+        SERVE_PORT=str(free_port()),
+    )  # fmt: skip
+    create_topics(settings)
+    service = build_service(settings, consume=True)
+    try:
+        customer = customers(service, warm=True)[2]
+        with running(service) as url, httpx.Client(base_url=url, timeout=30) as http:
+            before = http.get(f"/recommendations/{customer}").json()
+            seen = {
+                i["article_id"] for i in http.get(f"/customers/{customer}/history").json()["items"]
+            }
+            article = next(a for a in service.run.catalogue if a not in seen)
+            day = service.views.shared.newest_day + timedelta(days=1)
+            event = {"event_id": "live.csv:1", "t_dat": day.isoformat(), "customer_id": customer,
+                     "article_id": article, "price": 0.05, "sales_channel_id": 2}  # fmt: skip
+            producer = Producer({"bootstrap.servers": kafka_broker.bootstrap})
+            producer.produce("transactions_topic", json.dumps(event).encode(), customer.encode())
+            assert producer.flush(30) == 0
+            deadline = time.monotonic() + 60
+            while True:
+                history = http.get(f"/customers/{customer}/history").json()
+                if history["items"] and history["items"][0]["article_id"] == article:
+                    break
+                assert time.monotonic() < deadline, "the purchase never reached the service"
+                time.sleep(0.1)
+            after = http.get(f"/recommendations/{customer}").json()
+            assert after["as_of"] == day.isoformat() > before["as_of"]
+            assert after["items"] != before["items"]
+            assert http.get("/health").json()["consumer_lag"] == 0
+    finally:
+        service.stop()
+
+
+def test_the_page_shows_the_service_answer_with_hits(
+    service: Service, tiny_flow_run, monkeypatch
+) -> None:  # noqa: ANN001
+    """The inspector's live panel: the service's items as images, test-week hits marked."""
+    import streamlit as st
+    from streamlit.testing.v1 import AppTest
+
+    from recsys import inspector as ins
+
+    data = ins.load_run_data(tiny_flow_run.export_dir)
+    customer = next(c for c in data.buyers if service.run.knows(c))
+    names = ("METAFLOW_DATASTORE_SYSROOT_LOCAL", "OUTPUT_DIR", "DATA_DIR")
+    with running(service) as url:
+        env = {name: tiny_flow_run.env[name] for name in names}
+        env |= {"DUCKDB_PATH": str(service.settings.duckdb_path), "RISINGWAVE_URL": "",
+                "SERVE_PORT": url.rsplit(":", 1)[1], "IMAGE_URL_TEMPLATE": ""}  # fmt: skip
+        for name, value in env.items():
+            monkeypatch.setenv(name, value)
+        st.cache_data.clear()
+        page = AppTest.from_file(str(REPO_ROOT / "streamlit" / "pred_inspector.py"))
+        page.default_timeout = 60
+        page.run().text_input(key="prefix").set_value(customer).run()
+        assert not page.exception, [e.value for e in page.exception]
+        answer = httpx.get(f"{url}/recommendations/{customer}").json()
+    captions = [c for image in page.main.image for c in image.captions]
+    live = [c for c in captions if c.removeprefix("BOUGHT in test week · ").startswith("live #")]
+    assert [c.rsplit("(", 1)[1].rstrip(")") for c in live] == [
+        i["article_id"] for i in answer["items"]
+    ]
+    bought = ins.bought_in_test_week(data, customer)
+    assert [c.startswith("BOUGHT") for c in live] == [
+        i["article_id"] in bought for i in answer["items"]
+    ]
+    assert any(f"as of {answer['as_of']}" in c.value for c in page.caption)
+
+
+# --- start-up ------------------------------------------------------------------------------
+
+
+def test_no_run_refuses_to_start_and_says_how_to_make_one(tmp_path: Path) -> None:
+    env = {"OUTPUT_DIR": str(tmp_path / "output"), "DATA_DIR": str(tmp_path), "PATH": ""}
+    result = subprocess.run(
+        [sys.executable, "-m", "recsys.serve"], cwd=REPO_ROOT, env=env, capture_output=True,
+        text=True, timeout=120,
+    )  # fmt: skip
+    assert result.returncode == 2
+    assert "python recsys/my_merlin_flow.py run" in result.stderr
+    assert str(tmp_path / "output") in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("env", "named"),
+    [({"SERVE_PORT": "80000"}, "SERVE_PORT"), ({"SERVE_PORT": "x"}, "SERVE_PORT"),
+     ({"SERVE_HOST": "http://localhost"}, "SERVE_HOST"), ({"SERVE_HOST": "a:1"}, "SERVE_HOST")],
+)  # fmt: skip
+def test_bad_serve_settings_are_named(env: dict, named: str) -> None:
+    with pytest.raises(ConfigError, match=named):
+        load_settings(env=env)
+    assert load_settings(env={}).service_url == "http://127.0.0.1:8000"
