@@ -39,9 +39,9 @@ benchmarks of the rest of the project mean something):
      customer's own history, recent lines much more likely (what makes "your recent
      purchases, then popular items" beat plain popularity); if that article is no longer
      on sale, a taste pick instead;
-   - taste (48%): one of the customer's departments, half the time in a favourite
+   - taste (58%): one of the customer's departments, half the time in a favourite
      colour, then an article by today's demand within it (what a personalised model learns);
-   - trend (40%): any article by today's demand.
+   - trend (30%): any article by today's demand.
    A taste or trend pick of an article the customer already bought on an earlier day is
    drawn again (twice at most): people rarely buy the same garment twice by chance.
 5. Rows. Several units of one article in one session are exact duplicate rows (about
@@ -99,13 +99,14 @@ RAMP_DAYS, DECAY_DAYS = 5, 21  # article age curve
 FASHION_DECAY_POWER, BASIC_DECAY_POWER = 1.2, 0.35
 BASIC_GARMENT_GROUPS = (1002, 1017, 1021)  # jersey basics, underwear, socks: steady sellers
 # selling life (launch to withdrawal): lognormal, median in days, and its log-sd (long tail)
-FASHION_LIFE_DAYS, BASIC_LIFE_DAYS, LIFE_SIGMA = 60, 180, 0.8
+FASHION_LIFE_DAYS, BASIC_LIFE_DAYS, LIFE_SIGMA = 60, 180, 0.7
 DECLINE_DAYS = 21  # demand falls linearly to zero over the last days of the life
 VARIANT_LIFE_SIGMA = 0.25  # a product's colour variants live about as long as it does
 TREND_PERSISTENCE, TREND_SIGMA = 0.85, 0.15  # weekly log-AR(1) demand trend per department
 SEASON_AMPLITUDE = 0.7
+POPULARITY_SIGMA = 1.4  # log-sd of a product's popularity: a few hits, a long tail
 TASTE_DEPARTMENTS, FAVOURITE_COLOURS = 4, 2
-P_REPURCHASE, P_TREND, P_FAVOURITE_COLOUR = 0.12, 0.40, 0.5
+P_REPURCHASE, P_TREND, P_FAVOURITE_COLOUR = 0.12, 0.30, 0.5
 REDRAWS = 2  # rounds of re-drawing taste/trend picks the customer already owns
 RECENT_LINES = 0.2  # repurchase looks back Geometric(0.2) lines: mostly the last sessions
 EXTRA_LINES_PER_SESSION = 1.3
@@ -338,7 +339,7 @@ def build_catalogue(rng: np.random.Generator, n_articles: int, calendar: Calenda
         DECLINE_DAYS,
     )
     popularity = (
-        rng.lognormal(0.0, 1.7, n_products)[product]
+        rng.lognormal(0.0, POPULARITY_SIGMA, n_products)[product]
         * rng.lognormal(0.0, 0.6, n_articles)
         * np.where(rank == 0, 1.5, 1.0)
     )
