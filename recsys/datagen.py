@@ -11,8 +11,8 @@ benchmarks of the rest of the project mean something):
    department or the type the garment group. Each product comes in ~2.2 colour variants
    (article_id = product_code + 3-digit variant). Every name has one number, drawn from
    the real H&M vocabularies (`recsys.datagen_vocab`). Each product has a life cycle:
-   a selling life (lognormal, long-tailed: median 60 days, a tenth 3 weeks (the minimum)
-   and a tenth over 6 months; basics median 180 days), a launch date (new products keep
+   a selling life (lognormal, long-tailed: median 60 days, a tenth under 23 days and a
+   tenth over 5 months; basics median 180 days), a launch date (new products keep
    arriving over the whole range, seasonal types mostly before their season; as many as
    that steady stream keeps on sale are already on sale on the first day, each at a
    random point of its life) and a withdrawal when the life ends. An article's demand on a day is
