@@ -44,7 +44,7 @@ def main(argv: list[str] | None = None) -> int:
     args.out = args.out or load_settings().data_dir
     started = time.perf_counter()
     data = simulate(args.scale, args.seed)
-    counts = write(data, args.out, args.seed, args.images)
+    counts = write(data, args.out, args.images)
     rows = ", ".join(f"{name} {count:,}" for name, count in counts.items())
     print(f"wrote {args.out}: {rows} in {time.perf_counter() - started:.1f} s")
     print(still_selling(data.rows.day, data.rows.customer, data.rows.article))

@@ -123,7 +123,7 @@ WRITE_CHUNK_ROWS = 1_000_000
 class Simulated:
     """A whole data set in memory, before writing: what the files will hold."""
 
-    scale: Scale
+    seed: int  # also draws which articles have an image, when writing
     calendar: Calendar
     catalogue: Catalogue
     customers: Customers
@@ -143,7 +143,7 @@ def generate(
     it always lists exactly the image files that exist. `progress=None` shows tqdm bars
     only on a terminal.
     """
-    return write(simulate(scale, seed, progress), out_dir, seed, images, progress)
+    return write(simulate(scale, seed, progress), out_dir, images, progress)
 
 
 def simulate(scale: str = "demo", seed: int = 42, progress: bool | None = None) -> Simulated:
@@ -160,17 +160,13 @@ def simulate(scale: str = "demo", seed: int = 42, progress: bool | None = None) 
     rows = simulate_transactions(
         purchase_seed, catalogue, customers, calendar, spec.transactions, progress
     )
-    return Simulated(spec, calendar, catalogue, customers, rows)
+    return Simulated(seed, calendar, catalogue, customers, rows)
 
 
 def write(
-    data: Simulated,
-    out_dir: Path | str,
-    seed: int = 42,
-    images: bool = True,
-    progress: bool | None = None,
+    data: Simulated, out_dir: Path | str, images: bool = True, progress: bool | None = None
 ) -> dict[str, int]:
-    """Write the files of a simulated data set (`seed` draws which articles have an image)."""
+    """Write the files of a simulated data set; see `generate`."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     write_articles(out, data.catalogue)
@@ -178,7 +174,7 @@ def write(
     write_transactions(out, data.rows, data.calendar, data.catalogue, data.customers, progress)
     n_articles = data.catalogue.size
     with_image = (
-        np.random.default_rng(_seeds(seed)[4]).random(n_articles) >= NO_IMAGE_SHARE
+        np.random.default_rng(_seeds(data.seed)[4]).random(n_articles) >= NO_IMAGE_SHARE
         if images
         else np.zeros(n_articles, dtype=bool)
     )
