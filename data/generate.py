@@ -13,9 +13,10 @@ import sys
 import time
 from pathlib import Path
 
-from recsys.datagen import SCALES, generate
+from recsys.datagen import SCALES, simulate, write
 from recsys.image_index import index_images
 from recsys.settings import load_settings
+from recsys.still_selling import still_selling
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -42,9 +43,11 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     args.out = args.out or load_settings().data_dir
     started = time.perf_counter()
-    counts = generate(scale=args.scale, out_dir=args.out, seed=args.seed, images=args.images)
+    data = simulate(args.scale, args.seed)
+    counts = write(data, args.out, args.images)
     rows = ", ".join(f"{name} {count:,}" for name, count in counts.items())
     print(f"wrote {args.out}: {rows} in {time.perf_counter() - started:.1f} s")
+    print(still_selling(data.rows.day, data.rows.customer, data.rows.article))
     return 0
 
 

@@ -10,13 +10,20 @@ benchmarks of the rest of the project mean something):
    section, index and index group; the product type fixes the product group, and the
    department or the type the garment group. Each product comes in ~2.2 colour variants
    (article_id = product_code + 3-digit variant). Every name has one number, drawn from
-   the real H&M vocabularies (`recsys.datagen_vocab`). Each product has a launch date:
-   some predate the data, the rest keep arriving, and seasonal types launch before their
-   season. An article's demand on a day is
+   the real H&M vocabularies (`recsys.datagen_vocab`). Each product has a life cycle:
+   a selling life (lognormal, long-tailed: median 60 days, a tenth under 23 days and a
+   tenth over 5 months; basics median 180 days), a launch date (new products keep
+   arriving over the whole range, seasonal types mostly before their season; as many as
+   that steady stream keeps on sale are already on sale on the first day, each at a
+   random point of its life) and a withdrawal when the life ends. An article's demand on a day is
        popularity (lognormal: a long tail) x age curve (ramps up over ~5 days after
        launch, then decays as (1 + age/21 days)^-power; basics decay slowly)
-       x season (summer or winter types swing with the day of year).
-   This decay is what makes "most popular last week" a strong, meaningful baseline.
+       x decline (falls linearly to zero over the last 21 days of the life; zero after)
+       x season (summer or winter types swing with the day of year)
+       x trend (each department's demand drifts week by week: a log-AR(1)).
+   This decay is what makes "most popular last week" a strong, meaningful baseline, and
+   the withdrawal what makes an article bought long ago unlikely to sell now (as in the
+   real data: `recsys.still_selling` measures it).
 2. Customers. Age (bimodal, as in the real file) sets an age bucket; the bucket draws a
    persona (ladies, young, men, parent, sport) that weights the indexes. From it each
    customer draws 4 favourite departments (Dirichlet weights) and 2 favourite colour
@@ -30,10 +37,11 @@ benchmarks of the rest of the project mean something):
 4. Each line picks an article by one of three mechanisms:
    - repurchase (12%, when the customer bought on an earlier day): an article from the
      customer's own history, recent lines much more likely (what makes "your recent
-     purchases, then popular items" beat plain popularity);
-   - taste (48%): one of the customer's departments, half the time in a favourite
+     purchases, then popular items" beat plain popularity); if that article is no longer
+     on sale, a taste pick instead;
+   - taste (58%): one of the customer's departments, half the time in a favourite
      colour, then an article by today's demand within it (what a personalised model learns);
-   - trend (40%): any article by today's demand.
+   - trend (30%): any article by today's demand.
    A taste or trend pick of an article the customer already bought on an earlier day is
    drawn again (twice at most): people rarely buy the same garment twice by chance.
 5. Rows. Several units of one article in one session are exact duplicate rows (about
@@ -78,21 +86,27 @@ class Scale:
 SCALES = {
     # tests: a few seconds; 12 weeks so every customer has a short, dense history
     "tiny": Scale(300, 600, 15_000, date(2020, 7, 1), date(2020, 9, 22)),
-    # the default run: 26 recent weeks give more signal per row than two sparse years
-    "demo": Scale(4_000, 15_000, 250_000, date(2020, 3, 24), date(2020, 9, 22)),
+    # the default run: one year. Fewer weeks would give more signal per week, but then
+    # most articles bought at all are still on sale (issue 13's life-cycle statistic)
+    "demo": Scale(4_000, 15_000, 250_000, date(2019, 9, 24), date(2020, 9, 22)),
     # the real files' exact row counts and date range
     "full": Scale(105_542, 1_371_980, 31_788_324, date(2018, 9, 20), date(2020, 9, 22)),
 }
 
 # Behaviour (see the story above).
 MEAN_VARIANTS = 2.2  # articles per product
-PREEXISTING_SHARE = 0.25  # products launched before the first day of data
 RAMP_DAYS, DECAY_DAYS = 5, 21  # article age curve
 FASHION_DECAY_POWER, BASIC_DECAY_POWER = 1.2, 0.35
 BASIC_GARMENT_GROUPS = (1002, 1017, 1021)  # jersey basics, underwear, socks: steady sellers
+# selling life (launch to withdrawal): lognormal, median in days, and its log-sd (long tail)
+FASHION_LIFE_DAYS, BASIC_LIFE_DAYS, LIFE_SIGMA = 60, 180, 0.7
+DECLINE_DAYS = 21  # demand falls linearly to zero over the last days of the life
+VARIANT_LIFE_SIGMA = 0.25  # a product's colour variants live about as long as it does
+TREND_PERSISTENCE, TREND_SIGMA = 0.85, 0.15  # weekly log-AR(1) demand trend per department
 SEASON_AMPLITUDE = 0.7
+POPULARITY_SIGMA = 1.4  # log-sd of a product's popularity: a few hits, a long tail
 TASTE_DEPARTMENTS, FAVOURITE_COLOURS = 4, 2
-P_REPURCHASE, P_TREND, P_FAVOURITE_COLOUR = 0.12, 0.40, 0.5
+P_REPURCHASE, P_TREND, P_FAVOURITE_COLOUR = 0.12, 0.30, 0.5
 REDRAWS = 2  # rounds of re-drawing taste/trend picks the customer already owns
 RECENT_LINES = 0.2  # repurchase looks back Geometric(0.2) lines: mostly the last sessions
 EXTRA_LINES_PER_SESSION = 1.3
@@ -103,6 +117,17 @@ NO_IMAGE_SHARE = 0.01
 PRICE_SCALE = 59_000  # price = price units / PRICE_SCALE (the real file's scaling)
 PRODUCT_CODES = (108_775, 959_461)  # the real range of product codes
 WRITE_CHUNK_ROWS = 1_000_000
+
+
+@dataclass(frozen=True)
+class Simulated:
+    """A whole data set in memory, before writing: what the files will hold."""
+
+    seed: int  # also draws which articles have an image, when writing
+    calendar: Calendar
+    catalogue: Catalogue
+    customers: Customers
+    rows: Rows
 
 
 def generate(
@@ -118,14 +143,15 @@ def generate(
     it always lists exactly the image files that exist. `progress=None` shows tqdm bars
     only on a terminal.
     """
+    return write(simulate(scale, seed, progress), out_dir, images, progress)
+
+
+def simulate(scale: str = "demo", seed: int = 42, progress: bool | None = None) -> Simulated:
+    """Draw the data set of `scale` in memory (everything but the images)."""
     if scale not in SCALES:
         raise ValueError(f"unknown scale {scale!r}; expected one of {sorted(SCALES)}")
     spec = SCALES[scale]
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    calendar_seed, catalogue_seed, customer_seed, purchase_seed, image_seed = (
-        np.random.SeedSequence(seed).spawn(5)
-    )
+    calendar_seed, catalogue_seed, customer_seed, purchase_seed, _ = _seeds(seed)
     calendar = build_calendar(spec.start, spec.end, np.random.default_rng(calendar_seed))
     catalogue = build_catalogue(np.random.default_rng(catalogue_seed), spec.articles, calendar)
     customers = build_customers(
@@ -134,21 +160,35 @@ def generate(
     rows = simulate_transactions(
         purchase_seed, catalogue, customers, calendar, spec.transactions, progress
     )
-    write_articles(out, catalogue)
-    write_customers(out, customers)
-    write_transactions(out, rows, calendar, catalogue, customers, progress)
+    return Simulated(seed, calendar, catalogue, customers, rows)
+
+
+def write(
+    data: Simulated, out_dir: Path | str, images: bool = True, progress: bool | None = None
+) -> dict[str, int]:
+    """Write the files of a simulated data set; see `generate`."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    write_articles(out, data.catalogue)
+    write_customers(out, data.customers)
+    write_transactions(out, data.rows, data.calendar, data.catalogue, data.customers, progress)
+    n_articles = data.catalogue.size
     with_image = (
-        np.random.default_rng(image_seed).random(spec.articles) >= NO_IMAGE_SHARE
+        np.random.default_rng(_seeds(data.seed)[4]).random(n_articles) >= NO_IMAGE_SHARE
         if images
-        else np.zeros(spec.articles, dtype=bool)
+        else np.zeros(n_articles, dtype=bool)
     )
-    n_images = write_image_files(out, catalogue, with_image)
     return {
-        "articles": spec.articles,
-        "customers": spec.customers,
-        "transactions": len(rows.day),
-        "images": n_images,
+        "articles": n_articles,
+        "customers": data.customers.size,
+        "transactions": len(data.rows.day),
+        "images": write_image_files(out, data.catalogue, with_image),
     }
+
+
+def _seeds(seed: int) -> list[np.random.SeedSequence]:
+    """Independent streams: calendar, catalogue, customers, purchases, images."""
+    return np.random.SeedSequence(seed).spawn(5)
 
 
 # --------------------------------------------------------------------------- calendar
@@ -160,6 +200,7 @@ class Calendar:
     volume: np.ndarray  # relative number of shopping sessions per day
     season: np.ndarray  # (3, days): demand multiplier for ALL_YEAR, SUMMER, WINTER types
     sale: np.ndarray  # bool per day: summer and winter sales
+    trend: np.ndarray  # (departments, days): each department's demand trend, weekly steps
 
     @property
     def days(self) -> int:
@@ -193,7 +234,22 @@ def build_calendar(start: date, end: date, rng: np.random.Generator) -> Calendar
         return 1 + SEASON_AMPLITUDE * np.cos(2 * np.pi * (day_of_year - peak_day) / 365.25)
 
     season = np.stack([np.ones(len(dates)), swing(195), swing(15)])
-    return Calendar(dates, volume, season, sale)
+    return Calendar(dates, volume, season, sale, _trends(rng, len(vocab.DEPARTMENTS), len(dates)))
+
+
+def _trends(rng: np.random.Generator, n_departments: int, days: int) -> np.ndarray:
+    """Demand multiplier per department and day: a log-AR(1) that steps once a week.
+
+    What is in fashion drifts: a department sells more for some weeks, then less.
+    """
+    weeks = (days + 6) // 7
+    steps = rng.normal(0.0, TREND_SIGMA, (n_departments, weeks))
+    steps[:, 0] /= np.sqrt(1 - TREND_PERSISTENCE**2)  # start in the stationary distribution
+    log_trend = np.empty_like(steps)
+    log_trend[:, 0] = steps[:, 0]
+    for week in range(1, weeks):
+        log_trend[:, week] = TREND_PERSISTENCE * log_trend[:, week - 1] + steps[:, week]
+    return np.exp(np.repeat(log_trend, 7, axis=1)[:, :days]).astype(np.float32)
 
 
 # -------------------------------------------------------------------------- catalogue
@@ -213,6 +269,7 @@ class Catalogue:
     prod_name: np.ndarray
     detail_desc: np.ndarray
     launch: np.ndarray  # day index of launch (negative: before the data starts)
+    life: np.ndarray  # days on sale from the launch; the last DECLINE_DAYS in decline
     popularity: np.ndarray
     decay_power: np.ndarray
     season: np.ndarray  # vocab.ALL_YEAR / SUMMER / WINTER
@@ -244,10 +301,13 @@ def build_catalogue(rng: np.random.Generator, n_articles: int, calendar: Calenda
     variants = _variant_counts(rng, n_articles)
     n_products = len(variants)
     dept_p, ptype_p = _product_kinds(rng, n_products)
-    launch_p = _launch_days(rng, np.array([p.season for p in PTYPES])[ptype_p], calendar)
+    garment_p = np.array([_garment_group(d, p) for d, p in zip(dept_p, ptype_p, strict=True)])
+    life_p = _lives(rng, garment_p)
+    season_p = np.array([p.season for p in PTYPES])[ptype_p]
+    launch_p = _launch_days(rng, season_p, life_p, calendar)
     by_launch = np.argsort(launch_p, kind="stable")
-    variants, dept_p, ptype_p, launch_p = (
-        x[by_launch] for x in (variants, dept_p, ptype_p, launch_p)
+    variants, dept_p, ptype_p, garment_p, life_p, launch_p = (
+        x[by_launch] for x in (variants, dept_p, ptype_p, garment_p, life_p, launch_p)
     )
     codes = np.sort(rng.choice(np.arange(*PRODUCT_CODES), n_products, replace=False))
 
@@ -260,9 +320,7 @@ def build_catalogue(rng: np.random.Generator, n_articles: int, calendar: Calenda
     variant_no = 1 + rank + gap_sum - gap_sum[first[product]]
     article_id = np.char.zfill((codes[product] * 1000 + variant_no).astype(str), 10)
 
-    dept, ptype = dept_p[product], ptype_p[product]
-    garment = np.array([_garment_group(d, p) for d, p in zip(dept_p, ptype_p, strict=True)])
-    garment = garment[product]
+    dept, ptype, garment = dept_p[product], ptype_p[product], garment_p[product]
     colour = rng.choice(
         len(vocab.COLOURS), n_articles, p=_normalised([c.weight for c in vocab.COLOURS])
     )
@@ -272,8 +330,12 @@ def build_catalogue(rng: np.random.Generator, n_articles: int, calendar: Calenda
     launch = launch_p[product] + np.where(later_variant, rng.exponential(40, n_articles), 0).astype(
         np.int32
     )
+    life = np.maximum(
+        np.round(life_p[product] * rng.lognormal(0.0, VARIANT_LIFE_SIGMA, n_articles)),
+        DECLINE_DAYS,
+    )
     popularity = (
-        rng.lognormal(0.0, 1.7, n_products)[product]
+        rng.lognormal(0.0, POPULARITY_SIGMA, n_products)[product]
         * rng.lognormal(0.0, 0.6, n_articles)
         * np.where(rank == 0, 1.5, 1.0)
     )
@@ -303,6 +365,7 @@ def build_catalogue(rng: np.random.Generator, n_articles: int, calendar: Calenda
         prod_name=_variant_names(rng, names[product], rank),
         detail_desc=descriptions[product],
         launch=launch.astype(np.int32),
+        life=life.astype(np.int32),
         popularity=popularity,
         decay_power=decay_power,
         season=season,
@@ -356,10 +419,21 @@ def _garment_group(dept: int, ptype: int) -> int:
     return vocab.DEPARTMENTS[dept].garment_group or PTYPES[ptype].garment_group
 
 
-def _launch_days(rng: np.random.Generator, season: np.ndarray, calendar: Calendar) -> np.ndarray:
-    """Launch day per product: some before the data, the rest arriving over the range.
+def _lives(rng: np.random.Generator, garment: np.ndarray) -> np.ndarray:
+    """Selling life in days per product: weeks to months (lognormal), basics much longer."""
+    median = np.where(np.isin(garment, BASIC_GARMENT_GROUPS), BASIC_LIFE_DAYS, FASHION_LIFE_DAYS)
+    return median * rng.lognormal(0.0, LIFE_SIGMA, len(garment))
 
-    Summer (winter) types that launch within the range mostly launch in spring (autumn).
+
+def _launch_days(
+    rng: np.random.Generator, season: np.ndarray, life: np.ndarray, calendar: Calendar
+) -> np.ndarray:
+    """Launch day per product: the rest arrive over the range, some are on sale from the start.
+
+    Arrivals are uniform over the range, except that summer (winter) types mostly launch
+    in spring (autumn). The products already on sale on the first day are as many as a
+    steady stream of arrivals keeps on sale (arrivals per day x mean life), each at a
+    random point of its life.
     """
     n = len(season)
     launch = rng.integers(0, calendar.days, n)
@@ -373,8 +447,9 @@ def _launch_days(rng: np.random.Generator, season: np.ndarray, calendar: Calenda
         move = (season == code) & (rng.random(n) < 0.7)
         if len(eligible):
             launch[move] = eligible[rng.integers(0, len(eligible), move.sum())]
-    before = rng.random(n) < PREEXISTING_SHARE
-    launch[before] = -1 - rng.exponential(150, before.sum()).astype(np.int64)
+    mean_life = life.mean()
+    before = rng.random(n) < mean_life / (mean_life + calendar.days)
+    launch[before] = -np.floor(rng.random(before.sum()) * life[before]).astype(np.int64)
     return launch
 
 
@@ -689,7 +764,17 @@ def _simulate_lines(
         if np.array_equal(jumped, source):
             break
         source = jumped
-    return Lines(customer, day, channel, article[source])
+    article = article[source]
+    # ...unless it is no longer on sale: then the customer picks something else they like
+    gone = np.flatnonzero(repurchase & ~_on_sale(catalogue, article, day))
+    _demand_draws(rng, catalogue, customers, calendar, gone, customer, day, trend, article)
+    return Lines(customer, day, channel, article)
+
+
+def _on_sale(catalogue: Catalogue, article: np.ndarray, day: np.ndarray) -> np.ndarray:
+    """Whether each article is on sale on the paired day (launched, not yet withdrawn)."""
+    age = day - catalogue.launch[article]
+    return (age >= 0) & (age < catalogue.life[article])
 
 
 def _session_lines(
@@ -736,8 +821,10 @@ def _demand_draws(
     todo = todo[np.argsort(day[todo], kind="stable")]
     bounds = np.searchsorted(day[todo], np.arange(calendar.days + 1))
     sorted_launch = catalogue.launch[catalogue.order]
+    sorted_life = catalogue.life[catalogue.order].astype(np.float32)
     sorted_base = catalogue.popularity[catalogue.order]
     sorted_season = catalogue.season[catalogue.order]
+    sorted_dept = catalogue.dept[catalogue.order]
     age_curves = _age_curves(
         catalogue.decay_power[catalogue.order], calendar.days - sorted_launch.min()
     )
@@ -749,7 +836,8 @@ def _demand_draws(
             continue
         age = d - sorted_launch
         weight = np.where(age >= 0, sorted_base * age_curves(np.maximum(age, 0)), 0.0)
-        weight *= calendar.season[sorted_season, d]
+        weight *= np.clip((sorted_life - age) / DECLINE_DAYS, 0.0, 1.0)  # decline, withdrawal
+        weight *= calendar.season[sorted_season, d] * calendar.trend[sorted_dept, d]
         cumulative = np.concatenate([[0.0], np.cumsum(weight)])
         c = customer[lines]
         slot = (rng.random(len(lines))[:, None] > customers.dept_cumweights[c]).sum(axis=1)

@@ -13,10 +13,11 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from recsys.datagen import DUPLICATE_SHARE, SCALES, generate, price_text
+from recsys.datagen import DUPLICATE_SHARE, SCALES, generate, price_text, simulate
 from recsys.evaluation import ranking_metrics
 from recsys.hm_schema import TABLES
 from recsys.loaders import read_table
+from recsys.still_selling import StillSelling, still_selling, still_selling_frame
 
 TINY = SCALES["tiny"]
 REPO = Path(__file__).resolve().parents[1]
@@ -187,6 +188,50 @@ def test_a_personal_taste_heuristic_beats_popularity(demo_split):
     plain = map_at_12(top_12(buyers, personal.iloc[:0], popular), test, len(articles))
     mine = map_at_12(top_12(buyers, personal, popular), test, len(articles))
     assert mine > 1.3 * plain
+
+
+def assert_articles_go_out_of_sale(shares: StillSelling) -> None:
+    """Issue 13's bounds (real H&M rows: 0.31 and a ratio of 2.5)."""
+    assert shares.customers == 1_400
+    assert shares.earlier_share <= 0.45, shares
+    assert shares.ratio >= 2.0, shares
+
+
+def test_demo_articles_bought_long_ago_rarely_sell_in_the_last_week(demo_split):
+    """Launches, selling lives and withdrawals: recent purchases are what still sells."""
+    _, train, test = demo_split
+    assert_articles_go_out_of_sale(still_selling_frame(pd.concat([train, test])))
+
+
+def test_full_articles_bought_long_ago_rarely_sell_in_the_last_week():
+    """The same on the full scale (31.8 M rows), simulated in memory without writing files.
+
+    The rows are exactly those `generate(scale="full")` writes (same seed, same code path);
+    only the CSV writing (most of the 2 minutes) is skipped. Costs about a minute and
+    3.5 GiB: the one way to check the real sizes' catalogue turnover, not a scaled model.
+    """
+    rows = simulate("full", seed=42).rows
+    assert_articles_go_out_of_sale(still_selling(rows.day, rows.customer, rows.article))
+
+
+def test_still_selling_counts_a_hand_made_example():
+    """Six purchases worked out by hand; the sample is all who bought before the last week."""
+    frame = pd.DataFrame(
+        {
+            "t_dat": pd.to_datetime(
+                ["2020-01-01", "2020-05-01", "2020-05-20", "2020-06-01", "2020-06-02", "2020-06-05"]
+            ),
+            "customer_id": ["a", "a", "b", "c", "d", "e"],
+            "article_id": ["old", "recent", "kept", "recent", "kept", "x"],
+        }
+    )
+    # last week: 2020-05-30 to 06-05 (sells "recent", "kept", "x"); 90 days before: from 03-01
+    shares = still_selling_frame(frame)
+    assert (shares.customers, shares.earlier_articles, shares.recent_articles) == (2, 3, 2)
+    assert (shares.earlier_share, shares.recent_share) == (pytest.approx(2 / 3), 1.0)
+    assert shares.ratio == pytest.approx(1.5)
+    with pytest.raises(ValueError, match="no purchases before the last week"):
+        still_selling_frame(frame[frame["t_dat"] >= "2020-06-01"])
 
 
 def last_week(train: pd.DataFrame, cutoff) -> pd.Series:
