@@ -251,20 +251,21 @@ def test_missing_image_location_is_reported(tiny_data: Path, tmp_path: Path) -> 
 
 @pytest.mark.slow
 def test_demo_recommendations_beat_popularity_on_the_test_week(demo_flow_run: FlowRun) -> None:
-    """The chosen two-tower model beats popularity on MAP@12 and recall@12, and so does
-    what the flow serves (by a wider margin: recent purchases first for warm customers).
+    """Issue 13's targets on the demo data (with article life cycles): the two-tower model
+    alone beats popularity on MAP@12 and recall@12, and what the flow serves scores at
+    least 1.5x popularity's MAP@12. Every list is made as of the test start.
 
     The run is deterministic for given data (sorted read, seeded shuffle, deterministic
-    ops); over runs with other seeds the model scored 0.035-0.041 MAP@12 against
-    popularity's 0.034 (docs/training.md).
+    ops). The profile's run (bench/results/flow-demo-lifecycle-candidates.md) scored
+    0.073 / 0.171 (model) and 0.078 / 0.194 (served) against popularity's 0.029 / 0.095.
     """
     metrics = pd.read_parquet(demo_flow_run.export_dir / "metrics.parquet")
     table = metrics[metrics["segment"] == "all"].set_index("model")
     print(metrics.to_string(index=False))
-    for metric in ("map@12", "recall@12", "recall@100"):
-        assert table.loc["two_tower", metric] > table.loc["popular", metric], metric
     for metric in ("map@12", "recall@12"):
-        assert table.loc["served", metric] > 1.2 * table.loc["popular", metric], metric
+        assert table.loc["two_tower", metric] > table.loc["popular", metric], metric
+    assert table.loc["served", "map@12"] >= 1.5 * table.loc["popular", "map@12"]
+    assert table.loc["served", "recall@12"] > 1.2 * table.loc["popular", "recall@12"]
 
 
 def test_results_do_not_depend_on_how_the_training_rows_are_cut(
