@@ -64,7 +64,7 @@ def sidebar(settings: Settings) -> ins.RunData | None:
     st.sidebar.subheader("MAP@12: model vs baselines")
     st.sidebar.table(ins.metric_table(run.metrics))
     st.sidebar.caption("All test customers, with a 95% bootstrap interval over customers:")
-    st.sidebar.table(ins.interval_table(run.metrics))
+    st.sidebar.dataframe(ins.interval_table(run.metrics))
     with st.sidebar.expander("All metrics"):
         st.dataframe(run.metrics, hide_index=True)
     st.sidebar.bar_chart(ins.metric_chart(run.metrics), stack=False, y_label="map@12")
