@@ -332,7 +332,6 @@ class MyMerlinFlow(FlowSpec):
         ):
             vectors = towers.embed(result.model.candidate_encoder, encoded, features.schema)
             np.save(branch / f"articles-{split}.npy", vectors)
-        articles = self._article_embeddings("validation", branch)
         with _open_engine(self.engine, read_only=True) as eng:
             for split, ids in self._split_customers().items():
                 scoring.write_query_embeddings(
@@ -343,12 +342,9 @@ class MyMerlinFlow(FlowSpec):
                     branch / f"{split}.parquet",
                     ids,
                 )
-            candidates = self._candidates(eng, "validation")
+            articles, article_ids = self._catalogue(eng, "validation", branch)
         sold = set(self.validation_actuals["article_id"])
         board = Scoreboard(len(self.articles), features.known_customers, sold)
-        article_ids = self._article_ids()
-        if candidates is not None:
-            articles, article_ids = articles[candidates], article_ids[candidates]
         for ids, queries in scoring.read_query_embeddings(branch / "validation.parquet"):
             recs = towers.recommend(queries, articles, ids, article_ids, scoring.RANKING_DEPTH)
             board.add("two_tower", recs, _of(self.validation_actuals, ids))
@@ -496,11 +492,8 @@ class MyMerlinFlow(FlowSpec):
             cutoff = self.dates["predict_start"]
             popular = baselines.popular_articles(eng, cutoff, self.top_k)
             recent = baselines.recent_purchases(eng, cutoff)
-            candidates = self._candidates(eng, "predict")
+            articles, article_ids = self._catalogue(eng, "predict")
         known = self._features().known_customers
-        articles, article_ids = self._article_embeddings("predict"), self._article_ids()
-        if candidates is not None:
-            articles, article_ids = articles[candidates], article_ids[candidates]
         writers: dict[str, pq.ParquetWriter] = {}
         counts = {"model": 0, "fallback": 0}
         progress = Progress("predict", None, unit="customers")
@@ -589,12 +582,17 @@ class MyMerlinFlow(FlowSpec):
             "predict": None,
         }
 
-    def _candidates(self, eng, split: str):
-        """The catalogue mask the model recommends from as of a split's start (or None)."""
+    def _catalogue(self, eng, split: str, branch: Path | None = None):
+        """(embeddings, ids) of the articles the model recommends from as of a split's start."""
         from recsys import scoring
 
-        when = self.dates[f"{split}_start"]
-        return scoring.candidate_mask(eng, when, self.candidate_days_used, self._article_ids())
+        return scoring.candidates(
+            eng,
+            self.dates[f"{split}_start"],
+            self.candidate_days_used,
+            self._article_embeddings(split, branch),
+            self._article_ids(),
+        )
 
     def _article_embeddings(self, split: str, branch: Path | None = None):
         """The catalogue's embeddings as of a split's start (predict: the test start)."""

@@ -81,15 +81,20 @@ def read_query_embeddings(
         yield ids, np.asarray(flat, dtype="float32").reshape(-1, width)
 
 
-def candidate_mask(engine, cutoff: date, days: int, article_ids: np.ndarray) -> np.ndarray | None:
-    """Which articles the model may recommend as of `cutoff`: those anyone bought in the
-    `days` before it (fashion articles stop selling after their season). None, the
-    whole catalogue, when `days` is 0 or fewer than RANKING_DEPTH articles sold."""
+def candidates(
+    engine, cutoff: date, days: int, article_embeddings: np.ndarray, article_ids: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """The part of the catalogue the model may recommend as of `cutoff`: the articles
+    anyone bought in the `days` before it (fashion articles stop selling after their
+    season), as (embeddings, ids). The whole catalogue when `days` is 0 or fewer than
+    RANKING_DEPTH articles sold."""
     if not days:
-        return None
+        return article_embeddings, article_ids
     sold = baselines.sold_articles(engine, cutoff, days)
     mask = pd.Index(np.asarray(article_ids, dtype=object)).isin(sold)
-    return mask if mask.sum() >= RANKING_DEPTH else None
+    if mask.sum() < RANKING_DEPTH:
+        return article_embeddings, article_ids
+    return article_embeddings[mask], article_ids[mask]
 
 
 def rankings(
@@ -100,12 +105,9 @@ def rankings(
     recent: pd.DataFrame,
     popular: list[str],
     depth: int,
-    candidates: np.ndarray | None = None,
 ) -> dict[str, pd.DataFrame]:
-    """Every method's top-`depth` for these customers: the model (over the `candidates`
-    mask of the catalogue, or all of it), the hybrid, both baselines."""
-    if candidates is not None:
-        article_embeddings, article_ids = article_embeddings[candidates], article_ids[candidates]
+    """Every method's top-`depth` for these customers: the model (over the articles it
+    may recommend), the hybrid, both baselines."""
     model = towers.recommend(queries, article_embeddings, ids, article_ids, depth)
     hybrid = baselines.repurchase_recommendations(ids, recent, model, depth)
     return {
@@ -159,12 +161,10 @@ def score_week(
     """
     popular = baselines.popular_articles(engine, start, depth)
     recent = baselines.recent_purchases(engine, start)
-    candidates = candidate_mask(engine, start, candidate_days, article_ids)
+    model_articles = candidates(engine, start, candidate_days, article_embeddings, article_ids)
     board = Scoreboard(len(article_ids), known, set(actuals["article_id"]))
     for ids, vectors in read_query_embeddings(queries, batch_rows):
-        ranked = rankings(
-            ids, vectors, article_embeddings, article_ids, recent, popular, depth, candidates
-        )
+        ranked = rankings(ids, vectors, *model_articles, recent, popular, depth)
         if served is not None:
             warm, cold = ranked[served.warm_strategy], ranked[served.fallback]
             ranked["served"] = pd.concat(
