@@ -43,11 +43,11 @@ SECURITY_MARKER = "-- @kafka_security"
 BOOTSTRAP_PLACEHOLDER = "${KAFKA_BOOTSTRAP_SERVERS}"
 DEFAULT_MIN_PURCHASES = 1
 DEFAULT_CUTOFF = dt.date(9999, 12, 31)  # "no cutoff": every row is training data
-DUCKDB_MEMORY_LIMIT = "5GB"  # full data: 5 GB as fast as 6 GB, 4 GB 15 % slower
 # DuckDB stores tables in row groups of this many rows. Arrow input cut into record
 # batches of this size is inserted in parallel, one batch per thread, as whole row
 # groups: the full transactions file loaded in 26 s instead of 34 s (docs/streaming-sql.md).
 DUCKDB_ROW_GROUP_ROWS = 122_880
+LOAD_ORDER = ("articles", "customers", "images", "transactions")  # load_csv's files
 LOCK_RETRY_SECONDS = 15.0  # readers only: a writer waits as long as readers take
 LOCK_BACKOFF_MAX_S = 1.0
 LOCK_REPORT_S = 10.0
@@ -376,7 +376,7 @@ class DuckDBEngine(Engine):
         while True:
             try:
                 con = duckdb.connect(str(self.path), read_only=self.read_only)
-                con.execute(f"SET memory_limit = '{DUCKDB_MEMORY_LIMIT}'")
+                con.execute(f"SET memory_limit = '{self.settings.duckdb_memory_limit}'")
                 return con
             except (duckdb.IOException, duckdb.ConnectionException) as error:
                 busy = "lock" in str(error).lower() or "different configuration" in str(error)
@@ -439,27 +439,37 @@ class DuckDBEngine(Engine):
             self._con = None
 
     def load_csv(self, data_dir: Path | str, days: DayRange | None = None) -> LoadReport:
-        """Replace the base tables with the CSV files of `data_dir` (one transaction).
+        """Replace the base tables with the CSV files of `data_dir`, all at once.
 
         Transactions get the producer's event ids (`recsys.events`), so the same rows
         sent later through Kafka are recognised as redeliveries; only those of `days`
         are loaded (default: before DATA_UNTIL, when set), so the rest can be replayed
         as new events. Bad rows go to `rejects` with file, line and reason; earlier
         rejects of the same files are replaced too, so loading twice gives the same result.
+
+        Why staged: DuckDB holds a transaction's appended rows in memory until it commits
+        (7.7 GB for the 31.8 M transactions whatever the memory limit). Each file is
+        therefore appended batch by batch, committed as it goes, to a staging table
+        (`<table>_load`), and one transaction then swaps the staged rows in; that last
+        copy runs within DuckDB's memory limit. A load that fails leaves the base tables
+        as they were.
         """
         events = TransactionEvents(days or DayRange(until=self.settings.data_until))
         report = LoadReport(days=events.days)
-        with self._connection() as con, _transaction(con):
-            for table in ("articles", "customers", "images", "transactions"):
-                con.execute(f"DELETE FROM {table}_raw")
-                con.execute("DELETE FROM rejects WHERE file = $1", [TABLES[table].file])
-                report.rows[table] = report.rejects[table] = 0
-                for batch, errors in iter_batches(table, data_dir):
-                    rows = events.take(batch) if table == "transactions" else batch
-                    report.rows[table] += rows.num_rows
-                    _insert_rows(con, table, rows, "_line")
-                    _insert_rejects(con, "csv", errors)
-                    report.rejects[table] += len(errors)
+        staging = [f"{table}_raw_load" for table in LOAD_ORDER] + ["rejects_load"]
+        with self._connection() as con:
+            try:
+                con.execute("CREATE OR REPLACE TABLE rejects_load AS FROM rejects LIMIT 0")
+                for table in LOAD_ORDER:
+                    report.rows[table], report.rejects[table] = _stage(
+                        con, table, data_dir, events
+                    )
+                with _transaction(con):
+                    for table in LOAD_ORDER:
+                        _swap_in(con, table)
+            finally:
+                for name in staging:
+                    con.execute(f"DROP TABLE IF EXISTS {name}")
         report.skipped = events.skipped
         return report
 
@@ -510,26 +520,56 @@ def _transaction(con: Any) -> Iterator[None]:
     con.execute("COMMIT")
 
 
-def _insert_rows(con: Any, table: str, rows: pa.Table, order_column: str) -> None:
-    """Append rows to `<table>_raw`; keyed tables keep the last row per key.
+def _stage(
+    con: Any, table: str, data_dir: Path | str, events: TransactionEvents
+) -> tuple[int, int]:
+    """Load one CSV file into an empty `<table>_raw_load` and its bad rows into
+    `rejects_load`, committing batch by batch; returns (rows, rejects)."""
+    con.execute(f"CREATE OR REPLACE TABLE {table}_raw_load AS FROM {table}_raw LIMIT 0")
+    rows = rejects = 0
+    for batch, errors in iter_batches(table, data_dir):
+        kept = events.take(batch) if table == "transactions" else batch
+        with _transaction(con):
+            _insert_rows(con, table, kept, "_line", suffix="_load")
+            _insert_rejects(con, "csv", errors, into="rejects_load")
+        rows, rejects = rows + kept.num_rows, rejects + len(errors)
+    return rows, rejects
+
+
+def _swap_in(con: Any, table: str) -> None:
+    """Replace `<table>_raw` and the file's earlier rejects by the staged rows (call
+    inside the transaction that makes the whole load visible at once)."""
+    con.execute(f"DELETE FROM {table}_raw")
+    con.execute(f"INSERT INTO {table}_raw BY NAME FROM {table}_raw_load")
+    con.execute("DELETE FROM rejects WHERE file = $1", [TABLES[table].file])
+    con.execute("INSERT INTO rejects BY NAME FROM rejects_load WHERE file = $1",
+                [TABLES[table].file])  # fmt: skip
+
+
+def _insert_rows(
+    con: Any, table: str, rows: pa.Table, order_column: str, suffix: str = ""
+) -> None:
+    """Append rows to `<table>_raw` (or its staging table, `suffix` "_load"); keyed
+    tables keep the last row per key.
 
     Transactions are append-only: redeliveries are removed by dedup_transactions_t,
     not here, exactly as in RisingWave. Call inside a transaction: a keyed table's
     delete and insert must be seen together.
     """
+    target = f"{table}_raw{suffix}"
     batches = rows.to_batches(max_chunksize=DUCKDB_ROW_GROUP_ROWS)
     con.register("new_rows", pa.Table.from_batches(batches, schema=rows.schema))
     try:
         if table == "transactions":
             con.execute(
-                f"INSERT INTO transactions_raw BY NAME SELECT * EXCLUDE ({order_column}) "
+                f"INSERT INTO {target} BY NAME SELECT * EXCLUDE ({order_column}) "
                 "FROM new_rows"
             )
         else:
             key = TABLES[table].key
-            con.execute(f"DELETE FROM {table}_raw WHERE {key} IN (SELECT {key} FROM new_rows)")
+            con.execute(f"DELETE FROM {target} WHERE {key} IN (SELECT {key} FROM new_rows)")
             con.execute(
-                f"INSERT INTO {table}_raw BY NAME "
+                f"INSERT INTO {target} BY NAME "
                 f"SELECT * EXCLUDE ({order_column}) FROM new_rows "
                 f"QUALIFY ROW_NUMBER() OVER (PARTITION BY {key} ORDER BY {order_column} DESC) = 1"
             )
@@ -537,10 +577,13 @@ def _insert_rows(con: Any, table: str, rows: pa.Table, order_column: str) -> Non
         con.unregister("new_rows")
 
 
-def _insert_rejects(con: Any, source: str, errors: Sequence[RowError]) -> None:
+def _insert_rejects(
+    con: Any, source: str, errors: Sequence[RowError], into: str = "rejects"
+) -> None:
     if errors:
         con.executemany(
-            "INSERT INTO rejects (source, file, line, reason, raw) VALUES ($1, $2, $3, $4, $5)",
+            f"INSERT INTO {into} (source, file, line, reason, raw, rejected_at) "
+            "VALUES ($1, $2, $3, $4, $5, current_timestamp)",
             [(source, e.file, e.line, e.reason, e.raw) for e in errors],
         )
 

@@ -24,6 +24,9 @@ LOCAL_ENV = REPO_ROOT / "local.env"
 DEFAULT_KAFKA = "127.0.0.1:9092"
 DEFAULT_SERVE_HOST = "127.0.0.1"
 DEFAULT_SERVE_PORT = 8000
+# Why 4 GB: the engine's big queries and its load stay within it (the rest of the 12 GB
+# budget is training's); 5 GB was 15 % faster on the full data's training view.
+DEFAULT_DUCKDB_MEMORY_LIMIT = "4GB"
 KAFKA_CLIENTS = ("confluent", "kafka-python")
 KAFKA_SECURITY_PROTOCOLS = ("PLAINTEXT", "SASL_SSL", "SASL_PLAINTEXT")
 SECRET_FIELDS = ("kafka_api_key", "kafka_api_secret", "comet_api_key")
@@ -67,6 +70,8 @@ class Settings:
     # The recommendation service (python -m recsys.serve) listens here; the page reads it.
     serve_host: str = DEFAULT_SERVE_HOST
     serve_port: int = DEFAULT_SERVE_PORT
+    # The embedded engine's memory for queries and loads (it spills to disk beyond it).
+    duckdb_memory_limit: str = DEFAULT_DUCKDB_MEMORY_LIMIT
 
     @property
     def service_url(self) -> str:
@@ -188,6 +193,9 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         data_until=source.day("DATA_UNTIL"),
         serve_host=_serve_host(source.text("SERVE_HOST", DEFAULT_SERVE_HOST)),
         serve_port=_serve_port(source.optional("SERVE_PORT")),
+        duckdb_memory_limit=_memory_limit(
+            source.text("DUCKDB_MEMORY_LIMIT", DEFAULT_DUCKDB_MEMORY_LIMIT)
+        ),
     )
     if (settings.kafka_api_key is None) != (settings.kafka_api_secret is None):
         raise ConfigError("KAFKA_API_KEY and KAFKA_API_SECRET must be set together (or neither)")
@@ -287,6 +295,16 @@ def _serve_port(value: str | None) -> int:
     if not _is_port(value):
         raise ConfigError(f"SERVE_PORT={value!r}: expected a port number from 1 to 65535")
     return int(value)
+
+
+def _memory_limit(value: str) -> str:
+    """A size DuckDB understands (`4GB`, `512MB`, `1.5GiB`); checked here so a typo names
+    the variable instead of failing inside the first query."""
+    if not re.fullmatch(r"\d+(\.\d+)?\s*(KB|MB|GB|TB|KiB|MiB|GiB|TiB)", value, re.IGNORECASE):
+        raise ConfigError(
+            f"DUCKDB_MEMORY_LIMIT={value!r}: expected a size such as 4GB, 512MB or 1.5GiB"
+        )
+    return value
 
 
 def _security_protocol(source: _Source) -> str:

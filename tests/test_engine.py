@@ -181,6 +181,8 @@ def test_a_failed_load_leaves_the_previous_data(tmp_path: Path) -> None:
             engine.load_csv(tmp_path)
         assert rows_of(engine, "SELECT COUNT(*) FROM transactions_raw") == [(1,)]
         assert rows_of(engine, "SELECT COUNT(*) FROM articles_raw") == [(1,)]
+        staging = "SELECT table_name FROM duckdb_tables() WHERE table_name LIKE '%_load'"
+        assert rows_of(engine, staging) == []  # the staged rows are dropped too
 
 
 @pytest.mark.parametrize(

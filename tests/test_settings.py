@@ -41,6 +41,8 @@ def test_data_dir_moves_dependent_defaults(tmp_path: Path) -> None:
         ("IMAGE_URL_TEMPLATE", "https://bucket/images/x.jpg"),
         ("DATA_UNTIL", "2020-09-31"),
         ("DATA_UNTIL", "16.09.2020"),
+        ("DUCKDB_MEMORY_LIMIT", "4"),
+        ("DUCKDB_MEMORY_LIMIT", "4GB'; DROP TABLE rejects; --"),
     ],
 )
 def test_malformed_value_names_the_variable(name: str, value: str) -> None:
