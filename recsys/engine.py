@@ -461,9 +461,7 @@ class DuckDBEngine(Engine):
             try:
                 con.execute("CREATE OR REPLACE TABLE rejects_load AS FROM rejects LIMIT 0")
                 for table in LOAD_ORDER:
-                    report.rows[table], report.rejects[table] = _stage(
-                        con, table, data_dir, events
-                    )
+                    report.rows[table], report.rejects[table] = _stage(con, table, data_dir, events)
                 with _transaction(con):
                     for table in LOAD_ORDER:
                         _swap_in(con, table)
@@ -546,9 +544,7 @@ def _swap_in(con: Any, table: str) -> None:
                 [TABLES[table].file])  # fmt: skip
 
 
-def _insert_rows(
-    con: Any, table: str, rows: pa.Table, order_column: str, suffix: str = ""
-) -> None:
+def _insert_rows(con: Any, table: str, rows: pa.Table, order_column: str, suffix: str = "") -> None:
     """Append rows to `<table>_raw` (or its staging table, `suffix` "_load"); keyed
     tables keep the last row per key.
 
@@ -562,8 +558,7 @@ def _insert_rows(
     try:
         if table == "transactions":
             con.execute(
-                f"INSERT INTO {target} BY NAME SELECT * EXCLUDE ({order_column}) "
-                "FROM new_rows"
+                f"INSERT INTO {target} BY NAME SELECT * EXCLUDE ({order_column}) FROM new_rows"
             )
         else:
             key = TABLES[table].key
