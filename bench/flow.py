@@ -165,10 +165,19 @@ def main() -> int:
     parser.add_argument("--transactions", type=int, help="use only the first N transactions")
     parser.add_argument("--name", default="flow", help="result file: bench/results/NAME.md")
     parser.add_argument("--work", type=Path, help="scratch folder (default: a temp dir)")
+    parser.add_argument(
+        "--keep", type=Path, help="run in this new folder and keep it (to open the inspector on it)"
+    )
     parser.add_argument("flow_args", nargs="*", help="extra flow parameters, after --")
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory(dir=args.work) as tmp:
-        work = Path(tmp)
+    if args.keep:
+        args.keep.mkdir(parents=True)  # a new folder: never mixed with an older run
+    with (
+        contextlib.nullcontext(str(args.keep))
+        if args.keep
+        else tempfile.TemporaryDirectory(dir=args.work)
+    ) as tmp:
+        work = Path(tmp).resolve()
         data = args.data.resolve()
         if args.transactions:
             data = first_transactions(data, args.transactions, work)
@@ -179,6 +188,8 @@ def main() -> int:
     text = table(steps, summary, shown)
     print(text)
     write_result(args.name, text)
+    if args.keep:
+        print(f"kept: {work}/run (its env: recsys.runtime.isolated_flow_env({work}/run, {data}))")
     return summary["code"]
 
 

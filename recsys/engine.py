@@ -450,9 +450,8 @@ class DuckDBEngine(Engine):
         Why staged: DuckDB holds a transaction's appended rows in memory until it commits
         (7.7 GB for the 31.8 M transactions whatever the memory limit). Each file is
         therefore appended batch by batch, committed as it goes, to a staging table
-        (`<table>_load`), and one transaction then swaps the staged rows in; that last
-        copy runs within DuckDB's memory limit. A load that fails leaves the base tables
-        as they were.
+        (`<table>_raw_load`), and one transaction then swaps the staging tables in. A load
+        that fails leaves the base tables as they were.
         """
         events = TransactionEvents(days or DayRange(until=self.settings.data_until))
         report = LoadReport(days=events.days)
@@ -535,10 +534,15 @@ def _stage(
 
 
 def _swap_in(con: Any, table: str) -> None:
-    """Replace `<table>_raw` and the file's earlier rejects by the staged rows (call
-    inside the transaction that makes the whole load visible at once)."""
-    con.execute(f"DELETE FROM {table}_raw")
-    con.execute(f"INSERT INTO {table}_raw BY NAME FROM {table}_raw_load")
+    """Replace `<table>_raw` by its staging table, and the file's earlier rejects by the
+    staged ones (call inside the transaction that makes the whole load visible at once).
+
+    A rename, not a copy: no second copy of 31.8 M rows in the file, and no time spent
+    on one. The staging table was created from `<table>_raw` (same columns and types;
+    the embedded base tables have no keys or defaults), and views find tables by name.
+    """
+    con.execute(f"DROP TABLE {table}_raw")
+    con.execute(f"ALTER TABLE {table}_raw_load RENAME TO {table}_raw")
     con.execute("DELETE FROM rejects WHERE file = $1", [TABLES[table].file])
     con.execute("INSERT INTO rejects BY NAME FROM rejects_load WHERE file = $1",
                 [TABLES[table].file])  # fmt: skip
