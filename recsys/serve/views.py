@@ -21,7 +21,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, timedelta
 from typing import TYPE_CHECKING, NamedTuple
 
@@ -78,7 +78,9 @@ FROM (
 GROUP BY article_id
 ORDER BY last_t_dat DESC, article_id
 """
-NEWEST_SQL = "SELECT MAX(t_dat) AS newest FROM transactions_t"
+# What changes the shared reads: the newest day and the number of events (cheap next to
+# the popular list and the candidates, which are read again only when these change).
+NEWEST_SQL = "SELECT MAX(t_dat) AS newest, COUNT(*) AS events FROM transactions_t"
 POPULAR_SQL = (
     "SELECT article_id FROM article_popularity_t "
     f"ORDER BY units DESC, article_id LIMIT {POPULAR_DEPTH}"
@@ -126,6 +128,7 @@ class Shared:
     """What every request reads, refreshed in the background."""
 
     newest_day: date | None  # the latest purchase day the views hold
+    events: int  # transactions_t's rows when read
     popular: tuple[str, ...]  # article_popularity_t, best first
     candidates: ArticleIndex  # what the model may recommend as of the day after newest_day
     refreshed_at: float  # time.monotonic() of the read
@@ -185,15 +188,19 @@ class Views:
             "articles": self._engine().count("articles_t"),
         }
 
-    def _read_shared(self) -> Shared:
+    def _read_shared(self, last: Shared | None = None) -> Shared:
         """The newest day, the popular list, and the model's candidates as of the day
-        after the newest (the day being recommended for, as in the flow's predict step)."""
+        after the newest (the day being recommended for, as in the flow's predict step);
+        `last` again, re-dated, when no event arrived since it was read."""
         engine = self._engine()
-        [(newest,)] = engine.rows(NEWEST_SQL)
+        [(newest, events)] = engine.rows(NEWEST_SQL)
+        if last is not None and (last.newest_day, last.events) == (newest, events):
+            return replace(last, refreshed_at=time.monotonic())
         popular = engine.rows(POPULAR_SQL)
         cutoff = (newest or date.today()) + timedelta(days=1)
         return Shared(
             newest,
+            events,
             tuple(str(article_id) for (article_id,) in popular),
             self.run.candidates(engine, cutoff),
             time.monotonic(),
@@ -202,7 +209,7 @@ class Views:
     def _refresh(self) -> None:
         while not self._stop.wait(REFRESH_S):
             try:
-                self.shared = self._read_shared()
+                self.shared = self._read_shared(self.shared)
             except Exception:  # noqa: BLE001 - keep serving the last good read, say why
                 log.exception("could not refresh the newest day, popular list and candidates")
 
