@@ -110,8 +110,7 @@ class CustomerState:
     @property
     def history(self) -> list[Bought]:
         """customer_recent_articles_t's rows, newest first, then most bought."""
-        return sorted(self.bought[:HISTORY], key=lambda b: (-b.last_t_dat.toordinal(),
-                                                             -b.units, b.article_id))  # fmt: skip
+        return sorted(self.bought[:HISTORY], key=_newest_then_most_bought)
 
     @property
     def latest_day(self) -> date | None:
@@ -132,6 +131,10 @@ class Shared:
     popular: tuple[str, ...]  # article_popularity_t, best first
     candidates: ArticleIndex  # what the model may recommend as of the day after newest_day
     refreshed_at: float  # time.monotonic() of the read
+
+
+def _newest_then_most_bought(bought: Bought) -> tuple:
+    return -bought.last_t_dat.toordinal(), -bought.units, bought.article_id
 
 
 def repurchase_window_start(newest_day: date | None) -> date:
