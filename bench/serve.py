@@ -150,14 +150,19 @@ def customer_ids(export: Path, unknown_share: float, n: int = 5_000) -> list[str
     return picked[: len(picked) - len(unknown)] + unknown
 
 
-def floor(settings, export: Path, calls: int = 300) -> list[dict]:
-    """Per-call time of the tower (direct, eager, Keras predict) and of one faiss search."""
+def floor(settings, export: Path, ids: list[str], calls: int = 300) -> list[dict]:
+    """Per-call time of the tower (direct, eager, Keras predict) and of one faiss search;
+    and of a whole answer in this process, without HTTP (the service's own code on the
+    views, one thread; also as the CPU time of its thread, which the machine's other
+    load changes less)."""
     import pandas as pd
 
     from recsys.engine import open_engine
     from recsys.features import FittedFeatures, prepare_customers
     from recsys.scoring import CUSTOMER_COLUMNS
+    from recsys.serve.recommender import Recommender
     from recsys.serve.run import load_run
+    from recsys.serve.views import Views
     from recsys.towers import embed
 
     run = load_run(export)
@@ -181,13 +186,28 @@ def floor(settings, export: Path, calls: int = 300) -> list[dict]:
     eager = per_call(lambda e: run.tower.model(e, training=False), encoded[:50])
     frames = [features.customers(prepare_customers(profiles.iloc[[i]], when)) for i in range(20)]
     predict = per_call(lambda f: embed(run.tower.model, f, features.schema), frames)
+    views = Views(settings, run)
+    try:
+        recommender = Recommender(run, views)
+        asked = ids[:calls]
+        for customer in asked:  # the encoded profiles are cached by value, as in the service
+            recommender.recommend(customer, 12)
+        began = time.thread_time()
+        answer = per_call(lambda customer: recommender.recommend(customer, 12), asked)
+        answer_cpu = (time.thread_time() - began) / len(asked) * 1e3
+    finally:
+        views.close()
     return [
         {"step": "query tower, tf.function (the service)", "ms per call": round(direct, 3)},
         {"step": "faiss search, top 12", "ms per call": round(search, 3)},
         {"step": "floor: tower + search", "ms per call": round(direct + search, 3)},
         {"step": "query tower, eager Keras call", "ms per call": round(eager, 3)},
         {"step": "query tower, Keras model.predict", "ms per call": round(predict, 3)},
-    ]
+        {"step": "whole answer in-process, CPU of its thread", "ms per call":
+         round(answer_cpu, 3)},
+        {"step": "whole answer in-process (views + tower + search)", "ms per call":
+         round(answer, 3)},
+    ]  # fmt: skip
 
 
 def freshness(settings, export: Path, env: dict, events: int, rate: float) -> dict:
@@ -299,9 +319,9 @@ def main() -> int:
         levels = [
             load_level(host, port, ids, int(c), args.duration) for c in args.levels.split(",")
         ]
-    steps = floor(settings, export)
+    steps = floor(settings, export, ids)
     p50_one = levels[0].row()["p50 ms"]
-    floor_ms = steps[2]["ms per call"]
+    floor_ms, answer_ms = steps[2]["ms per call"], steps[-1]["ms per call"]
     text = (
         f"Run {health['run_id']} on the {health['engine']} engine: {health['customers']:,} "
         f"customers, {health['served_articles']:,} articles in the index; "
@@ -310,7 +330,8 @@ def main() -> int:
         + markdown_table([level.row() for level in levels])
         + "\n\n"
         + markdown_table(steps)
-        + f"\n\nOne client's p50 is {p50_one / floor_ms:,.0f}x the floor ({floor_ms} ms).\n"
+        + f"\n\nOne client's p50 is {p50_one / floor_ms:,.0f}x the floor ({floor_ms} ms); "
+        f"a whole answer in-process is {answer_ms / floor_ms:,.1f}x the floor.\n"
     )
     if args.freshness:
         fresh = freshness(settings, export, env, args.events, args.rate)

@@ -242,6 +242,11 @@ class Engine:
         """Run one SELECT; parameters are written $1, $2, ... in both engines."""
         raise NotImplementedError
 
+    def rows(self, sql: str, params: Sequence[Any] | None = None) -> list[tuple]:
+        """Run one SELECT; its rows as tuples, no DataFrame: for the service's point
+        look-ups, where building a DataFrame costs more than the query."""
+        raise NotImplementedError
+
     def count(self, relation: str) -> int:
         """Rows of a table or view."""
         return int(self.query(f"SELECT COUNT(*) AS n FROM {relation}").iloc[0, 0])
@@ -422,6 +427,10 @@ class DuckDBEngine(Engine):
     def query(self, sql: str, params: Sequence[Any] | None = None) -> pd.DataFrame:
         with self._connection() as con:
             return con.execute(sql, list(params or [])).df()
+
+    def rows(self, sql: str, params: Sequence[Any] | None = None) -> list[tuple]:
+        with self._connection() as con:
+            return con.execute(sql, list(params or [])).fetchall()
 
     def execute(self, sql: str, params: Sequence[Any] | None = None) -> None:
         with self._connection() as con:
@@ -634,6 +643,11 @@ class RisingWaveEngine(Engine):
             if column.type_code == POSTGRES_DATE_OID:
                 frame[column.name] = pd.to_datetime(frame[column.name])
         return frame
+
+    def rows(self, sql: str, params: Sequence[Any] | None = None) -> list[tuple]:
+        with self._con.cursor() as cur:
+            cur.execute(sql, list(params) if params else None)
+            return cur.fetchall()
 
     def record_batches(
         self, sql: str, params: Sequence[Any] | None = None, batch_rows: int = 1_000_000

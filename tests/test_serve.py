@@ -28,7 +28,7 @@ from recsys.broker import free_port
 from recsys.engine import DuckDBEngine
 from recsys.serve.__main__ import build_service
 from recsys.serve.app import Service, create_app
-from recsys.serve.recommender import Item, first_distinct
+from recsys.serve.recommender import Item, Recommender, first_distinct
 from recsys.serve.run import load_run
 from recsys.serve.views import Views
 from recsys.settings import ConfigError, Settings, load_settings
@@ -48,8 +48,9 @@ def copied_settings(flow, root: Path, **env: str) -> Settings:
 def service(tiny_flow_run, tmp_path_factory) -> Iterator[Service]:
     """The service over a writable copy: tests write purchases through the same database."""
     settings = copied_settings(tiny_flow_run, tmp_path_factory.mktemp("serve"))
-    views = Views(settings, writable=True)
-    service = Service(settings, load_run(tiny_flow_run.export_dir), views, on_stop=[views.close])
+    run = load_run(tiny_flow_run.export_dir)
+    views = Views(settings, run, writable=True)
+    service = Service(settings, run, views, on_stop=[views.close])
     yield service
     service.stop()
 
@@ -146,7 +147,7 @@ def test_health_and_docs(client: TestClient, service: Service) -> None:
     assert health["run_id"] == service.run.run_id and health["engine"] == "embedded"
     assert health["customers"] == service.views.engine.count("customers_t") > 0
     assert health["articles"] == service.views.engine.count("articles_t") > 0
-    assert health["served_articles"] == len(service.run.index) > 0
+    assert health["served_articles"] == len(service.views.shared.candidates) > 0
     assert health["consumer_lag"] is None  # no consumer in this process
     assert "/recommendations/{customer_id}" in client.get("/openapi.json").json()["paths"]
     assert client.get("/docs").status_code == 200
@@ -176,6 +177,43 @@ def test_encoder_and_direct_tower_match_the_flow(service: Service, tiny_flow_run
     np.testing.assert_allclose(service.run.tower(codes), expected, rtol=1e-5, atol=1e-5)
     one = service.run.embed(profiles.iloc[5].to_dict(), when.date())
     np.testing.assert_allclose(one[0], expected[5], rtol=1e-5, atol=1e-5)
+
+
+def test_answers_are_the_flows_predictions_candidates_included(tiny_flow_run, tmp_path) -> None:  # noqa: ANN001
+    """With the views as the flow's predict step saw them (the purchases before its
+    predict day), the service answers every customer with their row of the exported
+    predictions: same articles, order, sources and scores, the model ranking only the
+    articles sold in the run's `candidate_days`."""
+    run = load_run(tiny_flow_run.export_dir)
+    settings = copied_settings(tiny_flow_run, tmp_path)
+    predict_day = date.fromisoformat(run.info["dates"]["predict_start"])
+    writer = DuckDBEngine(settings)
+    writer.execute("DELETE FROM transactions_raw WHERE t_dat >= $1", [predict_day])
+    writer.close()
+    views = Views(settings, run)
+    try:
+        assert views.shared.newest_day + timedelta(days=1) == predict_day
+        assert run.candidate_days > 0 and len(views.shared.candidates) < len(run.index)
+        predictions = pd.read_parquet(tiny_flow_run.export_dir / "predictions.parquet")
+        recommender = Recommender(run, views)
+        for customer, expected in list(predictions.groupby("customer_id"))[:150]:
+            expected = expected.sort_values("rank")
+            items = recommender.recommend(customer, run.info["top_k"]).items
+            assert [i.article_id for i in items] == expected["article_id"].tolist(), customer
+            if run.knows(customer):
+                assert [i.source for i in items] == expected["source"].tolist()
+                scores = [np.nan if i.score is None else i.score for i in items]
+                np.testing.assert_allclose(scores, expected["score"], rtol=1e-4, atol=1e-5)
+        # deeper than the predictions go, the model still ranks only the candidates,
+        # where the whole catalogue's ranking would have other articles
+        sold = set(views.shared.candidates.article_ids)
+        warm = next(c for c in predictions["customer_id"] if run.knows(c))
+        deep = [i.article_id for i in recommender.recommend(warm, 100).items if i.score]
+        assert len(deep) >= 50 and set(deep) <= sold
+        query = run.embed(views.customer(warm).profile, predict_day)
+        assert {a for a, _ in run.index.search(query, len(deep))} - sold
+    finally:
+        views.close()
 
 
 def test_first_distinct_keeps_the_first_place_of_each_article() -> None:

@@ -29,7 +29,7 @@ def build_service(
     if run_id and not (export / "run_info.json").is_file():
         raise RunMissing(f"{export}: no exported run {run_id!r} there (OUTPUT_DIR)")
     run = load_run(export)
-    views = Views(settings, writable=consume)
+    views = Views(settings, run, writable=consume)
     service = Service(settings, run, views, on_stop=[views.close])
     if consume:
         live = LiveConsumer(settings, views.engine).start(from_now)

@@ -23,11 +23,10 @@ from pydantic import BaseModel
 from recsys.hm_schema import ID_PATTERNS, Kind
 from recsys.serve.recommender import Recommender
 from recsys.serve.run import ServedRun
-from recsys.serve.views import Views
+from recsys.serve.views import HISTORY, Views
 from recsys.settings import Settings
 
 MAX_K = 100
-MAX_HISTORY = 12  # customer_recent_articles_t keeps a customer's 12 latest articles
 CustomerId = Path(
     pattern=ID_PATTERNS[Kind.HEX_ID], description="64 lowercase hex digits, as in the H&M data"
 )
@@ -142,26 +141,25 @@ def create_app(service: Service) -> FastAPI:
     def history(
         request: Request,
         customer_id: str = CustomerId,
-        limit: int = Query(12, ge=1, le=MAX_HISTORY, description="how many latest articles"),
+        limit: int = Query(12, ge=1, le=HISTORY, description="how many latest articles"),
     ) -> History:
         state = service.views.customer(customer_id)
-        rows = state.recent.head(limit).to_dict("records")
         return History(
             customer_id=customer_id,
             as_of=state.latest_day,
             items=[
                 Purchase(
-                    article_id=row["article_id"],
-                    t_dat=row["last_t_dat"],
-                    units=int(row["units"]),
+                    article_id=row.article_id,
+                    t_dat=row.last_t_dat,
+                    units=row.units,
                     **_describe(
                         request,
                         service.settings,
-                        row["article_id"],
-                        service.run.catalogue.get(row["article_id"], {}),
+                        row.article_id,
+                        service.run.catalogue.get(row.article_id, {}),
                     ),
                 )
-                for row in rows
+                for row in state.history[:limit]
             ],
         )
 
@@ -174,7 +172,7 @@ def create_app(service: Service) -> FastAPI:
             engine=service.views.kind,
             customers=counts["customers"],
             articles=counts["articles"],
-            served_articles=len(service.run.index),
+            served_articles=len(service.views.shared.candidates),
             newest_day=service.views.shared.newest_day,
             consumer_lag=service.lag(),
         )

@@ -3,7 +3,9 @@
 As the flow serves (recsys/my_merlin_flow.py, `predict`), per kind of customer:
 
 - known to the model (an id of its vocabulary): `warm_strategy`, either the model's
-  ranking alone or their recent repurchases first, then the model's ranking;
+  ranking alone or their recent repurchases first, then the model's ranking; the model
+  ranks only the run's candidates (the articles sold in its `candidate_days` before the
+  day recommended for, `scoring.candidates`), as in the flow's predictions;
 - a customer the model does not know: the `fallback` baseline, their recent purchases
   filled with popular items (`repurchase`) or popular items alone (`popular`);
 - a customer the data has never seen: popular items.
@@ -20,11 +22,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, timedelta
 
-import pandas as pd
-
 from recsys.baselines import REPURCHASE_WINDOW_DAYS
 from recsys.serve.run import ServedRun
-from recsys.serve.views import CustomerState, Shared, Views
+from recsys.serve.views import Bought, CustomerState, Shared, Views
 
 
 @dataclass(frozen=True)
@@ -58,10 +58,11 @@ class Recommender:
         if state.unknown:
             return popular[:k]
         today = (newest or date.today()) + timedelta(days=1)
-        own = [Item(a, None, "repurchase") for a in recent_articles(state.recent, today)]
+        own = [Item(a, None, "repurchase") for a in recent_articles(state.bought, today)]
         if self.run.knows(customer_id):
             query = self.run.embed(state.profile or {"customer_id": customer_id}, today)
-            model = [Item(a, s, "model") for a, s in self.run.index.search(query, k + len(own))]
+            ranked = shared.candidates.search(query, k + len(own))
+            model = [Item(a, s, "model") for a, s in ranked]
             if self.run.warm_strategy == "two_tower":
                 return model[:k]
             return first_distinct(k, own, model)
@@ -70,11 +71,14 @@ class Recommender:
         return popular[:k]
 
 
-def recent_articles(recent: pd.DataFrame, today: date) -> list[str]:
-    """The articles bought in the repurchase window before `today`, newest first."""
-    start = pd.Timestamp(today - timedelta(days=REPURCHASE_WINDOW_DAYS))
-    days = pd.to_datetime(recent["last_t_dat"])
-    return recent.loc[(days >= start) & (days < pd.Timestamp(today)), "article_id"].tolist()
+def recent_articles(bought: list[Bought], today: date) -> list[str]:
+    """The articles bought in the repurchase window before `today` in the flow's order
+    (`baselines.repurchase_recommendations`): newest first, then most bought in the
+    window, then by id."""
+    start = today - timedelta(days=REPURCHASE_WINDOW_DAYS)
+    bought = [b for b in bought if start <= b.last_t_dat < today]
+    bought.sort(key=lambda b: (-b.last_t_dat.toordinal(), -b.window_units, b.article_id))
+    return [b.article_id for b in bought]
 
 
 def first_distinct(k: int, *lists: Iterable[Item]) -> list[Item]:

@@ -24,8 +24,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from recsys.engine import Engine
 from recsys.features import CUSTOMER_COLUMNS, prepare_customers
 from recsys.inspector import no_run_message
+from recsys.scoring import candidates
 from recsys.settings import Settings
 
 RUN_FILES = (
@@ -56,10 +58,20 @@ class ServedRun:
     tower: QueryTower
     index: ArticleIndex
     catalogue: dict[str, dict]  # article_id -> {"prod_name", "image_path"}
+    candidate_days: int  # the model recommends articles sold in these days (0: all)
 
     def knows(self, customer_id: str) -> bool:
         """Whether the model has an embedding row for the customer (a warm customer)."""
         return customer_id in self.encoder.vocabulary["customer_id"]
+
+    def candidates(self, engine: Engine, cutoff: date) -> ArticleIndex:
+        """The articles the model may recommend as of `cutoff`, restricted as the flow's
+        predict step restricts them (`scoring.candidates`: sold in the `candidate_days`
+        before it), as an index to search."""
+        vectors, ids = candidates(
+            engine, cutoff, self.candidate_days, self.index.vectors, self.index.article_ids
+        )
+        return self.index if len(ids) == len(self.index) else ArticleIndex(vectors, ids)
 
     def embed(self, customer: dict, when: date) -> np.ndarray:
         """The customer's query embedding (1, d) as of `when`, from their views row."""
@@ -128,19 +140,27 @@ class QueryTower:
 
 
 class ArticleIndex:
-    """Exact inner-product top-k over the run's article embeddings (faiss IndexFlatIP)."""
+    """Exact inner-product top-k over article embeddings (faiss IndexFlatIP)."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, vectors: np.ndarray, article_ids: np.ndarray) -> None:
         import faiss
+
+        self.vectors = np.ascontiguousarray(vectors, dtype="float32")
+        self.article_ids = np.asarray(article_ids).astype(str)
+        self.index = faiss.IndexFlatIP(self.vectors.shape[1])
+        self.index.add(self.vectors)
+
+    @classmethod
+    def read(cls, path: Path) -> ArticleIndex:
+        """The run's whole catalogue from `article_embeddings.parquet`."""
         import pyarrow.parquet as pq
 
         table = pq.read_table(path)
         vectors = table.column("embedding").combine_chunks()
         width = vectors.type.list_size
         flat = np.asarray(vectors.flatten().to_numpy(zero_copy_only=False), dtype="float32")
-        self.article_ids = table.column("article_id").to_numpy(zero_copy_only=False).astype(str)
-        self.index = faiss.IndexFlatIP(width)
-        self.index.add(np.ascontiguousarray(flat.reshape(-1, width)))
+        ids = table.column("article_id").to_numpy(zero_copy_only=False)
+        return cls(flat.reshape(-1, width), ids)
 
     def __len__(self) -> int:
         return len(self.article_ids)
@@ -193,6 +213,7 @@ def load_run(export_dir: Path) -> ServedRun:
         fallback=str(info.get("fallback", "popular")),
         encoder=encoder,
         tower=QueryTower(export_dir / "query_tower", encoder.columns),
-        index=ArticleIndex(export_dir / "article_embeddings.parquet"),
+        index=ArticleIndex.read(export_dir / "article_embeddings.parquet"),
         catalogue=articles.drop_duplicates("article_id").set_index("article_id").to_dict("index"),
+        candidate_days=int(info.get("candidate_days") or 0),
     )

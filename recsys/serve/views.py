@@ -3,9 +3,10 @@
 Per request only point look-ups by customer: `customers_t` (the profile the query tower
 reads) and `customer_recent_articles_t` (the customer's 12 latest distinct articles:
 repurchases, history, and the answer's `as_of`). What every request shares, the newest
-day of data and the popular list of `article_popularity_t`, is read by one background
-thread every REFRESH_S instead: on DuckDB the popularity view is computed on read
-(about 0.2 s on the demo data), far too slow per request.
+day of data, the popular list of `article_popularity_t` and the articles the model may
+recommend (sold in the run's `candidate_days` before the day after the newest), is read
+by one background thread every REFRESH_S instead: on DuckDB the popularity view is
+computed on read (about 0.2 s on the demo data), far too slow per request.
 
 Embedded engine: DuckDB lets one process write a file, and no other process open it
 meanwhile. So the service holds the file for its lifetime and, with `--consume`, runs
@@ -20,23 +21,69 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from dataclasses import dataclass
-from datetime import date
+from dataclasses import dataclass, replace
+from datetime import date, timedelta
+from typing import TYPE_CHECKING, NamedTuple
 
 import pandas as pd
 
+from recsys.baselines import REPURCHASE_WINDOW_DAYS
 from recsys.engine import Engine, open_engine
+from recsys.features import CUSTOMER_COLUMNS
 from recsys.settings import Settings
+
+if TYPE_CHECKING:
+    from recsys.serve.run import ArticleIndex, ServedRun
 
 REFRESH_S = 5.0
 POPULAR_DEPTH = 100  # the most a request asks for (k <= 100)
-CUSTOMER_SQL = (
-    'SELECT customer_id, age, club_member_status, fashion_news_frequency, "FN", "Active", '
-    "postal_code FROM customers_t WHERE customer_id = $1"
+HISTORY = 12  # customer_recent_articles_t keeps a customer's 12 latest articles
+# The customer's profile: the columns the query tower reads.
+CUSTOMER_SQL = "SELECT {} FROM customers_t WHERE customer_id = $1".format(
+    ", ".join(f'"{column}"' for column in CUSTOMER_COLUMNS)
 )
+# The customer's distinct articles, latest first (ties by article_id: the order in which
+# customer_recent_articles_t keeps 12), each with the units bought since $2, the
+# repurchase window's start (the flow orders and cuts repurchases by them).
+# RisingWave keeps the view materialised: a look-up by its leading key; the view keeps
+# 12 articles and their units over all time only, which stand for the window's there.
 RECENT_SQL = (
-    "SELECT article_id, last_t_dat, units FROM customer_recent_articles_t "
-    "WHERE customer_id = $1 ORDER BY last_t_dat DESC, units DESC, article_id"
+    "SELECT article_id, last_t_dat, units, units AS window_units "
+    "FROM customer_recent_articles_t WHERE customer_id = $1 "
+    "ORDER BY last_t_dat DESC, article_id"
+)
+# DuckDB computes views on read: through the view chain the look-up cost 16.6 ms of CPU
+# per request on the demo data, this query 6.8 ms (the bare scan of the customer's rows
+# 4.6; docs/serving.md). It restates, for one customer, transactions_t's cleaning (ids
+# padded, incomplete events left out), dedup_transactions_t's rule (an event counts once
+# however often it was delivered: DISTINCT event_id per day and article) and the view's
+# units (distinct events over all days). MATERIALIZED keeps the cleaning filters off the
+# scan: evaluated on every row of the table they cost more than the scan itself. Every
+# article is kept: the first 12 are the view's rows (tests/test_serve_views.py compares
+# them), the rest let the repurchases be cut as the flow cuts them.
+RECENT_EMBEDDED_SQL = """
+WITH mine AS MATERIALIZED (
+    SELECT t_dat, article_id, event_id FROM transactions_raw WHERE customer_id = $1
+)
+SELECT
+    article_id,
+    MAX(t_dat) AS last_t_dat,
+    COUNT(*) AS units,
+    CAST(SUM(CASE WHEN t_dat >= $2 THEN 1 ELSE 0 END) AS BIGINT) AS window_units
+FROM (
+    SELECT DISTINCT t_dat, LPAD(article_id, 10, '0') AS article_id, event_id
+    FROM mine
+    WHERE event_id <> '' AND t_dat IS NOT NULL AND article_id <> ''
+) AS events
+GROUP BY article_id
+ORDER BY last_t_dat DESC, article_id
+"""
+# What changes the shared reads: the newest day and the number of events (cheap next to
+# the popular list and the candidates, which are read again only when these change).
+NEWEST_SQL = "SELECT MAX(t_dat) AS newest, COUNT(*) AS events FROM transactions_t"
+POPULAR_SQL = (
+    "SELECT article_id FROM article_popularity_t "
+    f"ORDER BY units DESC, article_id LIMIT {POPULAR_DEPTH}"
 )
 # DuckDB: one thread per query. Concurrent requests are the parallelism; a point query
 # split over threads waited on them (8 ms on one thread, 12 ms on two, demo data).
@@ -44,21 +91,35 @@ DUCKDB_THREADS = 1
 log = logging.getLogger(__name__)
 
 
+class Bought(NamedTuple):
+    """One row of customer_recent_articles_t, with its units in the repurchase window."""
+
+    article_id: str
+    last_t_dat: date
+    units: int
+    window_units: int
+
+
 @dataclass(frozen=True)
 class CustomerState:
     """One customer as the views hold them at the moment of the request."""
 
     profile: dict | None  # their customers_t row; None when the views do not know them
-    recent: pd.DataFrame  # article_id, last_t_dat, units; newest first
+    bought: list[Bought]  # latest first, ties by article_id (at least the view's 12)
+
+    @property
+    def history(self) -> list[Bought]:
+        """customer_recent_articles_t's rows, newest first, then most bought."""
+        return sorted(self.bought[:HISTORY], key=_newest_then_most_bought)
 
     @property
     def latest_day(self) -> date | None:
-        return None if self.recent.empty else pd.Timestamp(self.recent["last_t_dat"].iloc[0]).date()
+        return self.bought[0].last_t_dat if self.bought else None
 
     @property
     def unknown(self) -> bool:
         """Never seen by the data: no profile and no purchase (a new customer)."""
-        return self.profile is None and self.recent.empty
+        return self.profile is None and not self.bought
 
 
 @dataclass(frozen=True)
@@ -66,17 +127,29 @@ class Shared:
     """What every request reads, refreshed in the background."""
 
     newest_day: date | None  # the latest purchase day the views hold
+    events: int  # transactions_t's rows when read
     popular: tuple[str, ...]  # article_popularity_t, best first
+    candidates: ArticleIndex  # what the model may recommend as of the day after newest_day
     refreshed_at: float  # time.monotonic() of the read
+
+
+def _newest_then_most_bought(bought: Bought) -> tuple:
+    return -bought.last_t_dat.toordinal(), -bought.units, bought.article_id
+
+
+def repurchase_window_start(newest_day: date | None) -> date:
+    """The first day of the repurchase window that ends with the newest day."""
+    return (newest_day or date.today()) + timedelta(days=1 - REPURCHASE_WINDOW_DAYS)
 
 
 class Views:
     """Thread-safe reads of the views: one engine handle per thread on one held engine."""
 
-    def __init__(self, settings: Settings, writable: bool = False) -> None:
-        self.settings = settings
+    def __init__(self, settings: Settings, run: ServedRun, writable: bool = False) -> None:
+        self.settings, self.run = settings, run
         self.engine = open_engine(settings, read_only=not writable, keep_open=True)
-        if self.engine.kind == "embedded":
+        self.embedded = self.engine.kind == "embedded"
+        if self.embedded:
             self.engine.execute(f"SET threads = {DUCKDB_THREADS}")
         self._local = threading.local()
         self._stop = threading.Event()
@@ -98,9 +171,18 @@ class Views:
         return self._engine().query(sql, params)
 
     def customer(self, customer_id: str) -> CustomerState:
-        profile = self.query(CUSTOMER_SQL, [customer_id])
-        recent = self.query(RECENT_SQL, [customer_id])
-        return CustomerState(None if profile.empty else profile.iloc[0].to_dict(), recent)
+        """Two point look-ups, rows as tuples: no DataFrame per request."""
+        engine = self._engine()
+        profile = engine.rows(CUSTOMER_SQL, [customer_id])
+        if self.embedded:
+            start = repurchase_window_start(self.shared.newest_day)
+            rows = engine.rows(RECENT_EMBEDDED_SQL, [customer_id, start])
+        else:
+            rows = engine.rows(RECENT_SQL, [customer_id])
+        return CustomerState(
+            dict(zip(CUSTOMER_COLUMNS, profile[0], strict=True)) if profile else None,
+            [Bought(*row) for row in rows],
+        )
 
     def counts(self) -> dict[str, int]:
         """Customers and articles the views hold (for /health; not per request)."""
@@ -109,24 +191,30 @@ class Views:
             "articles": self._engine().count("articles_t"),
         }
 
-    def _read_shared(self) -> Shared:
-        newest = self.query("SELECT MAX(t_dat) AS newest FROM transactions_t").iloc[0, 0]
-        popular = self.query(
-            "SELECT article_id FROM article_popularity_t "
-            f"ORDER BY units DESC, article_id LIMIT {POPULAR_DEPTH}"
-        )
+    def _read_shared(self, last: Shared | None = None) -> Shared:
+        """The newest day, the popular list, and the model's candidates as of the day
+        after the newest (the day being recommended for, as in the flow's predict step);
+        `last` again, re-dated, when no event arrived since it was read."""
+        engine = self._engine()
+        [(newest, events)] = engine.rows(NEWEST_SQL)
+        if last is not None and (last.newest_day, last.events) == (newest, events):
+            return replace(last, refreshed_at=time.monotonic())
+        popular = engine.rows(POPULAR_SQL)
+        cutoff = (newest or date.today()) + timedelta(days=1)
         return Shared(
-            None if pd.isna(newest) else pd.Timestamp(newest).date(),
-            tuple(popular["article_id"].astype(str)),
+            newest,
+            events,
+            tuple(str(article_id) for (article_id,) in popular),
+            self.run.candidates(engine, cutoff),
             time.monotonic(),
         )
 
     def _refresh(self) -> None:
         while not self._stop.wait(REFRESH_S):
             try:
-                self.shared = self._read_shared()
+                self.shared = self._read_shared(self.shared)
             except Exception:  # noqa: BLE001 - keep serving the last good read, say why
-                log.exception("could not refresh the popular list and newest day")
+                log.exception("could not refresh the newest day, popular list and candidates")
 
     def close(self) -> None:
         self._stop.set()
