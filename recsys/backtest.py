@@ -35,7 +35,7 @@ class Setup:
     served: scoring.Served
     min_purchases: int
     train_weeks: int  # 0: every week before the origin
-    candidate_days: int  # 0: the model may recommend any article
+    candidates: scoring.CandidateRule
     part_rows: int
     sample_fraction: float
 
@@ -114,7 +114,7 @@ def score_week(engine, setup: Setup, start: date, articles: pd.DataFrame, work: 
         actuals,
         features.known_customers,
         setup.served,
-        setup.candidate_days,
+        setup.candidates,
     )
 
 

@@ -35,12 +35,14 @@ def popular_articles(engine, cutoff: date, depth: int) -> list[str]:
     return frame["article_id"].astype(str).tolist()
 
 
-def sold_articles(engine, cutoff: date, days: int) -> list[str]:
-    """Every article anyone bought in the `days` before `cutoff`."""
+def sold_articles(engine, cutoff: date, days: int, min_purchases: int = 1) -> list[str]:
+    """Every article bought at least `min_purchases` times (units, as the popularity
+    baseline counts them) in the `days` before `cutoff`."""
     start = cutoff - timedelta(days=days)
     frame = engine.query(
-        "SELECT DISTINCT article_id FROM joined_transactions_t "
-        f"WHERE t_dat >= DATE '{start.isoformat()}' AND t_dat < DATE '{cutoff.isoformat()}'"
+        "SELECT article_id FROM joined_transactions_t "
+        f"WHERE t_dat >= DATE '{start.isoformat()}' AND t_dat < DATE '{cutoff.isoformat()}' "
+        f"GROUP BY article_id HAVING SUM(units) >= {int(min_purchases)}"
     )
     return frame["article_id"].astype(str).tolist()
 

@@ -122,6 +122,13 @@ class MyMerlinFlow(FlowSpec):
         help="The model recommends only articles someone bought in the N days before the "
         "list's date; 0: the whole catalogue. Default (-1): the data-size profile's.",
     )
+    candidate_min_purchases = Parameter(
+        "candidate-min-purchases",
+        default=0,
+        type=int,
+        help="...and only those bought at least this many times in those days. Default (0): "
+        "the data-size profile's.",
+    )
     backtest_weeks = Parameter(
         "backtest-weeks",
         default=0,
@@ -163,6 +170,8 @@ class MyMerlinFlow(FlowSpec):
     @step
     def start(self):
         """Check parameters and data, pick the profile and the split dates, load data if needed."""
+        from recsys.scoring import CandidateRule
+
         self.settings_shown = _settings().masked()
         print("settings:", json.dumps(self.settings_shown, indent=1))
         _check_parameters(
@@ -173,6 +182,7 @@ class MyMerlinFlow(FlowSpec):
             self.part_rows,
             self.train_weeks,
             self.candidate_days,
+            self.candidate_min_purchases,
             self.backtest_weeks,
         )
         self.export_dir = str(_output_root(self.output_dir) / current.run_id)
@@ -189,17 +199,18 @@ class MyMerlinFlow(FlowSpec):
             self.embedding_dim,
         )
         weeks = self.train_weeks if self.train_weeks >= 0 else self.profile["train_weeks"]
-        self.candidate_days_used = (
-            self.candidate_days if self.candidate_days >= 0 else self.profile["candidate_days"]
+        self.candidate_rule = CandidateRule(
+            self.candidate_days if self.candidate_days >= 0 else self.profile["candidate_days"],
+            self.candidate_min_purchases or self.profile["candidate_min_purchases"],
         )
         print(
             f"profile: {self.profile['name']} ({purchases:,} purchases, up to "
             f"{self.profile['max_purchases']:,}): learning rates {self.profile['learning_rates']}"
             f", batch sizes {self.profile['batch_sizes']}, {self.profile['epochs']} epoch(s), "
-            f"training weeks {self.profile['train_weeks'] or 'all'}, candidates sold in the last "
-            f"{self.profile['candidate_days'] or 'any number of'} days unless given on the "
+            f"training weeks {self.profile['train_weeks'] or 'all'} unless given on the "
             "command line (recsys/profiles.toml says why)"
         )
+        print(f"the model recommends {self.candidate_rule.describe()}")
         self.dates = _split_dates(first, last, self.validation_start, self.test_start, weeks)
         self.train_weeks_used = weeks
         _check_backtest(self.backtest_weeks, self.dates)
@@ -388,7 +399,7 @@ class MyMerlinFlow(FlowSpec):
                 "profile",
                 "known_customers",
                 "train_weeks_used",
-                "candidate_days_used",
+                "candidate_rule",
             ],
         )
         self.best_params, self.device, self.best_dir = best.params, best.device, best.branch_dir
@@ -448,7 +459,7 @@ class MyMerlinFlow(FlowSpec):
             scoring.Served(self.warm_strategy, self.fallback),
             self.min_purchases,
             self.train_weeks_used,
-            self.candidate_days_used,
+            self.candidate_rule,
             self.part_rows,
             self.sample_fraction,
         )
@@ -589,7 +600,7 @@ class MyMerlinFlow(FlowSpec):
         return scoring.candidates(
             eng,
             self.dates[f"{split}_start"],
-            self.candidate_days_used,
+            self.candidate_rule,
             self._article_embeddings(split, branch),
             self._article_ids(),
         )
@@ -615,7 +626,7 @@ class MyMerlinFlow(FlowSpec):
                 getattr(self, f"{split}_actuals"),
                 self._features().known_customers,
                 scoring.Served(self.warm_strategy, self.fallback) if served else None,
-                self.candidate_days_used,
+                self.candidate_rule,
                 EVALUATION_BATCH,
             )
 
@@ -718,7 +729,8 @@ class MyMerlinFlow(FlowSpec):
             "warm_strategy": self.warm_strategy,
             "device": self.device,
             "top_k": self.top_k,
-            "candidate_days": self.candidate_days_used,
+            "candidate_days": self.candidate_rule.days,
+            "candidate_min_purchases": self.candidate_rule.min_purchases,
         }
         (out / "run_info.json").write_text(json.dumps(info, indent=2, default=str))
 
@@ -788,6 +800,7 @@ def _check_parameters(
     part_rows: int,
     train_weeks: int,
     candidate_days: int,
+    candidate_min_purchases: int,
     backtest_weeks: int,
 ) -> None:
     if not 0 <= backtest_weeks <= 52:
@@ -796,6 +809,11 @@ def _check_parameters(
         raise FlowInputError(
             f"--train-weeks {train_weeks} / --candidate-days {candidate_days}: expected N >= 0 "
             "(0: no limit)"
+        )
+    if candidate_min_purchases < 0:
+        raise FlowInputError(
+            f"--candidate-min-purchases {candidate_min_purchases}: expected N >= 1 (0: the "
+            "profile's)"
         )
     if part_rows < 1_000:
         raise FlowInputError(f"--part-rows {part_rows}: expected at least 1000")

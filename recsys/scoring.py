@@ -81,16 +81,40 @@ def read_query_embeddings(
         yield ids, np.asarray(flat, dtype="float32").reshape(-1, width)
 
 
+@dataclass(frozen=True)
+class CandidateRule:
+    """Which articles the model may recommend as of a day: those bought at least
+    `min_purchases` times in the `days` before it (0 days: the whole catalogue).
+
+    Fashion articles stop selling after their season, and an article that sold only once
+    last week is often at the end of its life: recsys/profiles.toml gives the measurements.
+    """
+
+    days: int
+    min_purchases: int = 1
+
+    def describe(self) -> str:
+        if not self.days:
+            return "the whole catalogue"
+        times = "once" if self.min_purchases == 1 else f"{self.min_purchases} times"
+        return f"articles bought at least {times} in the last {self.days} days"
+
+
+WHOLE_CATALOGUE = CandidateRule(days=0)
+
+
 def candidates(
-    engine, cutoff: date, days: int, article_embeddings: np.ndarray, article_ids: np.ndarray
+    engine,
+    cutoff: date,
+    rule: CandidateRule,
+    article_embeddings: np.ndarray,
+    article_ids: np.ndarray,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """The part of the catalogue the model may recommend as of `cutoff`: the articles
-    anyone bought in the `days` before it (fashion articles stop selling after their
-    season), as (embeddings, ids). The whole catalogue when `days` is 0 or fewer than
-    RANKING_DEPTH articles sold."""
-    if not days:
+    """The part of the catalogue the model may recommend as of `cutoff` under `rule`, as
+    (embeddings, ids). The whole catalogue when the rule keeps fewer than RANKING_DEPTH."""
+    if not rule.days:
         return article_embeddings, article_ids
-    sold = baselines.sold_articles(engine, cutoff, days)
+    sold = baselines.sold_articles(engine, cutoff, rule.days, rule.min_purchases)
     mask = pd.Index(np.asarray(article_ids, dtype=object)).isin(sold)
     if mask.sum() < RANKING_DEPTH:
         return article_embeddings, article_ids
@@ -147,7 +171,7 @@ def score_week(
     actuals: pd.DataFrame,
     known: pd.Index,
     served: Served | None = None,
-    candidate_days: int = 0,
+    rule: CandidateRule = WHOLE_CATALOGUE,
     batch_rows: int = CUSTOMER_BATCH_ROWS,
     depth: int = RANKING_DEPTH,
 ) -> Scoreboard:
@@ -156,12 +180,12 @@ def score_week(
     Every list is made from everything before `start`: the baselines' history and
     popularity from the engine, the model's from the `queries` embedded as of `start`
     and the catalogue's `article_embeddings` as of `start`. With `served`, the served
-    lists are scored too (`served` rows). The model recommends among the articles sold in
-    the `candidate_days` before `start` (0: the whole catalogue).
+    lists are scored too (`served` rows). The model recommends among the articles `rule`
+    keeps as of `start`.
     """
     popular = baselines.popular_articles(engine, start, depth)
     recent = baselines.recent_purchases(engine, start)
-    model_articles = candidates(engine, start, candidate_days, article_embeddings, article_ids)
+    model_articles = candidates(engine, start, rule, article_embeddings, article_ids)
     board = Scoreboard(len(article_ids), known, set(actuals["article_id"]))
     for ids, vectors in read_query_embeddings(queries, batch_rows):
         ranked = rankings(ids, vectors, *model_articles, recent, popular, depth)

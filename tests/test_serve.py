@@ -183,7 +183,7 @@ def test_answers_are_the_flows_predictions_candidates_included(tiny_flow_run, tm
     """With the views as the flow's predict step saw them (the purchases before its
     predict day), the service answers every customer with their row of the exported
     predictions: same articles, order, sources and scores, the model ranking only the
-    articles sold in the run's `candidate_days`."""
+    articles the run's candidate rule keeps."""
     run = load_run(tiny_flow_run.export_dir)
     settings = copied_settings(tiny_flow_run, tmp_path)
     predict_day = date.fromisoformat(run.info["dates"]["predict_start"])
@@ -193,7 +193,7 @@ def test_answers_are_the_flows_predictions_candidates_included(tiny_flow_run, tm
     views = Views(settings, run)
     try:
         assert views.shared.newest_day + timedelta(days=1) == predict_day
-        assert run.candidate_days > 0 and len(views.shared.candidates) < len(run.index)
+        assert run.candidate_rule.days > 0 and len(views.shared.candidates) < len(run.index)
         predictions = pd.read_parquet(tiny_flow_run.export_dir / "predictions.parquet")
         recommender = Recommender(run, views)
         for customer, expected in list(predictions.groupby("customer_id"))[:150]:

@@ -4,8 +4,8 @@ As the flow serves (recsys/my_merlin_flow.py, `predict`), per kind of customer:
 
 - known to the model (an id of its vocabulary): `warm_strategy`, either the model's
   ranking alone or their recent repurchases first, then the model's ranking; the model
-  ranks only the run's candidates (the articles sold in its `candidate_days` before the
-  day recommended for, `scoring.candidates`), as in the flow's predictions;
+  ranks only the run's candidates (the articles its candidate rule keeps as of the day
+  recommended for, `scoring.candidates`), as in the flow's predictions;
 - a customer the model does not know: the `fallback` baseline, their recent purchases
   filled with popular items (`repurchase`) or popular items alone (`popular`);
 - a customer the data has never seen: popular items.

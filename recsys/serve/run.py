@@ -27,7 +27,7 @@ import pandas as pd
 from recsys.engine import Engine
 from recsys.features import CUSTOMER_COLUMNS, prepare_customers
 from recsys.inspector import no_run_message
-from recsys.scoring import candidates
+from recsys.scoring import CandidateRule, candidates
 from recsys.settings import Settings
 
 RUN_FILES = (
@@ -58,7 +58,7 @@ class ServedRun:
     tower: QueryTower
     index: ArticleIndex
     catalogue: dict[str, dict]  # article_id -> {"prod_name", "image_path"}
-    candidate_days: int  # the model recommends articles sold in these days (0: all)
+    candidate_rule: CandidateRule  # what the model may recommend, as in the flow
 
     def knows(self, customer_id: str) -> bool:
         """Whether the model has an embedding row for the customer (a warm customer)."""
@@ -66,10 +66,10 @@ class ServedRun:
 
     def candidates(self, engine: Engine, cutoff: date) -> ArticleIndex:
         """The articles the model may recommend as of `cutoff`, restricted as the flow's
-        predict step restricts them (`scoring.candidates`: sold in the `candidate_days`
-        before it), as an index to search."""
+        predict step restricts them (`scoring.candidates` under the run's rule), as an
+        index to search."""
         vectors, ids = candidates(
-            engine, cutoff, self.candidate_days, self.index.vectors, self.index.article_ids
+            engine, cutoff, self.candidate_rule, self.index.vectors, self.index.article_ids
         )
         return self.index if len(ids) == len(self.index) else ArticleIndex(vectors, ids)
 
@@ -215,5 +215,8 @@ def load_run(export_dir: Path) -> ServedRun:
         tower=QueryTower(export_dir / "query_tower", encoder.columns),
         index=ArticleIndex.read(export_dir / "article_embeddings.parquet"),
         catalogue=articles.drop_duplicates("article_id").set_index("article_id").to_dict("index"),
-        candidate_days=int(info.get("candidate_days") or 0),
+        candidate_rule=CandidateRule(
+            days=int(info.get("candidate_days") or 0),
+            min_purchases=int(info.get("candidate_min_purchases") or 1),
+        ),
     )

@@ -4,7 +4,7 @@ Per request only point look-ups by customer: `customers_t` (the profile the quer
 reads) and `customer_recent_articles_t` (the customer's 12 latest distinct articles:
 repurchases, history, and the answer's `as_of`). What every request shares, the newest
 day of data, the popular list of `article_popularity_t` and the articles the model may
-recommend (sold in the run's `candidate_days` before the day after the newest), is read
+recommend (the run's candidate rule as of the day after the newest), is read
 by one background thread every REFRESH_S instead: on DuckDB the popularity view is
 computed on read (about 0.2 s on the demo data), far too slow per request.
 

@@ -1,0 +1,80 @@
+"""The candidate rule: which articles the model may recommend as of a day."""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+
+import numpy as np
+import pandas as pd
+from hypothesis import HealthCheck, given
+from hypothesis import settings as hypothesis_settings
+from hypothesis import strategies as st
+
+from recsys import baselines, scoring
+from tests.fixtures_engine import insert_raw
+
+CUTOFF = date(2020, 9, 16)
+ARTICLES = [f"07{n:08d}" for n in range(6)]
+
+purchases = st.lists(
+    st.tuples(st.integers(0, 14), st.sampled_from(ARTICLES), st.integers(0, 3)),
+    max_size=40,
+)
+
+
+@hypothesis_settings(max_examples=30, deadline=None,
+                     suppress_health_check=[HealthCheck.function_scoped_fixture])  # fmt: skip
+@given(bought=purchases, days=st.integers(1, 10), min_purchases=st.integers(1, 4))
+def test_sold_articles_counts_units_in_the_window(  # noqa: ANN001
+    embedded_engine, bought: list[tuple[int, str, int]], days: int, min_purchases: int
+) -> None:
+    """An article is kept when the units bought in the `days` before the cutoff (the
+    cutoff day itself excluded, same-day repeats counted as units) reach the minimum."""
+    embedded_engine.execute("DELETE FROM transactions_raw")
+    rows = [
+        {
+            "event_id": f"e{n}",
+            "t_dat": CUTOFF - timedelta(days=before),
+            "customer_id": f"c{customer}",
+            "article_id": article,
+            "price": 0.05,
+            "sales_channel_id": 2,
+        }
+        for n, (before, article, customer) in enumerate(bought)
+    ]
+    if rows:
+        insert_raw(embedded_engine, "transactions", rows)
+    frame = pd.DataFrame(rows, columns=["t_dat", "article_id"])
+    window = frame[(frame["t_dat"] >= CUTOFF - timedelta(days=days)) & (frame["t_dat"] < CUTOFF)]
+    units = window["article_id"].value_counts()
+    expected = set(units[units >= min_purchases].index)
+    got = baselines.sold_articles(embedded_engine, CUTOFF, days, min_purchases)
+    assert len(got) == len(set(got)) and set(got) == expected
+
+
+def test_candidates_fall_back_to_the_catalogue_when_too_few_are_kept(embedded_engine) -> None:  # noqa: ANN001
+    """A rule that keeps fewer than RANKING_DEPTH articles would leave recall@100 short,
+    so the whole catalogue is ranked; a rule that keeps enough restricts it."""
+    catalogue = [f"08{n:08d}" for n in range(scoring.RANKING_DEPTH + 20)]
+    rows = [
+        {
+            "event_id": f"e{n}-{unit}",
+            "t_dat": CUTOFF - timedelta(days=1),
+            "customer_id": f"c{unit}",
+            "article_id": article,
+            "price": 0.05,
+            "sales_channel_id": 2,
+        }
+        for n, article in enumerate(catalogue[: scoring.RANKING_DEPTH + 10])
+        for unit in range(1 + n % 2)  # every second article sells twice
+    ]
+    insert_raw(embedded_engine, "transactions", rows)
+    vectors = np.eye(len(catalogue), dtype="float32")
+    ids = np.asarray(catalogue, dtype=object)
+    once = scoring.CandidateRule(days=7, min_purchases=1)
+    _, kept = scoring.candidates(embedded_engine, CUTOFF, once, vectors, ids)
+    assert list(kept) == catalogue[: scoring.RANKING_DEPTH + 10]
+    twice = scoring.CandidateRule(days=7, min_purchases=2)
+    _, kept = scoring.candidates(embedded_engine, CUTOFF, twice, vectors, ids)
+    assert list(kept) == catalogue  # 55 would be kept: too few to rank 100
+    assert twice.describe() == "articles bought at least 2 times in the last 7 days"
