@@ -226,9 +226,11 @@ def freshness(settings, export: Path, env: dict, events: int, rate: float) -> di
                "KAFKA_BOOTSTRAP_SERVERS": broker.bootstrap}  # fmt: skip
         with open_engine(settings, read_only=True) as engine:
             newest = engine.query("SELECT MAX(t_dat) AS d FROM transactions_t").iloc[0, 0]
-            buyers = engine.query(
-                "SELECT DISTINCT customer_id FROM customer_recent_articles_t LIMIT 20000"
-            )["customer_id"].tolist()
+            # From the base table: on the full data DuckDB would compute the whole view
+            # (every customer's top 12) and run out of its memory limit.
+            buyers = engine.query("SELECT DISTINCT customer_id FROM transactions_raw LIMIT 20000")[
+                "customer_id"
+            ].tolist()
         known = set(customer_ids(export, 0.0, n=10**9))
         buyers = [b for b in buyers if b in known]
         article = "0" * 9 + "1"  # an id no customer has bought: it can only be the new one

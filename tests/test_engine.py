@@ -23,6 +23,7 @@ from recsys.engine import (
 )
 from recsys.events import DayRange
 from recsys.hm_schema import TABLES
+from recsys.serve.views import CUSTOMER_SQL, RECENT_EMBEDDED_SQL
 from recsys.settings import Settings
 from tests.fixtures_engine import engine_settings_for, insert_raw, rows_of
 
@@ -183,6 +184,22 @@ def test_a_failed_load_leaves_the_previous_data(tmp_path: Path) -> None:
         assert rows_of(engine, "SELECT COUNT(*) FROM articles_raw") == [(1,)]
         staging = "SELECT table_name FROM duckdb_tables() WHERE table_name LIKE '%_load'"
         assert rows_of(engine, staging) == []  # the staged rows are dropped too
+
+
+def test_the_services_look_ups_read_one_customer_through_an_index(tmp_path: Path) -> None:
+    """Per request the service reads one customer's profile and purchases; after a load
+    (which swaps the tables) both are index look-ups, not scans of the whole table."""
+    write_csvs(tmp_path, [f"2020-09-0{day},{HEX},0108775015,0.05,2" for day in range(1, 4)])
+    with open_engine(engine_settings_for(tmp_path)) as engine:
+        engine.apply()
+        engine.load_csv(tmp_path)
+        look_ups = ((RECENT_EMBEDDED_SQL, [HEX, dt.date(2020, 9, 1)]), (CUSTOMER_SQL, [HEX]))
+        for sql, params in look_ups:
+            plan = engine.rows(f"EXPLAIN ANALYZE {sql}", params)[0][1]
+            assert "Index Scan" in plan, plan
+        assert engine.rows(RECENT_EMBEDDED_SQL, [HEX, dt.date(2020, 9, 2)]) == [
+            ("0108775015", dt.date(2020, 9, 3), 3, 2)
+        ]
 
 
 @pytest.mark.parametrize(
