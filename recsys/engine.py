@@ -87,8 +87,9 @@ CREATE TABLE IF NOT EXISTS kafka_offsets (
 
 # DuckDB only: the service reads one customer's rows per request (recsys/serve/views.py).
 # Without an index that is a scan of the whole table: 0.34 s per request on the full
-# data's 31.8 M transactions, 16 ms with this index (docs/serving.md). RisingWave reads
-# its materialised views by key instead.
+# data's 31.8 M transactions, 16 ms with this index (docs/serving.md). Built by the
+# service, not with the tables: on the full data the build takes minutes that loading
+# and training would pay for nothing. RisingWave reads its materialised views by key.
 LOOKUP_INDEXES = {"transactions": "customer_id", "customers": "customer_id"}
 
 
@@ -425,8 +426,6 @@ class DuckDBEngine(Engine):
                     raise EngineError(f"{path.name}: {_first_line(sql)}: {error}") from error
             con.execute(REJECTS_DDL)
             con.execute(KAFKA_OFFSETS_DDL)
-            for table in LOOKUP_INDEXES:
-                _create_lookup_index(con, table)
         self._seed_training_settings()
 
     def drop(self) -> None:
@@ -520,6 +519,25 @@ class DuckDBEngine(Engine):
                     "INSERT INTO kafka_offsets VALUES ($1, $2, $3)", [topic, partition, offset]
                 )
 
+    def add_lookup_indexes(self) -> list[str]:
+        """Create the LOOKUP_INDEXES that are missing; returns the tables indexed now.
+
+        A CSV load drops them with the tables it swaps in, so the first service start
+        after a load builds them (about 2 minutes for the full data's transactions);
+        appends through the consumer keep them up to date.
+        """
+        built = []
+        with self._connection() as con:
+            existing = {name for (name,) in con.execute(
+                "SELECT index_name FROM duckdb_indexes()").fetchall()}  # fmt: skip
+            for table, column in LOOKUP_INDEXES.items():
+                name = f"{table}_raw_by_{column}"
+                if name not in existing:
+                    log.warning("indexing %s_raw by %s for the service's look-ups", table, column)
+                    con.execute(f"CREATE INDEX {name} ON {table}_raw ({column})")
+                    built.append(table)
+        return built
+
     def kafka_offsets(self) -> dict[tuple[str, int], int]:
         """(topic, partition) -> next offset to read, as stored by `write_batch`."""
         with self._connection() as con:
@@ -564,17 +582,9 @@ def _swap_in(con: Any, table: str) -> None:
     """
     con.execute(f"DROP TABLE {table}_raw")
     con.execute(f"ALTER TABLE {table}_raw_load RENAME TO {table}_raw")
-    if table in LOOKUP_INDEXES:
-        _create_lookup_index(con, table)
     con.execute("DELETE FROM rejects WHERE file = $1", [TABLES[table].file])
     con.execute("INSERT INTO rejects BY NAME FROM rejects_load WHERE file = $1",
                 [TABLES[table].file])  # fmt: skip
-
-
-def _create_lookup_index(con: Any, table: str) -> None:
-    """The index the service's per-customer look-up on `<table>_raw` uses (LOOKUP_INDEXES)."""
-    column = LOOKUP_INDEXES[table]
-    con.execute(f"CREATE INDEX IF NOT EXISTS {table}_raw_by_{column} ON {table}_raw ({column})")
 
 
 def _insert_rows(con: Any, table: str, rows: pa.Table, order_column: str, suffix: str = "") -> None:

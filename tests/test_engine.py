@@ -187,12 +187,15 @@ def test_a_failed_load_leaves_the_previous_data(tmp_path: Path) -> None:
 
 
 def test_the_services_look_ups_read_one_customer_through_an_index(tmp_path: Path) -> None:
-    """Per request the service reads one customer's profile and purchases; after a load
-    (which swaps the tables) both are index look-ups, not scans of the whole table."""
+    """Per request the service reads one customer's profile and purchases: index look-ups
+    once the indexes are added, not scans of the whole table. A load swaps the tables in
+    (dropping their indexes), so they are added again, and only what is missing."""
     write_csvs(tmp_path, [f"2020-09-0{day},{HEX},0108775015,0.05,2" for day in range(1, 4)])
     with open_engine(engine_settings_for(tmp_path)) as engine:
         engine.apply()
         engine.load_csv(tmp_path)
+        assert engine.add_lookup_indexes() == ["transactions", "customers"]
+        assert engine.add_lookup_indexes() == []
         look_ups = ((RECENT_EMBEDDED_SQL, [HEX, dt.date(2020, 9, 1)]), (CUSTOMER_SQL, [HEX]))
         for sql, params in look_ups:
             plan = engine.rows(f"EXPLAIN ANALYZE {sql}", params)[0][1]
@@ -200,6 +203,8 @@ def test_the_services_look_ups_read_one_customer_through_an_index(tmp_path: Path
         assert engine.rows(RECENT_EMBEDDED_SQL, [HEX, dt.date(2020, 9, 2)]) == [
             ("0108775015", dt.date(2020, 9, 3), 3, 2)
         ]
+        engine.load_csv(tmp_path)
+        assert engine.add_lookup_indexes() == ["transactions", "customers"]
 
 
 @pytest.mark.parametrize(

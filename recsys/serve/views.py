@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, NamedTuple
 import pandas as pd
 
 from recsys.baselines import REPURCHASE_WINDOW_DAYS
-from recsys.engine import Engine, open_engine
+from recsys.engine import DuckDBEngine, Engine, open_engine
 from recsys.features import CUSTOMER_COLUMNS
 from recsys.settings import Settings
 
@@ -142,11 +142,22 @@ def repurchase_window_start(newest_day: date | None) -> date:
     return (newest_day or date.today()) + timedelta(days=1 - REPURCHASE_WINDOW_DAYS)
 
 
+def _index_look_ups(settings: Settings) -> None:
+    """On the embedded engine, build the indexes the per-customer look-ups read through
+    (`DuckDBEngine.add_lookup_indexes`), with a writer opened for that alone: the service
+    then holds the file read-only. A missing file is left to `open_engine`'s error."""
+    if settings.risingwave_url or not settings.duckdb_path.is_file():
+        return
+    with DuckDBEngine(settings) as writer:
+        writer.add_lookup_indexes()
+
+
 class Views:
     """Thread-safe reads of the views: one engine handle per thread on one held engine."""
 
     def __init__(self, settings: Settings, run: ServedRun, writable: bool = False) -> None:
         self.settings, self.run = settings, run
+        _index_look_ups(settings)
         self.engine = open_engine(settings, read_only=not writable, keep_open=True)
         self.embedded = self.engine.kind == "embedded"
         if self.embedded:
