@@ -18,8 +18,14 @@ from recsys.runtime import isolated_flow_env
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 FLOW = REPO_ROOT / "recsys" / "my_merlin_flow.py"
-# Small but real: two grid points exercise the foreach and the join.
-TINY_ARGS = ["--learning-rates", "0.01,0.003", "--batch-sizes", "256", "--epochs", "2"]
+# Small but real: two grid points exercise the foreach and the join. The tiny data's
+# weeks are thin: with the profile's minimum of 3 purchases fewer than 100 articles are
+# candidates and the model ranks the whole catalogue, so the tiny run keeps 1, which
+# restricts (tests/test_serve.py checks the restriction).
+TINY_ARGS = [
+    "--learning-rates", "0.01,0.003", "--batch-sizes", "256", "--epochs", "2",
+    "--candidate-min-purchases", "1",
+]  # fmt: skip
 DEMO_ARGS = ["--learning-rates", "0.01,0.003", "--batch-sizes", "1024", "--epochs", "3"]
 
 

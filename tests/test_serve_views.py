@@ -110,6 +110,7 @@ SERVICE_SQL = {  # name: (statement, runs on RisingWave)
     "recent": (views.RECENT_SQL, True),
     "popular": (views.POPULAR_SQL, True),
     "newest": (views.NEWEST_SQL, True),
+    "newest (embedded only)": (views.NEWEST_EMBEDDED_SQL, False),
     "recent (embedded only)": (views.RECENT_EMBEDDED_SQL, False),
 }
 
@@ -128,3 +129,25 @@ def test_service_queries_are_risingwave_sql(sql: str, on_risingwave: bool) -> No
 
 def _full(row: dict) -> dict:
     return {"price": 0.05, "sales_channel_id": 2, **row}
+
+
+valid_purchases = purchases.map(
+    lambda rows: [r for r in rows if r["event_id"] and r["t_dat"] and r["article_id"]]
+)
+
+
+@hypothesis_settings(max_examples=25, deadline=None,
+                     suppress_health_check=[HealthCheck.function_scoped_fixture])  # fmt: skip
+@given(rows=valid_purchases)
+def test_embedded_shared_reads_give_the_views_figures(embedded_engine, rows: list[dict]) -> None:  # noqa: ANN001
+    """Rows as the loader and the consumer write them (every field the views filter on
+    present), with redeliveries and same-day repeats: the base-table reads the service
+    uses on DuckDB give the newest day, the event count and the popular list of the views."""
+    embedded_engine.execute("DELETE FROM transactions_raw")
+    if rows:
+        insert_raw(embedded_engine, "transactions", [_full(r) for r in rows])
+    newest, events = embedded_engine.rows(views.NEWEST_SQL)[0]
+    assert embedded_engine.rows(views.NEWEST_EMBEDDED_SQL)[0] == (newest, events)
+    if newest is not None:
+        popular = [a for (a,) in embedded_engine.rows(views.POPULAR_SQL)]
+        assert list(views.popular_articles(embedded_engine, newest + timedelta(1))) == popular
