@@ -41,7 +41,17 @@ WINDOW_START = DAY + timedelta(days=1)
 
 
 def fast_path(engine: DuckDBEngine, customer_id: str) -> list[tuple]:
-    return engine.rows(views.RECENT_EMBEDDED_SQL, [customer_id, WINDOW_START])
+    """The look-up as the service sends it: the id written out, the window start a parameter."""
+    sql = views.with_literal_id(views.RECENT_EMBEDDED_SQL, customer_id)
+    return engine.rows(sql, [WINDOW_START])
+
+
+@pytest.mark.parametrize(
+    "bad", ["A" * 64, "a" * 63, "a" * 63 + "'", "a" * 64 + "\n", "' OR 1=1 --"]
+)
+def test_only_a_well_formed_id_is_written_into_sql(bad: str) -> None:
+    with pytest.raises(ValueError, match="64 lowercase hex"):
+        views.with_literal_id(views.CUSTOMER_SQL, bad)
 
 
 def assert_fast_path_is_the_view(engine: DuckDBEngine) -> None:
