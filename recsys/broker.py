@@ -24,6 +24,7 @@ import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -132,6 +133,16 @@ def port_open(port: int, host: str = "127.0.0.1") -> bool:
         return s.connect_ex((host, port)) == 0
 
 
+def cluster_id(random_bytes: Callable[[], bytes] = lambda: uuid.uuid4().bytes) -> str:
+    """A KRaft cluster id: 16 random bytes in URL-safe base64, as Kafka's own tool makes
+    them. One starting with "-" is drawn again (Kafka does the same): the storage tool
+    would read it as an option, and the format fail, once in 64 starts."""
+    while True:
+        text = base64.urlsafe_b64encode(random_bytes()).decode().rstrip("=")
+        if not text.startswith("-"):
+            return text
+
+
 @dataclass
 class LocalBroker:
     """One KRaft node (broker + controller) whose state lives in `data_dir`.
@@ -224,9 +235,8 @@ class LocalBroker:
         """Format the KRaft storage once; a formatted data dir is reused as it is."""
         if (self.data_dir / "logs" / "meta.properties").exists():
             return
-        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
         cmd = java_command(
-            "kafka.tools.StorageTool", "format", "-t", cluster_id, "-c", str(config),
+            "kafka.tools.StorageTool", "format", "-t", cluster_id(), "-c", str(config),
             jvm_opts=[f"-Dlog4j2.configurationFile={self.data_dir / 'log4j2.properties'}"],
         )  # fmt: skip
         result = subprocess.run(cmd, capture_output=True, text=True)
