@@ -159,7 +159,7 @@ def floor(settings, export: Path, ids: list[str], calls: int = 300) -> list[dict
 
     from recsys.engine import open_engine
     from recsys.features import FittedFeatures, prepare_customers
-    from recsys.scoring import CUSTOMER_COLUMNS
+    from recsys.scoring import customers_as_of
     from recsys.serve.recommender import Recommender
     from recsys.serve.run import load_run
     from recsys.serve.views import Views
@@ -167,8 +167,8 @@ def floor(settings, export: Path, ids: list[str], calls: int = 300) -> list[dict
 
     run = load_run(export)
     with open_engine(settings, read_only=True) as engine:
-        profiles = engine.query(f"SELECT {CUSTOMER_COLUMNS} FROM customers_t LIMIT {calls}")
-    when = pd.Timestamp(date.today())
+        when = pd.Timestamp(date.today())
+        profiles = engine.query(f"{customers_as_of(when.date())} LIMIT {calls}")
     encoded = [
         run.encoder.encode(prepare_customers(profiles.iloc[[i]], when)) for i in range(calls)
     ]

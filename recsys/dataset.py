@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import math
 import shutil
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -33,6 +34,7 @@ import pyarrow.parquet as pq
 
 from recsys.features import RecentSales, prepare_interactions
 from recsys.progress import Progress
+from recsys.recent_articles import RECENT_TEXT, by_day_sql, customer_slices
 
 SHUFFLE_SEED = 42
 READ_BATCH_ROWS = 250_000
@@ -88,7 +90,8 @@ def write_training_parts(
     orders: int = 1,
     since: date | None = None,
 ) -> TrainingParts:
-    """Stream filtered_dataframe_t into prepared, sampled Parquet parts, in `orders` orders.
+    """Stream filtered_dataframe_t into prepared, sampled Parquet parts, in `orders` orders,
+    each row with the articles its customer bought before its day (`by_day_sql`).
 
     `since` keeps the rows of that day and later (the engine filters them: the rest of
     the view never leaves it). Two passes over disk, never over memory: rows are
@@ -96,15 +99,16 @@ def write_training_parts(
     by hash on its own. Order o is written under `out_dir/order-o/`; the sample is the
     same in every order.
     """
-    where = f" WHERE t_dat >= DATE '{since.isoformat()}'" if since else ""
-    total = int(engine.query(f"SELECT COUNT(*) AS n FROM filtered_dataframe_t{where}").iloc[0, 0])
+    since_sql = f"t_dat >= DATE '{since.isoformat()}'" if since else "TRUE"
+    total = int(
+        engine.query(f"SELECT COUNT(*) AS n FROM filtered_dataframe_t WHERE {since_sql}").iloc[0, 0]
+    )
     bits = max(0, math.ceil(math.log2(max(1.0, total * fraction / part_rows))))
     writers: list[dict[int, pq.ParquetWriter]] = [{} for _ in range(orders)]
     scratch = [out_dir / f"order-{order}" / "unsorted" for order in range(orders)]
     progress = Progress("prepare training rows", total)
     kept = 0
-    query = f"SELECT {TRAINING_COLUMNS} FROM filtered_dataframe_t{where}"
-    for batch in engine.record_batches(query, batch_rows=READ_BATCH_ROWS):
+    for batch in _training_rows(engine, since, since_sql):
         frame = batch.to_pandas(date_as_object=False)
         keys = shuffle_keys(frame)
         sampled = keys < np.uint64(int(fraction * 2**64)) if fraction < 1 else keys == keys
@@ -126,6 +130,19 @@ def write_training_parts(
         paths.append([_sorted_part(unsorted / _part_name(i)) for i in sorted(order_writers)])
         shutil.rmtree(unsorted, ignore_errors=True)
     return TrainingParts(paths, kept)
+
+
+def _training_rows(engine, since: date | None, since_sql: str) -> Iterator[pa.RecordBatch]:
+    """filtered_dataframe_t's rows from `since` on, each with its customer's recent articles
+    (`by_day_sql`), one slice of customers at a time (`customer_slices`: the look-back
+    over every customer at once does not fit DuckDB's memory on the full data)."""
+    for customers in customer_slices():
+        recent = f"LEFT JOIN ({by_day_sql(since, customers)}) AS recent USING (customer_id, t_dat)"
+        yield from engine.record_batches(
+            f"SELECT {TRAINING_COLUMNS}, {RECENT_TEXT} FROM filtered_dataframe_t {recent} "
+            f"WHERE {since_sql} AND {customers.where()}",
+            batch_rows=READ_BATCH_ROWS,
+        )
 
 
 def shuffle_keys(frame: pd.DataFrame, seed: int = SHUFFLE_SEED) -> np.ndarray:

@@ -4,7 +4,9 @@ Two workflows, one per tower, so the catalogue (articles only) and the customer 
 (customers only) can each be encoded without inventing columns for the other tower:
 
 - customers: customer id, age bucket, club status, news frequency, FN, Active, postal
-  code (hashed to a bounded number of buckets) and the purchase month (context);
+  code (hashed to a bounded number of buckets), the purchase month (context) and the
+  customer's latest distinct articles bought before the row's day (`recsys.recent_articles`:
+  recent_1..recent_N, one vocabulary for all slots, so they share one embedding table);
 - articles: article id, the article codes, the mean log2 price over *training* rows, and how
   much the article sold in the week before (`RecentSales`, a log2 bucket).
 
@@ -34,6 +36,8 @@ import pandas as pd
 import pyarrow as pa
 
 from recsys.progress import dask_progress
+from recsys.recent_articles import RECENT_COLUMNS, RECENT_TEXT, with_recent_articles
+from recsys.recent_articles import slots as recent_slots
 
 AGE_BOUNDARIES = (0, 20, 25, 30, 35, 40, 45, 50, 55, 60, 65, 200)
 POSTAL_CODE_BUCKETS = 1_000
@@ -113,8 +117,9 @@ class FittedFeatures:
         return _transform(self.article_workflow, _article_inputs(frame, self.recent_sales, days))
 
     def interactions(self, frame: pd.DataFrame) -> pd.DataFrame:
-        """Encode transaction rows held in memory: both towers' columns side by side."""
-        prepared = prepare_interactions(frame, self.recent_sales).to_pandas()
+        """Encode transaction rows held in memory: both towers' columns side by side (the
+        recent articles computed from the rows themselves: `with_recent_articles`)."""
+        prepared = prepare_interactions(with_recent_articles(frame), self.recent_sales).to_pandas()
         return _transform(self.interaction_workflow(), prepared)
 
     def interaction_workflow(self):
@@ -239,7 +244,8 @@ def _window(days: pd.Series, cutoff: pd.Timestamp) -> np.ndarray:
 
 
 def prepare_customers(frame: pd.DataFrame, when: pd.Series | pd.Timestamp) -> pd.DataFrame:
-    """Customer columns plus the stateless derivations: age bucket and month of `when`."""
+    """Customer columns plus the stateless derivations: age bucket, month of `when`, and
+    the recent-article slots from the frame's RECENT_TEXT (all "none" without it)."""
     return pd.DataFrame(_customer_columns(frame, when))
 
 
@@ -255,6 +261,8 @@ def _customer_columns(frame: pd.DataFrame, when: pd.Series | pd.Timestamp) -> di
     for column in ("FN", "Active"):
         out[column] = _as_text(pd.to_numeric(frame[column], errors="coerce").fillna(0))
     out["postal_code"] = postal_buckets(frame["postal_code"])
+    texts = frame[RECENT_TEXT].to_numpy() if RECENT_TEXT in frame else [None] * len(frame)
+    out.update(recent_slots(texts))
     if isinstance(when, pd.Series):
         out["month"] = _as_text(pd.to_datetime(when).dt.month)
     else:
@@ -326,7 +334,8 @@ def fit_workflows(prepared, recent_sales: RecentSales, work_dir: Path) -> Fitted
 
 
 def fit_features(train: pd.DataFrame, cutoff: pd.Timestamp, work_dir: Path) -> FittedFeatures:
-    """`fit_workflows` for training rows held in memory (tests, `bench/train.py`).
+    """`fit_workflows` for training rows held in memory (tests, `bench/train.py`), their
+    recent articles computed from the rows themselves (`with_recent_articles`).
 
     `cutoff` is the first day after training (rows must be before it); `work_dir` (fresh
     per run) holds the fitted category tables, the sales counts and the saved workflows.
@@ -336,6 +345,7 @@ def fit_features(train: pd.DataFrame, cutoff: pd.Timestamp, work_dir: Path) -> F
     if (pd.to_datetime(train["t_dat"]) >= pd.Timestamp(cutoff)).any():
         raise ValueError(f"training rows must all be before the cutoff {cutoff}")
     recent_sales = RecentSales.from_rows(train, cutoff)
+    train = with_recent_articles(train)
     prepared = merlin.io.Dataset(prepare_interactions(train, recent_sales).to_pandas())
     return fit_workflows(prepared, recent_sales, work_dir)
 
@@ -350,12 +360,19 @@ def _customer_graph(out_path: Path):
         >> ops.Categorify(out_path=str(out_path))
         >> ops.TagAsUserFeatures()
     )
+    # Joint: recent_1 and recent_4 holding the same article get the same code, and the
+    # model one embedding table for the slots (one table per Categorify domain).
+    recent = (
+        [list(RECENT_COLUMNS)]
+        >> ops.Categorify(encode_type="joint", out_path=str(out_path))
+        >> ops.TagAsUserFeatures()
+    )
     month = (
         ["month"]
         >> ops.Categorify(out_path=str(out_path))
         >> ops.AddTags([Tags.USER, Tags.CONTEXT, Tags.CATEGORICAL])
     )
-    return customer_id + profile + month
+    return customer_id + profile + recent + month
 
 
 def _article_graph(out_path: Path):

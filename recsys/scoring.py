@@ -20,12 +20,16 @@ import pyarrow.parquet as pq
 
 from recsys import baselines, towers
 from recsys.evaluation import Scoreboard
-from recsys.features import FittedFeatures, prepare_customers
+from recsys.features import CUSTOMER_COLUMNS, FittedFeatures, prepare_customers
 from recsys.progress import Progress
-
-CUSTOMER_COLUMNS = (
-    'customer_id, age, club_member_status, fashion_news_frequency, "FN", "Active", postal_code'
+from recsys.recent_articles import (
+    ALL_CUSTOMERS,
+    RECENT_TEXT,
+    CustomerSlice,
+    as_of_sql,
+    customer_slices,
 )
+
 CUSTOMER_BATCH_ROWS = 100_000
 MODEL_METHODS = ("two_tower", "repurchase+two_tower")  # what warm customers may be served
 RANKING_DEPTH = 100  # recall@100 needs 100 candidates from every ranking
@@ -39,34 +43,42 @@ def write_query_embeddings(
     path: Path,
     ids: np.ndarray | None = None,
 ) -> int:
-    """Embed the customers of customers_t (or only `ids`) as of `when` into `path`.
+    """Embed the customers of customers_t (or only `ids`) as of `when` into `path`: their
+    profile and the articles they bought before `when` (`recent_articles.as_of_sql`).
 
     A wanted id missing from customers_t (a buyer whose profile never arrived) is
     embedded with empty attributes, as the views' LEFT JOINs would give it.
     Returns the number of customers written.
     """
-    wanted = None if ids is None else pd.Index(pd.unique(np.asarray(ids, dtype=object)))
+    wanted = None if ids is None else list(pd.unique(np.asarray(ids, dtype=object)))
     total = len(wanted) if wanted is not None else engine.count("customers_t")
     progress = Progress(f"embed customers as of {when}", total, unit="customers")
-    found: list[pd.Series] = []
     with _EmbeddingWriter(path) as writer:
-        query = f"SELECT {CUSTOMER_COLUMNS} FROM customers_t"
-        for batch in engine.record_batches(query, batch_rows=CUSTOMER_BATCH_ROWS):
-            frame = batch.to_pandas()
-            if wanted is not None:
-                frame = frame[frame["customer_id"].isin(wanted)]
-                found.append(frame["customer_id"])
-            writer.write(frame["customer_id"], _embed(features, encoder, frame, when))
-            progress.advance(len(frame))
-        if wanted is not None:
-            seen = pd.concat(found) if found else pd.Series([], dtype=object)
-            missing = pd.DataFrame({"customer_id": wanted.difference(seen)})
-            for column in CUSTOMER_COLUMNS.replace('"', "").split(", ")[1:]:
-                missing[column] = None
-            writer.write(missing["customer_id"], _embed(features, encoder, missing, when))
-            progress.advance(len(missing))
+        for customers in customer_slices():
+            query = customers_as_of(when, customers, wanted is not None)
+            params = [wanted] if wanted is not None else None
+            for batch in engine.record_batches(query, params, batch_rows=CUSTOMER_BATCH_ROWS):
+                frame = batch.to_pandas()
+                writer.write(frame["customer_id"], _embed(features, encoder, frame, when))
+                progress.advance(len(frame))
     progress.finish()
     return progress.done
+
+
+def customers_as_of(
+    when: date, customers: CustomerSlice = ALL_CUSTOMERS, wanted: bool = False
+) -> str:
+    """The query tower's inputs as of `when` for a slice of customers: customers_t's
+    columns and the recent articles (`as_of_sql`). With `wanted`, only the ids of the
+    list parameter $1, in customers_t or not."""
+    columns = ", ".join(f'c."{column}"' for column in CUSTOMER_COLUMNS[1:])
+    recent = f"LEFT JOIN ({as_of_sql(when, customers)}) AS r ON r.customer_id = w.customer_id"
+    ids = "(SELECT UNNEST(CAST($1 AS VARCHAR[])) AS customer_id)" if wanted else "customers_t"
+    return (
+        f"SELECT w.customer_id, {columns}, r.{RECENT_TEXT} FROM {ids} AS w "
+        f"LEFT JOIN customers_t AS c ON c.customer_id = w.customer_id {recent} "
+        f"WHERE {customers.where('w.customer_id')}"
+    )
 
 
 def read_query_embeddings(

@@ -18,8 +18,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from recsys.recent_articles import RECENT_COLUMNS
+
 ID_EMBEDDING_DIM = 64
 FEATURE_EMBEDDING_DIM = 16
+RECENT_EMBEDDING_DIM = 32  # the recent-article slots: one table, articles need room
 SCORING_BATCH = 65_536
 # Adagrad moves a row only when it is looked up, so its steps must be larger than Adam's,
 # whose moments keep moving every row for many steps after each lookup.
@@ -73,7 +76,11 @@ def training_device() -> str:
 
 
 def build_model(schema, item_frequencies: np.ndarray, params: HyperParameters):
-    """TwoTowerModelV2: MLP towers over embeddings, in-batch negatives, logQ correction."""
+    """TwoTowerModelV2: MLP towers over embeddings, in-batch negatives, logQ correction.
+
+    The query tower's recent-article slots share one embedding table (their Categorify
+    domain is one): an article has one vector whichever slot it is in, and the slots'
+    vectors are concatenated, so the MLP also sees which purchase is the newest."""
     import merlin.models.tf as mm
     from merlin.models.tf.outputs.base import DotProduct
     from merlin.models.tf.transforms.bias import PopularityLogitsCorrection
@@ -87,6 +94,7 @@ def build_model(schema, item_frequencies: np.ndarray, params: HyperParameters):
             col.name: ID_EMBEDDING_DIM if Tags.ID in col.tags else FEATURE_EMBEDDING_DIM
             for col in tower_schema.select_by_tag(Tags.CATEGORICAL)
         }
+        dims.update(dict.fromkeys(set(RECENT_COLUMNS) & set(dims), RECENT_EMBEDDING_DIM))
         inputs = mm.InputBlockV2(
             tower_schema,
             categorical=mm.Embeddings(tower_schema.select_by_tag(Tags.CATEGORICAL), dim=dims),

@@ -45,8 +45,33 @@ def rows(customer: list[str], article: list[str], price: list[float], day: str) 
 
 @pytest.fixture(scope="module")
 def fitted(tmp_path_factory: pytest.TempPathFactory) -> FittedFeatures:
-    train = rows(["c1", "c1", "c2", "c2"], ["A", "A", "B", "B"], [1.0, 1.0, 3.0, 3.0], "2020-09-01")
+    train = pd.concat(
+        [rows(["c1", "c2"], ["A", "B"], [1.0, 3.0], day) for day in ("2020-08-31", "2020-09-01")]
+    )
     return fit_features(train, CUTOFF, tmp_path_factory.mktemp("features"))
+
+
+def test_recent_article_slots_share_one_vocabulary(fitted: FittedFeatures) -> None:
+    """Rows of later days see the articles bought before them in their slots, encoded with
+    one vocabulary: the same article has the same code in every slot."""
+    later = pd.concat(
+        [
+            rows(["c1"], ["A"], [1.0], "2020-09-10"),
+            rows(["c1", "c1"], ["B", "new-article"], [3.0, 1.0], "2020-09-11"),
+            rows(["c1"], ["B"], [3.0], "2020-09-12"),
+        ],
+        ignore_index=True,
+    )
+    slots = fitted.interactions(later)[["recent_1", "recent_2", "recent_3", "recent_4"]]
+    none = slots.iloc[0, 0]  # nothing bought before: every slot is the "none" category
+    assert none > OOV_INDEX and slots.iloc[0].tolist() == [none] * 4
+    a = slots.iloc[1, 0]
+    assert a > OOV_INDEX and a != none
+    assert slots.iloc[1].tolist() == slots.iloc[2].tolist() == [a, none, none, none]
+    # day 12 sees day 11 (B, then new-article: same day, by id), then A from day 10
+    b = slots.iloc[3, 0]
+    assert b > OOV_INDEX and b not in (a, none)
+    assert slots.iloc[3].tolist() == [b, OOV_INDEX, a, none]
 
 
 def test_ids_first_seen_after_training_are_out_of_vocabulary(fitted: FittedFeatures) -> None:
@@ -110,6 +135,7 @@ def test_customer_derivations_handle_missing_values() -> None:
             "FN": [None],
             "Active": [1.0],
             "postal_code": [None],
+            "recent_articles": [None],  # bought nothing before
         }
     )
     out = prepare_customers(frame, pd.Timestamp("2020-09-23"))
@@ -122,6 +148,7 @@ def test_customer_derivations_handle_missing_values() -> None:
         "Active": "1",
         "postal_code": postal_buckets(pd.Series(["unknown"]))[0],
         "month": "9",
+        **dict.fromkeys(["recent_1", "recent_2", "recent_3", "recent_4"], "none"),
     }
 
 

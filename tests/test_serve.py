@@ -159,14 +159,17 @@ def test_health_and_docs(client: TestClient, service: Service) -> None:
 def test_encoder_and_direct_tower_match_the_flow(service: Service, tiny_flow_run) -> None:
     """Dict look-ups + tf.function give the embeddings NVTabular + Keras predict give."""
     from recsys.features import FittedFeatures, prepare_customers
-    from recsys.scoring import CUSTOMER_COLUMNS
+    from recsys.recent_articles import RECENT_COLUMNS
+    from recsys.scoring import customers_as_of
     from recsys.towers import embed
 
-    profiles = service.views.query(f"SELECT {CUSTOMER_COLUMNS} FROM customers_t LIMIT 300")
+    when = pd.Timestamp("2020-09-23")
+    profiles = service.views.query(f"{customers_as_of(when.date())} LIMIT 300")
     profiles.loc[0, "customer_id"] = UNKNOWN  # out of vocabulary
     profiles.loc[1, ["age", "club_member_status", "postal_code"]] = [None, None, None]
     profiles.loc[2, "club_member_status"] = "NEVER SEEN"
-    when = pd.Timestamp("2020-09-23")
+    profiles.loc[3, "recent_1"] = "0999999999"  # an article the model never saw
+    assert profiles["recent_2"].notna().any() and profiles["recent_4"].isna().any()
     prepared = prepare_customers(profiles, when)
     features = FittedFeatures.load(tiny_flow_run.export_dir / "workflows")
     expected_codes = features.customers(prepared)
@@ -175,8 +178,10 @@ def test_encoder_and_direct_tower_match_the_flow(service: Service, tiny_flow_run
         np.testing.assert_array_equal(codes[column][:, 0], expected_codes[column].to_numpy())
     expected = embed(service.run.tower.model, expected_codes, features.schema)
     np.testing.assert_allclose(service.run.tower(codes), expected, rtol=1e-5, atol=1e-5)
-    one = service.run.embed(profiles.iloc[5].to_dict(), when.date())
-    np.testing.assert_allclose(one[0], expected[5], rtol=1e-5, atol=1e-5)
+    for row in (3, 5, int(profiles["recent_4"].isna().to_numpy().argmax())):
+        recent = profiles.loc[row, list(RECENT_COLUMNS)].dropna().tolist()
+        one = service.run.embed(profiles.iloc[row].to_dict(), recent, when.date())
+        np.testing.assert_allclose(one[0], expected[row], rtol=1e-5, atol=1e-5)
 
 
 def test_answers_are_the_flows_predictions_candidates_included(tiny_flow_run, tmp_path) -> None:  # noqa: ANN001
@@ -210,7 +215,8 @@ def test_answers_are_the_flows_predictions_candidates_included(tiny_flow_run, tm
         warm = next(c for c in predictions["customer_id"] if run.knows(c))
         deep = [i.article_id for i in recommender.recommend(warm, 100).items if i.score]
         assert len(deep) >= 50 and set(deep) <= sold
-        query = run.embed(views.customer(warm).profile, predict_day)
+        state = views.customer(warm)
+        query = run.embed(state.profile, [b.article_id for b in state.bought], predict_day)
         assert {a for a, _ in run.index.search(query, len(deep))} - sold
     finally:
         views.close()

@@ -60,7 +60,8 @@ class Recommender:
         today = (newest or date.today()) + timedelta(days=1)
         own = [Item(a, None, "repurchase") for a in recent_articles(state.bought, today)]
         if self.run.knows(customer_id):
-            query = self.run.embed(state.profile or {"customer_id": customer_id}, today)
+            profile = state.profile or {"customer_id": customer_id}
+            query = self.run.embed(profile, [b.article_id for b in state.bought], today)
             ranked = shared.candidates.search(query, k + len(own))
             model = [Item(a, s, "model") for a, s in ranked]
             if self.run.warm_strategy == "two_tower":

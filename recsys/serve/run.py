@@ -27,6 +27,7 @@ import pandas as pd
 from recsys.engine import Engine
 from recsys.features import CUSTOMER_COLUMNS, prepare_customers
 from recsys.inspector import no_run_message
+from recsys.recent_articles import RECENT_ARTICLES, RECENT_TEXT, as_text
 from recsys.scoring import CandidateRule, candidates
 from recsys.settings import Settings
 
@@ -73,17 +74,21 @@ class ServedRun:
         )
         return self.index if len(ids) == len(self.index) else ArticleIndex(vectors, ids)
 
-    def embed(self, customer: dict, when: date) -> np.ndarray:
-        """The customer's query embedding (1, d) as of `when`, from their views row."""
+    def embed(self, customer: dict, recent: list[str], when: date) -> np.ndarray:
+        """The customer's query embedding (1, d) as of `when`, from their views row and
+        their latest distinct articles, newest first (customer_recent_articles_t's)."""
         values = tuple(_plain(customer.get(column)) for column in CUSTOMER_COLUMNS)
-        return self.tower(self.encoder.encode_row(values, when))
+        recent_text = as_text(recent[:RECENT_ARTICLES])
+        return self.tower(self.encoder.encode_row((*values, recent_text), when))
 
 
 class CustomerEncoder:
     """The customer workflow's Categorify, as dict look-ups over its own category tables.
 
-    In `unique.<column>.parquet` the row index is the encoded value; a value absent
+    In `unique.<domain>.parquet` the row index is the encoded value; a value absent
     from it is out-of-vocabulary (2), a missing value null (1), as Categorify encodes.
+    A column's domain is its own name, or the group's for jointly encoded columns (the
+    recent-article slots share one table).
     """
 
     def __init__(self, workflow_dir: Path) -> None:
@@ -91,22 +96,21 @@ class CustomerEncoder:
 
         workflow = nvt.Workflow.load(str(workflow_dir))
         self.columns = tuple(workflow.output_schema.column_names)
+        tables: dict[str, dict[str, int]] = {}
         self.vocabulary: dict[str, dict[str, int]] = {}
         for column in self.columns:
-            path = workflow_dir / "categories" / f"unique.{column}.parquet"
-            if not path.is_file():
-                raise RunMissing(
-                    f"{path} is missing: the query tower's input {column!r} is not a "
-                    "category this service can encode (a run from another version?)"
-                )
-            table = pd.read_parquet(path, columns=[column])[column].dropna()
-            self.vocabulary[column] = dict(zip(table.astype(str), table.index, strict=True))
+            domain = workflow.output_schema[column].int_domain.name or column
+            if domain not in tables:
+                tables[domain] = _vocabulary(workflow_dir / "categories", domain, column)
+            self.vocabulary[column] = tables[domain]
 
     @functools.lru_cache(maxsize=ENCODED_CACHE)  # noqa: B019 - one encoder per process
     def encode_row(self, values: tuple, when: date) -> dict[str, np.ndarray]:
-        """One customer's CUSTOMER_COLUMNS values as of `when`, encoded. Cached by value
-        (pandas' preparation of one row costs milliseconds): a changed profile is a new key."""
-        row = pd.DataFrame({c: [v] for c, v in zip(CUSTOMER_COLUMNS, values, strict=True)})
+        """One customer's CUSTOMER_COLUMNS values and RECENT_TEXT as of `when`, encoded.
+        Cached by value (pandas' preparation of one row costs milliseconds): a changed
+        profile or a new purchase is a new key."""
+        names = (*CUSTOMER_COLUMNS, RECENT_TEXT)
+        row = pd.DataFrame({c: [v] for c, v in zip(names, values, strict=True)})
         return self.encode(prepare_customers(row, pd.Timestamp(when)))
 
     def encode(self, prepared: pd.DataFrame) -> dict[str, np.ndarray]:
@@ -120,6 +124,18 @@ class CustomerEncoder:
             ]
             inputs[column] = np.asarray(codes, dtype="int64").reshape(-1, 1)
         return inputs
+
+
+def _vocabulary(categories: Path, domain: str, column: str) -> dict[str, int]:
+    """A category table as {value: code}: its row index is the code."""
+    path = categories / f"unique.{domain}.parquet"
+    if not path.is_file():
+        raise RunMissing(
+            f"{path} is missing: the query tower's input {column!r} is not a "
+            "category this service can encode (a run from another version?)"
+        )
+    table = pd.read_parquet(path, columns=[domain])[domain].dropna()
+    return dict(zip(table.astype(str), table.index, strict=True))
 
 
 class QueryTower:
