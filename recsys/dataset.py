@@ -32,7 +32,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from recsys.features import RecentSales, hide_customers, prepare_interactions
+from recsys.features import RecentSales, prepare_interactions
 from recsys.progress import Progress
 from recsys.recent_articles import RECENT_TEXT, by_day_sql, customer_slices
 
@@ -113,7 +113,6 @@ def write_training_parts(
         keys = shuffle_keys(frame)
         sampled = keys < np.uint64(int(fraction * 2**64)) if fraction < 1 else keys == keys
         frame = frame[sampled].reset_index(drop=True)
-        frame["customer_id"] = hide_customers(frame["customer_id"].to_numpy(), keys[sampled])
         table = prepare_interactions(frame, sales)
         for order in range(orders):
             order_keys = keys[sampled] if order == 0 else shuffle_keys(frame, SHUFFLE_SEED + order)

@@ -28,7 +28,6 @@ over the whole training period, which is stale by the test week.
 from __future__ import annotations
 
 import dataclasses
-import functools
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -84,12 +83,6 @@ RECENT_SALES_FEATURE = "recent_sales"
 RECENT_SALES_DAYS = 7  # one window = the popularity baseline's window
 _BUCKET_TEXT = np.array([str(i) for i in range(POSTAL_CODE_BUCKETS)], dtype=object)
 OOV_INDEX = 2  # Categorify: 0 padding, 1 null, 2 out-of-vocabulary, 3.. the vocabulary
-# Cold start: a share of the training rows hides its customer id behind this one id, so
-# the query tower learns to embed a customer from the profile and the recent articles
-# alone; a customer the model has no row for is then embedded as this customer, with
-# their own profile and purchases (instead of the untrained out-of-vocabulary row).
-ANONYMOUS_CUSTOMER = "anonymous"
-ANONYMOUS_SHARE = 0.1
 
 
 @dataclass
@@ -112,10 +105,7 @@ class FittedFeatures:
         return dataclasses.replace(self, recent_sales=sales)
 
     def customers(self, frame: pd.DataFrame) -> pd.DataFrame:
-        """Encode customer rows (prepared with `prepare_customers`); an id the model has
-        no row for as ANONYMOUS_CUSTOMER."""
-        known = frame["customer_id"].isin(self.known_customers)
-        frame = frame.assign(customer_id=frame["customer_id"].where(known, ANONYMOUS_CUSTOMER))
+        """Encode customer rows (prepared with `prepare_customers`)."""
         return _transform(self.customer_workflow, frame)
 
     def articles(self, frame: pd.DataFrame, days: pd.Series | None = None) -> pd.DataFrame:
@@ -152,13 +142,12 @@ class FittedFeatures:
             encoded.to_parquet(str(out_dir), write_index=False, name_function=_part_name)
         return sorted(out_dir.glob("part-*.parquet"))
 
-    @functools.cached_property
+    @property
     def known_customers(self) -> pd.Index:
-        """The customer ids the model has an embedding row for (the fitted vocabulary,
-        without ANONYMOUS_CUSTOMER)."""
+        """The customer ids the model has an embedding row for (the fitted vocabulary)."""
         path = self.directory / "customers" / "categories" / "unique.customer_id.parquet"
         ids = pd.read_parquet(path, columns=["customer_id"])["customer_id"]
-        return pd.Index(ids.dropna().astype(str)).drop(ANONYMOUS_CUSTOMER, errors="ignore")
+        return pd.Index(ids.dropna().astype(str))
 
     def item_frequencies(self, encoded) -> np.ndarray:
         """Purchases per encoded article id over `encoded` rows, sized to the id vocabulary.
@@ -246,14 +235,6 @@ class RecentSales:
         table = pd.read_parquet(path)
         cutoff = pd.Timestamp(path.with_suffix(".cutoff").read_text())
         return cls(cutoff, table.set_index(["article_id", "window"])["purchases"])
-
-
-def hide_customers(customer_ids: np.ndarray, keys: np.ndarray) -> np.ndarray:
-    """Training rows' customer ids with ANONYMOUS_SHARE of them replaced by
-    ANONYMOUS_CUSTOMER: those whose 64-bit row hash `keys` has its low 16 bits below the
-    share (the sample and the parts take the high bits, so the choice is independent)."""
-    hidden = (keys & np.uint64(0xFFFF)) < np.uint64(int(ANONYMOUS_SHARE * 0x10000))
-    return np.where(hidden, ANONYMOUS_CUSTOMER, customer_ids)
 
 
 def _window(days: pd.Series, cutoff: pd.Timestamp) -> np.ndarray:

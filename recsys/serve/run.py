@@ -25,7 +25,7 @@ import numpy as np
 import pandas as pd
 
 from recsys.engine import Engine
-from recsys.features import ANONYMOUS_CUSTOMER, CUSTOMER_COLUMNS, prepare_customers
+from recsys.features import CUSTOMER_COLUMNS, prepare_customers
 from recsys.inspector import no_run_message
 from recsys.recent_articles import RECENT_ARTICLES, RECENT_TEXT, as_text
 from recsys.scoring import CandidateRule, candidates
@@ -86,8 +86,7 @@ class CustomerEncoder:
     """The customer workflow's Categorify, as dict look-ups over its own category tables.
 
     In `unique.<domain>.parquet` the row index is the encoded value; a value absent
-    from it is out-of-vocabulary (2), a missing value null (1), as Categorify encodes
-    (except a customer id: ANONYMOUS_CUSTOMER's code, as `FittedFeatures.customers`).
+    from it is out-of-vocabulary (2), a missing value null (1), as Categorify encodes.
     A column's domain is its own name, or the group's for jointly encoded columns (the
     recent-article slots share one table).
     """
@@ -104,8 +103,6 @@ class CustomerEncoder:
             if domain not in tables:
                 tables[domain] = _vocabulary(workflow_dir / "categories", domain, column)
             self.vocabulary[column] = tables[domain]
-        # a customer the model has no row for is embedded as the anonymous customer
-        self.anonymous = self.vocabulary["customer_id"].get(ANONYMOUS_CUSTOMER, OOV_INDEX)
 
     @functools.lru_cache(maxsize=ENCODED_CACHE)  # noqa: B019 - one encoder per process
     def encode_row(self, values: tuple, when: date) -> dict[str, np.ndarray]:
@@ -121,9 +118,8 @@ class CustomerEncoder:
         inputs = {}
         for column in self.columns:
             table = self.vocabulary[column]
-            unknown = self.anonymous if column == "customer_id" else OOV_INDEX
             codes = [
-                NULL_INDEX if value is None else table.get(str(value), unknown)
+                NULL_INDEX if value is None else table.get(str(value), OOV_INDEX)
                 for value in prepared[column]
             ]
             inputs[column] = np.asarray(codes, dtype="int64").reshape(-1, 1)
