@@ -252,6 +252,12 @@ def test_a_new_purchase_changes_history_and_recommendations(
     after = client.get(f"/recommendations/{customer}").json()
     assert after["as_of"] == day.isoformat() > before["as_of"]
     assert after["items"] != before["items"]
+    # the query tower saw the purchase (recent_1): the same articles score differently
+    scores = [
+        {i["article_id"]: i["score"] for i in a["items"] if i["score"]} for a in (before, after)
+    ]
+    common = scores[0].keys() & scores[1].keys()
+    assert common and any(abs(scores[0][a] - scores[1][a]) > 1e-5 for a in common)
     if service.run.warm_strategy == "repurchase+two_tower":
         assert after["items"][0] == {**after["items"][0], "article_id": article,
                                      "source": "repurchase"}  # fmt: skip
