@@ -105,19 +105,18 @@ WHERE newest"""
 def _looking_back(days: str, first: int) -> str:
     """Per row of `days`: RECENT_TEXT of the LOOKBACK_DAYS purchase days from `first` days
     back (0: the row's own day), newest first; `newest` marks each customer's last row."""
+    window = "OVER (PARTITION BY customer_id ORDER BY t_dat)"  # inline: RisingWave has no WINDOW
     back = ", ".join(
-        f"LAG(bought, {n}) OVER back" if n else "bought"
-        for n in range(first, first + LOOKBACK_DAYS)
+        f"LAG(bought, {n}) {window}" if n else "bought" for n in range(first, first + LOOKBACK_DAYS)
     )
     return f"""
     SELECT
         customer_id,
         t_dat,
         CONCAT_WS('{DAY_SEPARATOR}', {back}) AS {RECENT_TEXT},
-        LEAD(t_dat) OVER back IS NULL AS newest
+        LEAD(t_dat) {window} IS NULL AS newest
     FROM ({days}
-    ) AS days
-    WINDOW back AS (PARTITION BY customer_id ORDER BY t_dat)"""
+    ) AS days"""
 
 
 def slots(texts: Sequence[str | None]) -> dict[str, np.ndarray]:

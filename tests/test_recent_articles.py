@@ -8,16 +8,21 @@ days; and those are the first rows of customer_recent_articles_t.
 
 from __future__ import annotations
 
+import re
 from datetime import date, timedelta
 from pathlib import Path
 
 import pandas as pd
 import pyarrow.parquet as pq
+import pytest
+import sqlglot
 from hypothesis import HealthCheck, given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
+from sqlglot import exp
 
-from recsys import dataset
+from recsys import dataset, scoring
+from recsys.engine import load_objects
 from recsys.features import RecentSales
 from recsys.recent_articles import (
     CUSTOMER_SLICES,
@@ -177,3 +182,22 @@ def test_customer_slices_hold_every_id_once(ids: list[str]) -> None:
         matches = " + ".join(f"CAST({s.where()} AS INTEGER)" for s in slices)
         counts = con.execute(f"SELECT {matches} AS n FROM ids").fetchall()
     assert counts == [(1,)] * len(ids)
+
+
+FLOW_SQL = {  # what the flow sends for the recent articles, on DuckDB and RisingWave alike
+    "by day": by_day_sql(START, customer_slices()[3]),
+    "as of": as_of_sql(START, customer_slices()[0]),
+    "customers as of": scoring.customers_as_of(START, customer_slices()[-1]),
+    "wanted customers as of": scoring.customers_as_of(START, customer_slices()[5], wanted=True),
+}
+
+
+@pytest.mark.parametrize("sql", FLOW_SQL.values(), ids=FLOW_SQL.keys())
+def test_recent_article_queries_are_risingwave_sql(sql: str) -> None:
+    """Parses in RisingWave's dialect (no named WINDOW clause, no ordered STRING_AGG) and
+    reads only objects of `risingwave/`."""
+    tree = sqlglot.parse_one(sql, read="risingwave")
+    aliases = {s.alias for s in tree.find_all(exp.Subquery, exp.CTE)}
+    tables = {t.name for t in tree.find_all(exp.Table)} - aliases
+    assert tables and tables <= {obj.name for obj in load_objects()}
+    assert not re.search(r"\bWINDOW\b", sql) and not re.search(r"STRING_AGG\([^)]*ORDER BY", sql)
