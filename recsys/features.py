@@ -35,9 +35,9 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
+from recsys import recent_articles
 from recsys.progress import dask_progress
 from recsys.recent_articles import RECENT_COLUMNS, RECENT_TEXT, with_recent_articles
-from recsys.recent_articles import slots as recent_slots
 
 AGE_BOUNDARIES = (0, 20, 25, 30, 35, 40, 45, 50, 55, 60, 65, 200)
 POSTAL_CODE_BUCKETS = 1_000
@@ -262,7 +262,7 @@ def _customer_columns(frame: pd.DataFrame, when: pd.Series | pd.Timestamp) -> di
         out[column] = _as_text(pd.to_numeric(frame[column], errors="coerce").fillna(0))
     out["postal_code"] = postal_buckets(frame["postal_code"])
     texts = frame[RECENT_TEXT].to_numpy() if RECENT_TEXT in frame else [None] * len(frame)
-    out.update(recent_slots(texts))
+    out.update(recent_articles.slots(texts))
     if isinstance(when, pd.Series):
         out["month"] = _as_text(pd.to_datetime(when).dt.month)
     else:

@@ -37,7 +37,7 @@ import pandas as pd
 
 RECENT_ARTICLES = 4
 RECENT_COLUMNS = tuple(f"recent_{slot}" for slot in range(1, RECENT_ARTICLES + 1))
-RECENT_TEXT = "recent_articles"  # the engine's column: ids newest first, space-separated
+RECENT_TEXT = "recent_articles"  # the engine's column: days newest first (DAY_SEPARATOR)
 NO_ARTICLE = "none"  # an empty slot: a category of its own, never a null (NVTabular's
 # Categorify fails on a batch whose column is all null)
 LOOKBACK_DAYS = 2 * RECENT_ARTICLES  # each purchase day adds at least one article
