@@ -159,7 +159,7 @@ def test_health_and_docs(client: TestClient, service: Service) -> None:
 def test_encoder_and_direct_tower_match_the_flow(service: Service, tiny_flow_run) -> None:
     """Dict look-ups + tf.function give the embeddings NVTabular + Keras predict give."""
     from recsys.features import FittedFeatures, prepare_customers
-    from recsys.recent_articles import RECENT_COLUMNS
+    from recsys.recent_articles import NO_ARTICLE, RECENT_COLUMNS, RECENT_TEXT
     from recsys.scoring import customers_as_of
     from recsys.towers import embed
 
@@ -168,9 +168,10 @@ def test_encoder_and_direct_tower_match_the_flow(service: Service, tiny_flow_run
     profiles.loc[0, "customer_id"] = UNKNOWN  # out of vocabulary
     profiles.loc[1, ["age", "club_member_status", "postal_code"]] = [None, None, None]
     profiles.loc[2, "club_member_status"] = "NEVER SEEN"
-    profiles.loc[3, "recent_1"] = "0999999999"  # an article the model never saw
-    assert profiles["recent_2"].notna().any() and profiles["recent_4"].isna().any()
+    texts = profiles[RECENT_TEXT].fillna("")
+    profiles.loc[3, RECENT_TEXT] = f"0999999999,{texts[3]}"  # an article the model never saw
     prepared = prepare_customers(profiles, when)
+    assert (prepared["recent_2"] != NO_ARTICLE).any() and (prepared["recent_4"] == NO_ARTICLE).any()
     features = FittedFeatures.load(tiny_flow_run.export_dir / "workflows")
     expected_codes = features.customers(prepared)
     codes = service.run.encoder.encode(prepared)
@@ -178,8 +179,8 @@ def test_encoder_and_direct_tower_match_the_flow(service: Service, tiny_flow_run
         np.testing.assert_array_equal(codes[column][:, 0], expected_codes[column].to_numpy())
     expected = embed(service.run.tower.model, expected_codes, features.schema)
     np.testing.assert_allclose(service.run.tower(codes), expected, rtol=1e-5, atol=1e-5)
-    for row in (3, 5, int(profiles["recent_4"].isna().to_numpy().argmax())):
-        recent = profiles.loc[row, list(RECENT_COLUMNS)].dropna().tolist()
+    for row in (3, 5, int((prepared["recent_4"] == NO_ARTICLE).to_numpy().argmax())):
+        recent = [a for a in prepared.loc[row, list(RECENT_COLUMNS)] if a != NO_ARTICLE]
         one = service.run.embed(profiles.iloc[row].to_dict(), recent, when.date())
         np.testing.assert_allclose(one[0], expected[row], rtol=1e-5, atol=1e-5)
 
