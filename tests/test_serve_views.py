@@ -161,3 +161,23 @@ def test_embedded_shared_reads_give_the_views_figures(embedded_engine, rows: lis
     if newest is not None:
         popular = [a for (a,) in embedded_engine.rows(views.POPULAR_SQL)]
         assert list(views.popular_articles(embedded_engine, newest + timedelta(1))) == popular
+
+
+@given(
+    read_s=st.floats(0, 10),
+    age=st.floats(0, 200),
+    new_day=st.booleans(),
+    new_events=st.integers(0, 3),
+)
+def test_shared_reads_follow_new_days_and_are_spaced_within_one(
+    read_s: float, age: float, new_day: bool, new_events: int
+) -> None:
+    """A new day is read at once; purchases of the same day once the last read is
+    READ_SPACING times its own cost old; nothing new, never."""
+    day = date(2020, 9, 22)
+    last = views.Shared(day, 100, ("a",), None, read_at=1000.0, read_s=read_s)  # type: ignore[arg-type]
+    newest = day + timedelta(days=1) if new_day else day
+    again = views.read_again(last, newest, 100 + new_events, 1000.0 + age)
+    spaced = age >= views.READ_SPACING * read_s
+    assert again == (new_day or (new_events > 0 and spaced))
+    assert views.read_again(None, newest, 100, 0.0)
