@@ -7,6 +7,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from recsys.features import (
     ARTICLE_CODE_COLUMNS,
@@ -123,6 +125,27 @@ def test_codes_encode_the_same_from_int_float_or_nullable_columns() -> None:
     expected = prepare_articles(as_int)
     for other in (as_float, as_nullable):
         pd.testing.assert_frame_equal(prepare_articles(other), expected)
+
+
+@given(codes=st.lists(st.none() | st.integers(0, 10**9), min_size=1, max_size=30))
+def test_codes_become_their_text_and_missing_ones_unknown(codes: list[int | None]) -> None:
+    """Whatever the column's type (float, nullable Int64, text, categorical): each code
+    reads as its digits, a missing one as "unknown", as the workflows' vocabularies hold them."""
+    expected = [str(c) if c is not None else "unknown" for c in codes]
+    text = [str(c) if c is not None else None for c in codes]
+    columns = {
+        "float64": pd.Series(codes, dtype="float64"),
+        "Int64": pd.Series(codes, dtype="Int64"),
+        "object": pd.Series(text, dtype=object),
+        "category": pd.Series(text, dtype="category"),
+    }
+    for dtype, column in columns.items():
+        frame = pd.DataFrame(
+            {"article_id": ["A"] * len(codes), **dict.fromkeys(ARTICLE_CODE_COLUMNS, column)}
+        )
+        prepared = prepare_articles(frame)
+        for name in ARTICLE_CODE_COLUMNS:
+            assert prepared[name].tolist() == expected, dtype
 
 
 def test_customer_derivations_handle_missing_values() -> None:

@@ -23,7 +23,7 @@ from pydantic import BaseModel
 from recsys.hm_schema import ID_PATTERNS, Kind
 from recsys.serve.recommender import Recommender
 from recsys.serve.run import ServedRun
-from recsys.serve.views import HISTORY, Views
+from recsys.serve.views import HISTORY, CustomerState, Views
 from recsys.settings import Settings
 
 MAX_K = 100
@@ -138,7 +138,7 @@ def create_app(service: Service) -> FastAPI:
         customer_id: str = CustomerId,
         limit: int = Query(12, ge=1, le=HISTORY, description="how many latest articles"),
     ) -> History:
-        state = service.views.customer(customer_id)
+        state = CustomerState(None, service.views.purchases(customer_id))  # no profile needed
         return History(
             customer_id=customer_id,
             as_of=state.latest_day,

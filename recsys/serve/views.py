@@ -245,19 +245,26 @@ class Views:
         return self._engine().query(sql, params)
 
     def customer(self, customer_id: str) -> CustomerState:
-        """Two point look-ups, rows as tuples: no DataFrame per request."""
+        """The profile and the purchases: two point look-ups, rows as tuples (no
+        DataFrame per request)."""
+        if self.embedded:
+            profile = self._engine().rows(with_literal_id(CUSTOMER_SQL, customer_id))
+        else:
+            profile = self._engine().rows(CUSTOMER_SQL, [customer_id])
+        return CustomerState(
+            dict(zip(CUSTOMER_COLUMNS, profile[0], strict=True)) if profile else None,
+            self.purchases(customer_id),
+        )
+
+    def purchases(self, customer_id: str) -> list[Bought]:
+        """The purchases look-up alone: what a history needs."""
         engine = self._engine()
         if self.embedded:
             start = repurchase_window_start(self.shared.newest_day)
-            profile = engine.rows(with_literal_id(CUSTOMER_SQL, customer_id))
             rows = engine.rows(with_literal_id(RECENT_EMBEDDED_SQL, customer_id), [start])
         else:
-            profile = engine.rows(CUSTOMER_SQL, [customer_id])
             rows = engine.rows(RECENT_SQL, [customer_id])
-        return CustomerState(
-            dict(zip(CUSTOMER_COLUMNS, profile[0], strict=True)) if profile else None,
-            [Bought(*row) for row in rows],
-        )
+        return [Bought(*row) for row in rows]
 
     def counts(self) -> dict[str, int]:
         """Customers and articles the views hold (for /health; not per request)."""
