@@ -167,6 +167,7 @@ def floor(settings, export: Path, ids: list[str], calls: int = 300) -> list[dict
 
     from recsys.engine import open_engine
     from recsys.features import FittedFeatures, prepare_customers
+    from recsys.recent_articles import customer_slices
     from recsys.scoring import customers_as_of
     from recsys.serve.recommender import Recommender
     from recsys.serve.run import load_run
@@ -176,7 +177,10 @@ def floor(settings, export: Path, ids: list[str], calls: int = 300) -> list[dict
     run = load_run(export)
     with open_engine(settings, read_only=True) as engine:
         when = pd.Timestamp(date.today())
-        profiles = engine.query(f"{customers_as_of(when.date())} LIMIT {calls}")
+        # one slice of the customers: all of them at once run out of DuckDB's memory on
+        # the full data (the look-back over every purchase)
+        some = customers_as_of(when.date(), customer_slices()[0])
+        profiles = engine.query(f"{some} LIMIT {calls}")
     encoded = [
         run.encoder.encode(prepare_customers(profiles.iloc[[i]], when)) for i in range(calls)
     ]
