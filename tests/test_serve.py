@@ -440,3 +440,13 @@ def test_bad_serve_settings_are_named(env: dict, named: str) -> None:
     with pytest.raises(ConfigError, match=named):
         load_settings(env=env)
     assert load_settings(env={}).service_url == "http://127.0.0.1:8000"
+
+
+def test_image_urls_fill_the_template_or_point_at_the_service() -> None:
+    from recsys.serve.app import image_url
+
+    cdn = load_settings(env={"IMAGE_URL_TEMPLATE": "https://cdn.example/{folder}/{article_id}.jpg"})
+    assert image_url(cdn, None, "0108775015") == "https://cdn.example/010/0108775015.jpg"
+    local = load_settings(env={"IMAGE_URL_TEMPLATE": ""})
+    served = image_url(local, "http://127.0.0.1:8000/images/", "0108775015")
+    assert served == "http://127.0.0.1:8000/images/010/0108775015.jpg"
