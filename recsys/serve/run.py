@@ -143,7 +143,8 @@ class QueryTower:
 
     Its inputs travel as one (n, columns) matrix, split into the model's named inputs
     inside the function: TensorFlow converts each argument of a call, and one tensor
-    instead of one per column cost 2.2 ms instead of 6.6 per call with 12 inputs."""
+    instead of one per column took 1.2-1.3 ms per call instead of 2.1-2.8 (12 inputs,
+    measured side by side)."""
 
     def __init__(self, path: Path, columns: tuple[str, ...]) -> None:
         import merlin.models.tf  # noqa: F401 - registers the layers the SavedModel names
