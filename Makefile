@@ -32,13 +32,13 @@ test-deps: setup kafka-jars
 	  else echo "chromium missing: sudo apt-get install chromium (browser test will skip)"; fi; }
 
 kafka-jars: setup
-	$(PY) -m recsys.broker fetch
+	$(PY) -m recsys.ingest.broker fetch
 
 data: setup
 	@test -f $(DATA)/transactions_train.csv || $(PY) data/generate.py --scale $(SCALE) --out $(DATA)
 
 # The flow finds its own user name (also as root) and defaults --max-workers to the
-# machine's cores: recsys/runtime.py.
+# machine's cores: recsys/train/runtime.py.
 run: setup data
 	DATA_DIR=$(DATA) $(PY) recsys/my_merlin_flow.py --no-pylint run
 	@echo "next: make app   (the Streamlit inspector on this run)"
@@ -53,7 +53,7 @@ serve: setup
 # A live shop: the broker, the views without the run's test week, the service with the
 # consumer in its process, and the test week replayed through Kafka (docs/serving.md).
 live: kafka-jars data
-	$(PY) -m recsys.broker up
+	$(PY) -m recsys.ingest.broker up
 	DATA_DIR=$(DATA) $(PY) -m recsys.serve.shop
 
 test: test-deps
@@ -66,10 +66,10 @@ format: setup
 	$(PY) -m ruff check --fix . && $(PY) -m ruff format .
 
 kafka-up: kafka-jars
-	$(PY) -m recsys.broker up
+	$(PY) -m recsys.ingest.broker up
 
 kafka-down: setup
-	$(PY) -m recsys.broker down
+	$(PY) -m recsys.ingest.broker down
 
 clean:
 	rm -rf .venv output test-artifacts kafka/target

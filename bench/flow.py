@@ -34,7 +34,7 @@ import psutil  # noqa: E402
 from results import markdown_table, write_result  # noqa: E402
 from views import first_transactions  # noqa: E402
 
-from recsys.runtime import isolated_flow_env  # noqa: E402
+from recsys.train.runtime import isolated_flow_env  # noqa: E402
 
 FLOW = REPO / "recsys" / "my_merlin_flow.py"
 STEP_LINE = re.compile(
@@ -189,7 +189,10 @@ def main() -> int:
     print(text)
     write_result(args.name, text)
     if args.keep:
-        print(f"kept: {work}/run (its env: recsys.runtime.isolated_flow_env({work}/run, {data}))")
+        print(
+            f"kept: {work}/run (its env: "
+            f"recsys.train.runtime.isolated_flow_env({work}/run, {data}))"
+        )
     return summary["code"]
 
 

@@ -1,6 +1,6 @@
 """Time the synthetic data generator at each scale: rows per file, seconds, peak memory.
 
-Also quotes the life-cycle statistic `data/generate.py` prints (recsys/still_selling.py):
+Also quotes the life-cycle statistic `data/generate.py` prints (recsys/datasets/still_selling.py):
 the share of a 1,400-customer sample's earlier / last-90-days articles that sell in the
 last week, and their ratio (real H&M: 0.31 / 0.79, ratio 2.5).
 
@@ -27,7 +27,7 @@ from pathlib import Path
 
 from results import markdown_table, write_result
 
-from recsys.hm_schema import TABLES
+from recsys.datasets.hm_schema import TABLES
 
 SCRIPT = Path(__file__).resolve().parents[1] / "data" / "generate.py"
 # the line StillSelling.__str__ prints: earlier share, 90-day share, ratio

@@ -27,7 +27,7 @@ import pandas as pd  # noqa: E402
 from results import write_result  # noqa: E402
 
 from recsys import towers  # noqa: E402
-from recsys.features import fit_features  # noqa: E402
+from recsys.train.features import fit_features  # noqa: E402
 
 
 def training_rows(data: Path, rows: int) -> pd.DataFrame:

@@ -30,7 +30,7 @@ from pathlib import Path
 
 from results import write_result
 
-from recsys.broker import LocalBroker, free_port, java_command, kafka_version
+from recsys.ingest.broker import LocalBroker, free_port, java_command, kafka_version
 
 PP_SETTINGS = ["acks=all", "enable.idempotence=true", "linger.ms=20", "batch.size=1000000"]
 
@@ -77,7 +77,7 @@ def our_producer(broker: LocalBroker, data: Path, client: str, limit: int | None
 
 def child(data: Path, limit: int) -> None:
     """Runs in the measured process: produce, then print the topic summary as JSON."""
-    from recsys.producer import produce
+    from recsys.ingest.producer import produce
     from recsys.settings import load_settings
 
     summary = produce(load_settings(), data, topics=["transactions_topic"], limit=limit or None)
@@ -88,7 +88,7 @@ def child(data: Path, limit: int) -> None:
 
 
 def producer_performance(broker: LocalBroker, records: int, record_size: int) -> Run:
-    from recsys.producer import create_topics
+    from recsys.ingest.kafka_clients import create_topics
     from recsys.settings import load_settings
 
     settings = load_settings(env={"KAFKA_BOOTSTRAP_SERVERS": broker.bootstrap})

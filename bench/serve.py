@@ -83,7 +83,7 @@ class Level:
 @contextmanager
 def service(env: dict[str, str], *flags: str):
     """`python -m recsys.serve` on a free port; yields (host, port); stopped at the end."""
-    from recsys.broker import free_port
+    from recsys.ingest.broker import free_port
 
     port = free_port()
     env = {**env, "SERVE_HOST": "127.0.0.1", "SERVE_PORT": str(port)}
@@ -165,14 +165,14 @@ def floor(settings, export: Path, ids: list[str], calls: int = 300) -> list[dict
     load changes less)."""
     import pandas as pd
 
-    from recsys.engine import open_engine
-    from recsys.features import FittedFeatures, prepare_customers
-    from recsys.recent_articles import customer_slices
-    from recsys.scoring import customers_as_of
+    from recsys.evaluate.scoring import customers_as_of
     from recsys.serve.recommender import Recommender
     from recsys.serve.run import load_run
     from recsys.serve.views import Views
-    from recsys.towers import embed
+    from recsys.store.engine import open_engine
+    from recsys.train.features import FittedFeatures, prepare_customers
+    from recsys.train.recent_articles import customer_slices
+    from recsys.train.towers import embed
 
     run = load_run(export)
     with open_engine(settings, read_only=True) as engine:
@@ -229,8 +229,8 @@ def freshness(
     per rate, one row for buyers the service has not read yet, one for buyers it has."""
     from confluent_kafka import Producer
 
-    from recsys.broker import LocalBroker, free_port
-    from recsys.engine import open_engine
+    from recsys.ingest.broker import LocalBroker, free_port
+    from recsys.store.engine import open_engine
 
     work = Path(tempfile.mkdtemp(prefix="bench-serve-"))
     broker = LocalBroker(data_dir=work / "kafka", port=free_port())

@@ -35,7 +35,7 @@ import pyarrow.csv as pa_csv  # noqa: E402
 from results import markdown_table, write_result  # noqa: E402
 
 from recsys import towers  # noqa: E402
-from recsys.features import fit_features  # noqa: E402
+from recsys.train.features import fit_features  # noqa: E402
 
 FULL_CUSTOMERS = 1_371_980
 FULL_ARTICLES = 105_542

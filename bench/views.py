@@ -48,8 +48,8 @@ def _peak_mb() -> float:
 
 
 def run_embedded(data: Path, work: Path, sink: str) -> dict:
-    from recsys.engine import open_engine
     from recsys.settings import load_settings
+    from recsys.store.engine import open_engine
 
     settings = load_settings(env={"DATA_DIR": str(data), "DUCKDB_PATH": str(work / "b.duckdb")})
     started = time.perf_counter()
@@ -167,13 +167,14 @@ def freshness(data: Path, work: Path, rate: int, seconds: float, probes_every: f
     """Produce transactions at a steady rate; time each probe until it shows in the view."""
     from confluent_kafka import Producer
 
-    from recsys.broker import LocalBroker, free_port
-    from recsys.engine import open_engine
-    from recsys.events import TransactionEvents
-    from recsys.hm_schema import TABLES
-    from recsys.loaders import iter_batches
-    from recsys.producer import create_topics, encode_json, produce
+    from recsys.datasets.hm_schema import TABLES
+    from recsys.ingest.broker import LocalBroker, free_port
+    from recsys.ingest.events import TransactionEvents
+    from recsys.ingest.kafka_clients import create_topics
+    from recsys.ingest.loaders import iter_batches
+    from recsys.ingest.producer import encode_json, produce
     from recsys.settings import load_settings
+    from recsys.store.engine import open_engine
 
     broker = LocalBroker(data_dir=work / "kafka", port=free_port())
     broker.start()
@@ -197,7 +198,7 @@ def freshness(data: Path, work: Path, rate: int, seconds: float, probes_every: f
             "KAFKA_BOOTSTRAP_SERVERS": broker.bootstrap,
         }
         consumer = subprocess.Popen(  # its own process, as in real use
-            [sys.executable, "-m", "recsys.consumer"], env=env, cwd=REPO,
+            [sys.executable, "-m", "recsys.store.consumer"], env=env, cwd=REPO,
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )  # fmt: skip
         producer = Producer({"bootstrap.servers": broker.bootstrap, "linger.ms": 5})
@@ -264,7 +265,7 @@ def _probe(number: int) -> tuple[str, bytes]:
 
 
 def _wait_until_consuming(producer: object, settings: object, timeout: float = 120.0) -> None:
-    from recsys.engine import open_engine
+    from recsys.store.engine import open_engine
 
     customer, value = _probe(0)
     producer.produce("transactions_topic", value=value)

@@ -1,4 +1,4 @@
-"""Generate the synthetic H&M-shaped data set (see docs/data.md and recsys/datagen.py).
+"""Generate the synthetic H&M-shaped data set (see docs/data.md and recsys/datasets/generator.py).
 
 python data/generate.py                  # demo scale into DATA_DIR (default data/demo)
 python data/generate.py --scale tiny --out /tmp/tiny --seed 7
@@ -13,10 +13,10 @@ import sys
 import time
 from pathlib import Path
 
-from recsys.datagen import SCALES, simulate, write
-from recsys.image_index import index_images
+from recsys.datasets.generator import SCALES, simulate, write
+from recsys.datasets.image_index import index_images
+from recsys.datasets.still_selling import still_selling
 from recsys.settings import load_settings
-from recsys.still_selling import still_selling
 
 
 def main(argv: list[str] | None = None) -> int:

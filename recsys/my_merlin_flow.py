@@ -12,10 +12,10 @@ fitted on training rows only; validation picks the hyperparameters; the test wee
 touched once, in `evaluate`, for the model and both baselines alike.
 
 Scale: nothing the size of the data is held in one frame or passed as an artifact.
-The training rows go from the engine to Parquet parts (`recsys.dataset`), NVTabular
-fits and encodes those parts (`recsys.features`), Merlin's Loader trains from the
+The training rows go from the engine to Parquet parts (`recsys.train.dataset`), NVTabular
+fits and encodes those parts (`recsys.train.features`), Merlin's Loader trains from the
 encoded parts, and customers are embedded, scored and predicted in batches
-(`recsys.scoring`). Artifacts carry paths under OUTPUT_DIR/<run id>/ and small tables.
+(`recsys.evaluate.scoring`). Artifacts carry paths under OUTPUT_DIR/<run id>/ and small tables.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ from pathlib import Path
 # `python recsys/my_merlin_flow.py` puts recsys/ (not the repo root) on sys.path.
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from recsys.runtime import prepare_flow_process  # noqa: E402
+from recsys.train.runtime import prepare_flow_process  # noqa: E402
 
 prepare_flow_process()  # user name, --max-workers default, log levels: before Metaflow reads them
 
@@ -43,7 +43,7 @@ from recsys.settings import ConfigError, load_settings  # noqa: E402
 SPLIT_DAYS = 7
 MIN_TRAINING_ROWS = 100
 EVALUATION_BATCH = 20_000  # customers scored at once: 2 M ranked rows per method
-PROFILES = Path(__file__).resolve().parent / "profiles.toml"
+PROFILES = Path(__file__).resolve().parent / "train" / "profiles.toml"
 ENGINES = ("auto", "embedded", "risingwave")
 ARTICLE_COLUMNS = (
     "article_id, prod_name, product_type_no, product_type_name, product_group_name, "
@@ -92,7 +92,7 @@ class MyMerlinFlow(FlowSpec):
         "learning-rates",
         default="",
         help="Comma-separated learning rates (grid). Default: the data-size profile's "
-        "(recsys/profiles.toml: 0.01,0.003 for demo-sized data, 0.01 for the full H&M data).",
+        "(recsys/train/profiles.toml: 0.01,0.003 for demo-sized data, 0.01 for the full H&M data).",
     )
     batch_sizes = Parameter(
         "batch-sizes",
@@ -135,7 +135,8 @@ class MyMerlinFlow(FlowSpec):
         type=int,
         help="After the test week: refit the chosen configuration and score every method on "
         "each of the last N weeks (the test week last), with 95% bootstrap intervals "
-        "(recsys/backtest.py). 0: no backtest. Each week costs about one more training run.",
+        "(recsys/evaluate/backtest.py). 0: no backtest. Each week costs about one more "
+        "training run.",
     )
     embedding_dim = Parameter(
         "embedding-dim", default=64, type=int, help="Size of the customer/article embeddings."
@@ -170,7 +171,7 @@ class MyMerlinFlow(FlowSpec):
     @step
     def start(self):
         """Check parameters and data, pick the profile and the split dates, load data if needed."""
-        from recsys.scoring import CandidateRule
+        from recsys.evaluate.scoring import CandidateRule
 
         self.settings_shown = _settings().masked()
         print("settings:", json.dumps(self.settings_shown, indent=1))
@@ -208,7 +209,7 @@ class MyMerlinFlow(FlowSpec):
             f"{self.profile['max_purchases']:,}): learning rates {self.profile['learning_rates']}"
             f", batch sizes {self.profile['batch_sizes']}, {self.profile['epochs']} epoch(s), "
             f"training weeks {self.profile['train_weeks'] or 'all'} unless given on the "
-            "command line (recsys/profiles.toml says why)"
+            "command line (recsys/train/profiles.toml says why)"
         )
         print(f"the model recommends {self.candidate_rule.describe()}")
         self.dates = _split_dates(first, last, self.validation_start, self.test_start, weeks)
@@ -222,7 +223,8 @@ class MyMerlinFlow(FlowSpec):
     def get_dataset(self):
         """Training rows from filtered_dataframe_t (cutoff and N applied in the view) into
         Parquet parts; the validation and test weeks' purchases; the catalogue."""
-        from recsys import dataset, scoring
+        from recsys.evaluate import scoring
+        from recsys.train import dataset
 
         validation_start, test_start = self.dates["validation_start"], self.dates["test_start"]
         work = self._work_dir()
@@ -263,8 +265,8 @@ class MyMerlinFlow(FlowSpec):
         """Fit NVTabular on the training parts only; encode them part by part, and the catalogue."""
         import merlin.io
 
-        from recsys.dataset import TrainingParts
-        from recsys.features import RecentSales, fit_workflows
+        from recsys.train.dataset import TrainingParts
+        from recsys.train.features import RecentSales, fit_workflows
 
         work = self._work_dir()
         orders = [[Path(p) for p in order] for order in self.prepared_parts]
@@ -292,10 +294,11 @@ class MyMerlinFlow(FlowSpec):
         """One grid point: train, embed the catalogue and the customers, score validation."""
         import numpy as np
 
-        from recsys import scoring, towers
-        from recsys.evaluation import Scoreboard
-        from recsys.features import RecentSales
-        from recsys.tracking import start_experiment
+        from recsys.evaluate import scoring
+        from recsys.evaluate.metrics import Scoreboard
+        from recsys.train import towers
+        from recsys.train.features import RecentSales
+        from recsys.train.tracking import start_experiment
 
         if not self.gpu:
             os.environ["CUDA_VISIBLE_DEVICES"] = "-1"
@@ -419,8 +422,8 @@ class MyMerlinFlow(FlowSpec):
         history, popularity, recent sales and customer state include the validation
         week; the model is the one trained before it (docs/training.md says why).
         """
-        from recsys import baselines
-        from recsys.scoring import MODEL_METHODS
+        from recsys.evaluate.scoring import MODEL_METHODS
+        from recsys.strategy import baselines
 
         validation = self._score_split("validation")
         self.fallback = max(
@@ -444,7 +447,7 @@ class MyMerlinFlow(FlowSpec):
     @step
     def backtest(self):
         """With --backtest-weeks N: the chosen configuration refitted and scored on each of
-        the last N weeks, lists as of each week's start (recsys/backtest.py)."""
+        the last N weeks, lists as of each week's start (recsys/evaluate/backtest.py)."""
         self.backtest_metrics = self.backtest_differences = None
         if not self.backtest_weeks:
             print("no backtest (--backtest-weeks 0)")
@@ -452,7 +455,8 @@ class MyMerlinFlow(FlowSpec):
             return
         from metaflow.cards import Markdown, Table
 
-        from recsys import backtest, scoring, towers
+        from recsys.evaluate import backtest, scoring
+        from recsys.train import towers
 
         setup = backtest.Setup(
             towers.HyperParameters(**self.best_params),
@@ -495,8 +499,10 @@ class MyMerlinFlow(FlowSpec):
         import pyarrow as pa
         import pyarrow.parquet as pq
 
-        from recsys import baselines, scoring, towers
+        from recsys.evaluate import scoring
         from recsys.progress import Progress
+        from recsys.strategy import baselines
+        from recsys.train import towers
 
         out = Path(self.export_dir)
         with _open_engine(self.engine, read_only=True) as eng:  # history up to the test week
@@ -562,7 +568,7 @@ class MyMerlinFlow(FlowSpec):
     @step
     def end(self):
         """Say where everything is; remove the run's scratch data (Parquet parts, branches)."""
-        from recsys.tracking import upload_hint
+        from recsys.train.tracking import upload_hint
 
         shutil.rmtree(self._work_dir(), ignore_errors=True)
         print(self.metrics.to_string(index=False))
@@ -578,7 +584,7 @@ class MyMerlinFlow(FlowSpec):
 
     def _features(self):
         """The workflows fitted in build_workflow (they stay in the run's work folder)."""
-        from recsys.features import FittedFeatures
+        from recsys.train.features import FittedFeatures
 
         return FittedFeatures.load(self._work_dir() / "workflows")
 
@@ -595,7 +601,7 @@ class MyMerlinFlow(FlowSpec):
 
     def _catalogue(self, eng, split: str, branch: Path | None = None):
         """(embeddings, ids) of the articles the model recommends from as of a split's start."""
-        from recsys import scoring
+        from recsys.evaluate import scoring
 
         return scoring.candidates(
             eng,
@@ -614,7 +620,7 @@ class MyMerlinFlow(FlowSpec):
 
     def _score_split(self, split: str, served: bool = False):
         """Every method's metrics on one week (`scoring.score_week`), with what is served."""
-        from recsys import scoring
+        from recsys.evaluate import scoring
 
         with _open_engine(self.engine, read_only=True) as eng:
             return scoring.score_week(
@@ -634,7 +640,7 @@ class MyMerlinFlow(FlowSpec):
         return Path(self.export_dir) / "comet"
 
     def _log_summary_to_comet(self) -> None:
-        from recsys.tracking import start_experiment
+        from recsys.train.tracking import start_experiment
 
         experiment = start_experiment(
             _settings(),
@@ -686,7 +692,7 @@ class MyMerlinFlow(FlowSpec):
         import pandas as pd
         import pyarrow.parquet as pq
 
-        from recsys.scoring import embedding_table
+        from recsys.evaluate.scoring import embedding_table
 
         best = Path(self.best_dir)
         self.metrics.to_parquet(out / "metrics.parquet", index=False)
@@ -748,7 +754,7 @@ def _settings():
 def _open_engine(kind: str, read_only: bool = False):
     """The engine; read-only for steps that only read (grid branches run side by side,
     and DuckDB lets one process write a file at a time)."""
-    from recsys.engine import EngineError, open_engine
+    from recsys.store.engine import EngineError, open_engine
 
     try:
         return open_engine(_settings(), read_only=read_only, kind=None if kind == "auto" else kind)
@@ -762,7 +768,7 @@ def _output_root(parameter: str) -> Path:
 
 def _grid(learning_rates: str, batch_sizes: str, epochs: int, embedding_dim: int) -> list[dict]:
     """Every (learning rate, batch size) pair, each checked before anything trains."""
-    from recsys.towers import HyperParameters
+    from recsys.train.towers import HyperParameters
 
     try:
         rates = [float(v) for v in str(learning_rates).split(",") if v.strip()]
@@ -856,7 +862,7 @@ def _ensure_data(eng) -> int:
 
 
 def _profile(purchases: int) -> dict:
-    """The first profile of recsys/profiles.toml whose `max_purchases` holds the data."""
+    """The first profile of recsys/train/profiles.toml whose `max_purchases` holds the data."""
     profiles = tomllib.loads(PROFILES.read_text(encoding="utf-8"))["profile"]
     return next(p for p in profiles if purchases <= p["max_purchases"])
 
@@ -951,7 +957,7 @@ def _hybrid_with_scores(ids, recent, model, depth: int):
     import numpy as np
     import pandas as pd
 
-    from recsys import baselines
+    from recsys.strategy import baselines
 
     hybrid = baselines.repurchase_recommendations(ids, recent, model, depth)
     scores = model.set_index(["customer_id", "article_id"])["score"]

@@ -31,11 +31,12 @@ import sys
 import time
 from pathlib import Path
 
-from recsys.engine import Engine, EngineError, open_engine, rendered_statements
-from recsys.events import DayRange, add_day_arguments, day_range
-from recsys.loaders import SchemaError
-from recsys.producer import TOPICS, ProducerError, create_topics, dlq_topic
+from recsys.ingest.events import DayRange, add_day_arguments, day_range
+from recsys.ingest.kafka_clients import TOPICS, KafkaSetupError, create_topics, dlq_topic
+from recsys.ingest.loaders import SchemaError
 from recsys.settings import ConfigError, Settings, load_settings
+from recsys.store.engine import Engine, EngineError, open_engine
+from recsys.store.sql_objects import rendered_statements
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -73,7 +74,7 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"applied {len(rendered_statements(kind, settings))} objects ({kind})")
                 if args.load:
                     load(engine, args.data or settings.data_dir, days)
-    except (ConfigError, EngineError, ProducerError, FileNotFoundError, SchemaError) as error:
+    except (ConfigError, EngineError, KafkaSetupError, FileNotFoundError, SchemaError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     return 0
@@ -86,7 +87,7 @@ def load(engine: Engine, data_dir: Path, days: DayRange) -> None:
     print(f"loaded {data_dir} in {time.perf_counter() - started:.1f} s\n{report.table()}")
     if report.rejected:
         print("rejected rows are in the table `rejects` (file, line, reason, raw): "
-              'python -m recsys.sql "SELECT * FROM rejects LIMIT 20"')  # fmt: skip
+              'python -m recsys.store.sql "SELECT * FROM rejects LIMIT 20"')  # fmt: skip
 
 
 def ensure_topics(settings: Settings) -> None:

@@ -1,6 +1,6 @@
 """The recommendation inspector: `streamlit run streamlit/pred_inspector.py`.
 
-Layout only; every number and caption comes from `recsys.inspector` (unit-tested there).
+Layout only; every number and caption comes from `recsys.app.inspector` (unit-tested there).
 """
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from pathlib import Path
 
 import streamlit as st
 
-from recsys import inspector as ins
+from recsys.app import inspector as ins
 from recsys.settings import ConfigError, Settings, load_settings
 
 GRID_COLUMNS = 6

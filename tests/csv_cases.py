@@ -10,9 +10,9 @@ from dataclasses import dataclass
 import pyarrow as pa
 from hypothesis import strategies as st
 
-from recsys.events import TransactionEvents
-from recsys.hm_schema import TABLES
-from recsys.loaders import MAX_LINE_BYTES
+from recsys.datasets.hm_schema import TABLES
+from recsys.ingest.events import TransactionEvents
+from recsys.ingest.loaders import MAX_LINE_BYTES
 
 TX_HEADER = b"t_dat,customer_id,article_id,price,sales_channel_id\n"
 HEX = "0123456789abcdef"

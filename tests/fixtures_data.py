@@ -12,7 +12,7 @@ HM_SAMPLE = Path(__file__).resolve().parents[2] / "shared" / "hm-sample"
 @pytest.fixture(scope="session")
 def tiny_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The `tiny` scale, generated once per test session; tests must not modify it."""
-    from recsys.datagen import generate  # imported here so other tests run without it
+    from recsys.datasets.generator import generate  # imported here so other tests run without it
 
     out = tmp_path_factory.mktemp("tiny-data")
     generate(scale="tiny", out_dir=out, seed=42)

@@ -9,8 +9,8 @@ import pandas as pd
 import pyarrow as pa
 import pytest
 
-from recsys.engine import DuckDBEngine, open_engine
 from recsys.settings import Settings, load_settings
+from recsys.store.engine import DuckDBEngine, open_engine
 
 
 def engine_settings_for(tmp_dir: Path, **env: str) -> Settings:

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from recsys.runtime import isolated_flow_env
+from recsys.train.runtime import isolated_flow_env
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 FLOW = REPO_ROOT / "recsys" / "my_merlin_flow.py"
@@ -87,7 +87,7 @@ def tiny_flow_run_in_parts(tiny_data: Path, tmp_path_factory: pytest.TempPathFac
 @pytest.fixture(scope="session")
 def demo_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The `demo` scale, generated once per session (built to carry a learnable signal)."""
-    from recsys.datagen import generate
+    from recsys.datasets.generator import generate
 
     out = tmp_path_factory.mktemp("demo-data")
     generate(scale="demo", out_dir=out, seed=42)

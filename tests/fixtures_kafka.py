@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from recsys.broker import (
+from recsys.ingest.broker import (
     BrokerError,
     LocalBroker,
     MissingToolError,
@@ -30,7 +30,7 @@ from recsys.broker import (
     free_port,
     require_java,
 )
-from recsys.producer import TOPICS, dlq_topic
+from recsys.ingest.kafka_clients import TOPICS, dlq_topic
 from recsys.settings import Settings, load_settings
 
 SASL_USER = "alice"

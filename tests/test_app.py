@@ -12,8 +12,8 @@ import pytest
 import streamlit as st
 from streamlit.testing.v1 import AppTest
 
-from recsys import inspector as ins
-from recsys.broker import free_port
+from recsys.app import inspector as ins
+from recsys.ingest.broker import free_port
 from recsys.settings import load_settings
 
 PAGE = str(Path(__file__).resolve().parents[1] / "streamlit" / "pred_inspector.py")

@@ -184,7 +184,7 @@ def test_demo_screenshot_and_timings(demo_flow_run, tmp_path: Path) -> None:
 
     Set UPDATE_SCREENSHOT=1 to copy the screenshot to docs/screenshot.png.
     """
-    from recsys import inspector
+    from recsys.app import inspector
 
     ARTIFACTS.mkdir(exist_ok=True)
     customers = inspector.load_run_data(demo_flow_run.export_dir).buyers[1:6]

@@ -12,15 +12,21 @@ from hypothesis import given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
-from recsys import broker as broker_module
-from recsys.broker import BrokerError, LocalBroker, MissingToolError, free_port, kafka_version
+from recsys.ingest import broker as broker_module
+from recsys.ingest.broker import (
+    BrokerError,
+    LocalBroker,
+    MissingToolError,
+    free_port,
+    kafka_version,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
 def broker_cli(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-m", "recsys.broker", *args],
+        [sys.executable, "-m", "recsys.ingest.broker", *args],
         capture_output=True, text=True, timeout=180, cwd=ROOT,
     )  # fmt: skip
 

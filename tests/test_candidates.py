@@ -10,7 +10,8 @@ from hypothesis import HealthCheck, given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
-from recsys import baselines, scoring
+from recsys.evaluate import scoring
+from recsys.strategy import baselines
 from tests.fixtures_engine import insert_raw
 
 CUTOFF = date(2020, 9, 16)

@@ -20,14 +20,16 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from recsys import engine as engine_module
-from recsys import producer as producer_module
-from recsys.consumer import ConsumerError, consume
-from recsys.engine import DuckDBEngine, load_objects, open_engine
-from recsys.events import DayRange
-from recsys.loaders import RAW_KEPT_CHARS
-from recsys.producer import create_topics, produce
+from recsys.ingest import kafka_clients
+from recsys.ingest.events import DayRange
+from recsys.ingest.kafka_clients import create_topics
+from recsys.ingest.loaders import RAW_KEPT_CHARS
+from recsys.ingest.producer import produce
 from recsys.settings import Settings
+from recsys.store import engine as engine_module
+from recsys.store.consumer import ConsumerError, consume
+from recsys.store.engine import DuckDBEngine, open_engine
+from recsys.store.sql_objects import load_objects
 from tests.csv_cases import TX_HEADER, CsvCase, csv_files
 from tests.fixtures_engine import engine_settings_for, rows_of
 from tests.fixtures_kafka import SASL_USER, end_offsets
@@ -160,7 +162,7 @@ def test_a_failed_database_write_loses_nothing(
 
 
 def test_unreachable_kafka_is_named(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(producer_module, "CONNECT_TIMEOUT_S", 2.0)
+    monkeypatch.setattr(kafka_clients, "CONNECT_TIMEOUT_S", 2.0)
     settings = engine_settings_for(tmp_path, KAFKA_BOOTSTRAP_SERVERS="127.0.0.1:9")
     with pytest.raises(ConsumerError, match="KAFKA_BOOTSTRAP_SERVERS"):
         consume(settings, idle_stop_s=1)
@@ -279,7 +281,7 @@ def test_long_reader_does_not_stop_consumer(
     assert reader.stdout.readline().strip() == "holding"
     started = time.monotonic()
     send(stream_settings, "transactions_topic", [tx(1, "2020-09-01"), tx(2, "2020-09-02")])
-    with caplog.at_level(logging.WARNING, logger="recsys.engine"):
+    with caplog.at_level(logging.WARNING, logger="recsys.store.engine"):
         report = consume(stream_settings, max_messages=2, idle_stop_s=IDLE_S)
     assert reader.wait(timeout=30) == 0
     assert report.rows == {"transactions": 2}

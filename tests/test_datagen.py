@@ -13,11 +13,11 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from recsys.datagen import DUPLICATE_SHARE, SCALES, generate, price_text, simulate
-from recsys.evaluation import ranking_metrics
-from recsys.hm_schema import TABLES
-from recsys.loaders import read_table
-from recsys.still_selling import StillSelling, still_selling, still_selling_frame
+from recsys.datasets.generator import DUPLICATE_SHARE, SCALES, generate, price_text, simulate
+from recsys.datasets.hm_schema import TABLES
+from recsys.datasets.still_selling import StillSelling, still_selling, still_selling_frame
+from recsys.evaluate.metrics import ranking_metrics
+from recsys.ingest.loaders import read_table
 
 TINY = SCALES["tiny"]
 REPO = Path(__file__).resolve().parents[1]

@@ -10,9 +10,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from recsys import dataset
-from recsys.engine import open_engine
-from recsys.features import fit_workflows
+from recsys.store.engine import open_engine
+from recsys.train import dataset
+from recsys.train.features import fit_workflows
 from tests.fixtures_engine import engine_settings_for
 
 CUTOFF = dt.date(2020, 9, 9)
@@ -97,7 +97,7 @@ def test_encoded_features_do_not_depend_on_the_part_size(tiny_engine, tmp_path) 
 
 
 def test_recent_sales_counted_by_the_engine_match_counting_the_rows(tiny_engine) -> None:
-    from recsys.features import RecentSales
+    from recsys.train.features import RecentSales
 
     rows = tiny_engine.query(
         "SELECT t_dat, article_id FROM joined_transactions_t WHERE t_dat < $1", [CUTOFF]

@@ -13,18 +13,13 @@ from pathlib import Path
 
 import pytest
 
-from recsys import engine as engine_module
-from recsys.engine import (
-    DuckDBEngine,
-    EngineError,
-    load_objects,
-    open_engine,
-    render_risingwave,
-)
-from recsys.events import DayRange
-from recsys.hm_schema import TABLES
+from recsys.datasets.hm_schema import TABLES
+from recsys.ingest.events import DayRange
 from recsys.serve.views import CUSTOMER_SQL, RECENT_EMBEDDED_SQL
 from recsys.settings import Settings
+from recsys.store import risingwave as engine_module
+from recsys.store.engine import DuckDBEngine, EngineError, open_engine
+from recsys.store.sql_objects import load_objects, render_risingwave
 from tests.fixtures_engine import engine_settings_for, insert_raw, rows_of
 
 HEX = "0123456789abcdef" * 4
@@ -366,7 +361,7 @@ def test_unreachable_risingwave_is_named_without_its_password(tmp_path: Path) ->
 def test_risingwave_date_columns_are_recognised_by_postgres_type_oid() -> None:
     from psycopg.postgres import types
 
-    from recsys.engine import POSTGRES_DATE_OID
+    from recsys.store.risingwave import POSTGRES_DATE_OID
 
     assert types["date"].oid == POSTGRES_DATE_OID
 

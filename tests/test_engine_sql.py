@@ -9,8 +9,14 @@ import pytest
 import sqlglot
 from sqlglot import exp
 
-from recsys.engine import APPEND_ONLY, SQL_DIR, load_objects, render_risingwave, to_duckdb
 from recsys.settings import load_settings
+from recsys.store.sql_objects import (
+    APPEND_ONLY,
+    SQL_DIR,
+    load_objects,
+    render_risingwave,
+    to_duckdb,
+)
 
 OBJECTS = load_objects()
 USER_FACING_VIEWS = {

@@ -1,4 +1,4 @@
-"""Event ids and day ranges (recsys/events.py), without a broker: the properties the
+"""Event ids and day ranges (recsys/ingest/events.py), without a broker: the properties the
 Kafka and CSV paths rely on (tests/test_consumer.py checks them end to end)."""
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from recsys.events import (
+from recsys.ingest.events import (
     ID_SEED,
     MURMUR_M,
     DayRange,
@@ -24,7 +24,7 @@ from recsys.events import (
     day_range,
     murmur64a,
 )
-from recsys.loaders import iter_batches
+from recsys.ingest.loaders import iter_batches
 from recsys.settings import ConfigError
 
 MASK = (1 << 64) - 1

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from recsys.features import (
+from recsys.train.features import (
     ARTICLE_CODE_COLUMNS,
     OOV_INDEX,
     FittedFeatures,

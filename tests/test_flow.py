@@ -13,9 +13,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from recsys.evaluation import METRIC_COLUMNS
-from recsys.runtime import isolated_flow_env as flow_env
-from recsys.tracking import read_offline_archive
+from recsys.evaluate.metrics import METRIC_COLUMNS
+from recsys.train.runtime import isolated_flow_env as flow_env
+from recsys.train.tracking import read_offline_archive
 from tests.fixtures_flow import TINY_ARGS, FlowRun, run_flow
 
 MODELS = {"two_tower", "repurchase+two_tower", "popular", "repurchase", "served"}
@@ -50,7 +50,7 @@ def test_export_follows_the_contract(tiny_flow_run: FlowRun) -> None:
 
 
 def kaggle_ap_at_12(predicted: list[str], actual: set[str]) -> float:
-    """The competition's AP@12, written apart from recsys.evaluation: a repeated article
+    """The competition's AP@12, written apart from recsys.evaluate.metrics: a repeated article
     counts once, the denominator is min(12, distinct articles bought)."""
     hits, total, seen = 0, 0.0, set()
     for rank, article in enumerate(predicted[:12], start=1):

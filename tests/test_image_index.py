@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from recsys.loaders import read_table
+from recsys.ingest.loaders import read_table
 from recsys.settings import REPO_ROOT
 
 
@@ -32,7 +32,7 @@ def test_index_real_photos(hm_sample: Path, tmp_path: Path) -> None:
 
 
 def test_index_without_images_folder_names_it(tmp_path: Path) -> None:
-    from recsys.image_index import index_images
+    from recsys.datasets.image_index import index_images
 
     with pytest.raises(FileNotFoundError, match="images"):
         index_images(tmp_path)

@@ -1,4 +1,4 @@
-"""recsys.inspector: what the Streamlit page shows, checked on a real run of the flow."""
+"""recsys.app.inspector: what the Streamlit page shows, checked on a real run of the flow."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from recsys import inspector as ins
+from recsys.app import inspector as ins
 from recsys.settings import load_settings
 
 

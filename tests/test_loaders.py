@@ -11,8 +11,8 @@ import pandas as pd
 import pytest
 from hypothesis import HealthCheck, given, settings
 
-from recsys.hm_schema import TABLES
-from recsys.loaders import (
+from recsys.datasets.hm_schema import TABLES
+from recsys.ingest.loaders import (
     MAX_LINE_BYTES,
     RAW_KEPT_CHARS,
     RowError,

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from recsys.evaluation import (
+from recsys.evaluate.metrics import (
     Scoreboard,
     bootstrap_interval,
     ranking_metrics,
@@ -100,7 +100,7 @@ def test_to_long_numbers_ranks_from_one() -> None:
 def test_repurchase_puts_latest_purchases_first_then_fills_with_popular() -> None:
     import numpy as np
 
-    from recsys.baselines import popular_recommendations, repurchase_recommendations
+    from recsys.strategy.baselines import popular_recommendations, repurchase_recommendations
 
     recent = pd.DataFrame(
         {
@@ -122,7 +122,7 @@ def test_repurchase_puts_latest_purchases_first_then_fills_with_popular() -> Non
 def test_popular_gives_everyone_the_same_list() -> None:
     import numpy as np
 
-    from recsys.baselines import popular_recommendations
+    from recsys.strategy.baselines import popular_recommendations
 
     recs = popular_recommendations(np.array(["a", "b"]), ["x", "y"])
     assert recs.values.tolist() == [["a", 1, "x"], ["a", 2, "y"], ["b", 1, "x"], ["b", 2, "y"]]

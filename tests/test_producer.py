@@ -18,18 +18,12 @@ import pyarrow as pa
 import pytest
 from hypothesis import HealthCheck, given, settings
 
-from recsys.events import DayRange, TransactionEvents
-from recsys.hm_schema import TABLES
-from recsys.loaders import RAW_KEPT_CHARS, iter_batches
-from recsys.producer import (
-    TABLE_TOPICS,
-    ProducerError,
-    create_topics,
-    dlq_topic,
-    encode_json,
-    produce,
-)
-from recsys.producer import main as producer_main
+from recsys.datasets.hm_schema import TABLES
+from recsys.ingest.events import DayRange, TransactionEvents
+from recsys.ingest.kafka_clients import TABLE_TOPICS, KafkaSetupError, create_topics, dlq_topic
+from recsys.ingest.loaders import RAW_KEPT_CHARS, iter_batches
+from recsys.ingest.producer import encode_json, produce
+from recsys.ingest.producer import main as producer_main
 from recsys.settings import load_settings
 from tests.csv_cases import TX_HEADER, CsvCase, csv_files
 from tests.fixtures_kafka import (
@@ -260,14 +254,14 @@ def test_undelivered_messages_are_named_and_a_rerun_completes(
 @pytest.mark.kafka
 @pytest.mark.parametrize("client", CLIENTS)
 def test_wrong_address_fails_fast_with_a_clear_message(tiny_data, client):
-    from recsys.broker import free_port
+    from recsys.ingest.broker import free_port
 
     settings = load_settings(
         env={"KAFKA_BOOTSTRAP_SERVERS": f"127.0.0.1:{free_port()}", "KAFKA_CLIENT": client}
     )
     started = time.monotonic()
     with pytest.raises(
-        ProducerError, match=r"cannot reach Kafka at 127\.0\.0\.1:\d+ \(KAFKA_BOOTSTRAP"
+        KafkaSetupError, match=r"cannot reach Kafka at 127\.0\.0\.1:\d+ \(KAFKA_BOOTSTRAP"
     ):
         produce(settings, tiny_data)
     assert time.monotonic() - started < 20
@@ -289,7 +283,7 @@ def test_wrong_credentials_fail_fast_with_a_clear_message(kafka_broker, tiny_dat
 
     create_topics(sasl(SASL_PASSWORD), ["images_topic"])  # the listener itself works
     started = time.monotonic()
-    with pytest.raises(ProducerError, match=r"rejected the credentials \(KAFKA_API_KEY"):
+    with pytest.raises(KafkaSetupError, match=r"rejected the credentials \(KAFKA_API_KEY"):
         produce(sasl("wrong-secret"), tiny_data)
     assert time.monotonic() - started < 20
 

@@ -21,10 +21,11 @@ from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 from sqlglot import exp
 
-from recsys import dataset, scoring
-from recsys.engine import load_objects
-from recsys.features import RecentSales
-from recsys.recent_articles import (
+from recsys.evaluate import scoring
+from recsys.store.sql_objects import load_objects
+from recsys.train import dataset
+from recsys.train.features import RecentSales
+from recsys.train.recent_articles import (
     CUSTOMER_SLICES,
     LOOKBACK_DAYS,
     NO_ARTICLE,

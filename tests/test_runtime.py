@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from recsys.runtime import FALLBACK_USER, NOISE, machine_cores
+from recsys.train.runtime import FALLBACK_USER, NOISE, machine_cores
 
 ROOT = Path(__file__).resolve().parents[1]
 FLOW = ROOT / "recsys" / "my_merlin_flow.py"
@@ -50,13 +50,13 @@ def test_flow_help_works_as_written_and_defaults_to_the_machines_cores(env) -> N
 def test_the_user_name_is_the_one_metaflow_would_read_never_root(env, user) -> None:  # noqa: ANN001
     login = pwd.getpwuid(os.getuid()).pw_name
     expected = user or (FALLBACK_USER if login == "root" else login)
-    code = "from recsys.runtime import flow_user; print(flow_user())"
+    code = "from recsys.train.runtime import flow_user; print(flow_user())"
     assert python("-c", code, **env).stdout.strip() == expected
 
 
 def test_tensorflow_noise_is_dropped_and_its_warnings_kept() -> None:
     code = (
-        "from recsys.runtime import NOISE, prepare_flow_process\n"
+        "from recsys.train.runtime import NOISE, prepare_flow_process\n"
         "prepare_flow_process()\n"
         "from absl import logging as absl_logging\n"
         "from tensorflow.python.platform import tf_logging\n"

@@ -24,14 +24,14 @@ import pyarrow as pa
 import pytest
 from fastapi.testclient import TestClient
 
-from recsys.broker import free_port
-from recsys.engine import DuckDBEngine
+from recsys.ingest.broker import free_port
 from recsys.serve.__main__ import build_service
 from recsys.serve.app import Service, create_app
 from recsys.serve.recommender import Item, Recommender, first_distinct
 from recsys.serve.run import load_run
 from recsys.serve.views import Views
 from recsys.settings import ConfigError, Settings, load_settings
+from recsys.store.engine import DuckDBEngine
 
 UNKNOWN = "f" * 64
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -158,10 +158,10 @@ def test_health_and_docs(client: TestClient, service: Service) -> None:
 
 def test_encoder_and_direct_tower_match_the_flow(service: Service, tiny_flow_run) -> None:
     """Dict look-ups + tf.function give the embeddings NVTabular + Keras predict give."""
-    from recsys.features import FittedFeatures, prepare_customers
-    from recsys.recent_articles import NO_ARTICLE, RECENT_COLUMNS, RECENT_TEXT
-    from recsys.scoring import customers_as_of
-    from recsys.towers import embed
+    from recsys.evaluate.scoring import customers_as_of
+    from recsys.train.features import FittedFeatures, prepare_customers
+    from recsys.train.recent_articles import NO_ARTICLE, RECENT_COLUMNS, RECENT_TEXT
+    from recsys.train.towers import embed
 
     when = pd.Timestamp("2020-09-23")
     profiles = service.views.query(f"{customers_as_of(when.date())} LIMIT 300")
@@ -344,7 +344,7 @@ def test_kafka_purchase_reaches_the_service(kafka_broker, fresh_topics, tiny_flo
     answers with it within a bounded wait."""
     from confluent_kafka import Producer
 
-    from recsys.producer import create_topics
+    from recsys.ingest.kafka_clients import create_topics
 
     settings = copied_settings(
         tiny_flow_run, tmp_path, KAFKA_BOOTSTRAP_SERVERS=kafka_broker.bootstrap,
@@ -388,7 +388,7 @@ def test_the_page_shows_the_service_answer_with_hits(
     import streamlit as st
     from streamlit.testing.v1 import AppTest
 
-    from recsys import inspector as ins
+    from recsys.app import inspector as ins
 
     data = ins.load_run_data(tiny_flow_run.export_dir)
     customer = next(c for c in data.buyers if service.run.knows(c))

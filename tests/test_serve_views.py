@@ -13,8 +13,9 @@ from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 from sqlglot import exp
 
-from recsys.engine import DuckDBEngine, load_objects
 from recsys.serve import views
+from recsys.store.engine import DuckDBEngine
+from recsys.store.sql_objects import load_objects
 from tests.fixtures_engine import insert_raw
 
 CUSTOMERS = ("a" * 64, "b" * 64)

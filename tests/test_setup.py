@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 from confluent_kafka.admin import AdminClient
 
-from recsys.broker import free_port
-from recsys.loaders import iter_batches
-from recsys.producer import TABLE_TOPICS, TOPICS, dlq_topic
+from recsys.ingest.broker import free_port
+from recsys.ingest.kafka_clients import TABLE_TOPICS, TOPICS, dlq_topic
+from recsys.ingest.loaders import iter_batches
 
 ROOT = Path(__file__).resolve().parents[1]
 ALL_TOPICS = {name for topic in TOPICS for name in (topic, dlq_topic(topic))}
@@ -93,7 +93,7 @@ def test_setup_load_fills_the_embedded_engine_and_reports_each_table(tiny_data, 
     assert shown == {t: (n, int(t == "transactions")) for t, n in valid.items()}
     assert "SELECT * FROM rejects" in result.stdout
     counted = subprocess.run(
-        [sys.executable, "-m", "recsys.sql", "SELECT COUNT(*) AS n FROM transactions_t"],
+        [sys.executable, "-m", "recsys.store.sql", "SELECT COUNT(*) AS n FROM transactions_t"],
         capture_output=True, text=True, env={**os.environ, **env}, cwd=ROOT, check=True,
     )  # fmt: skip
     assert str(valid["transactions"]) in counted.stdout  # what a new user runs next

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from recsys.settings import load_settings
-from recsys.tracking import read_offline_archive, start_experiment
+from recsys.train.tracking import read_offline_archive, start_experiment
 
 
 def test_unusable_comet_key_falls_back_to_offline(

@@ -13,7 +13,8 @@ import datetime as dt
 
 import pytest
 
-from recsys.engine import DuckDBEngine, load_objects
+from recsys.store.engine import DuckDBEngine
+from recsys.store.sql_objects import load_objects
 from tests.fixtures_engine import insert_raw, rows_of
 
 D1, D2, D3, D4 = (dt.date(2020, 9, day) for day in (1, 2, 3, 4))

@@ -58,8 +58,8 @@ def main(argv: list[str] | None = None) -> int:
         print("error: --consume is for the embedded engine; RisingWave reads the Kafka topics "
               "itself (RISINGWAVE_URL is set)", file=sys.stderr)  # fmt: skip
         return 2
-    from recsys.engine import EngineError
     from recsys.serve.run import RunMissing
+    from recsys.store.engine import EngineError
 
     try:
         service = build_service(settings, args.run_id, args.consume, args.from_now)

@@ -20,7 +20,7 @@ from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel
 
-from recsys.hm_schema import ID_PATTERNS, Kind
+from recsys.datasets.hm_schema import ID_PATTERNS, Kind
 from recsys.serve.recommender import Recommender
 from recsys.serve.run import ServedRun
 from recsys.serve.views import HISTORY, CustomerState, Views

@@ -15,10 +15,10 @@ import threading
 import time
 from dataclasses import dataclass, field
 
-from recsys.consumer import consume
-from recsys.engine import DuckDBEngine
-from recsys.producer import TOPICS, confluent_config, create_topics
+from recsys.ingest.kafka_clients import TOPICS, confluent_config, create_topics
 from recsys.settings import Settings
+from recsys.store.consumer import consume
+from recsys.store.engine import DuckDBEngine
 
 WATERMARK_TIMEOUT_S = 1.0
 TOPIC_READY_S = 30.0

@@ -22,9 +22,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, timedelta
 
-from recsys.baselines import REPURCHASE_WINDOW_DAYS
 from recsys.serve.run import ServedRun
 from recsys.serve.views import Bought, CustomerState, Shared, Views
+from recsys.strategy.baselines import REPURCHASE_WINDOW_DAYS
 
 
 @dataclass(frozen=True)

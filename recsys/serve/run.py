@@ -24,12 +24,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from recsys.engine import Engine
-from recsys.features import CUSTOMER_COLUMNS, prepare_customers
-from recsys.inspector import no_run_message
-from recsys.recent_articles import RECENT_ARTICLES, RECENT_TEXT, as_text
-from recsys.scoring import CandidateRule, candidates
+from recsys.app.inspector import no_run_message
+from recsys.evaluate.scoring import CandidateRule, candidates
 from recsys.settings import Settings
+from recsys.store.engine import Engine
+from recsys.train.features import CUSTOMER_COLUMNS, prepare_customers
+from recsys.train.recent_articles import RECENT_ARTICLES, RECENT_TEXT, as_text
 
 RUN_FILES = (
     "run_info.json",  # written last by the flow's export: its presence means complete

@@ -30,12 +30,12 @@ from typing import TYPE_CHECKING, NamedTuple
 
 import pandas as pd
 
-from recsys import baselines
-from recsys.baselines import REPURCHASE_WINDOW_DAYS
-from recsys.engine import DuckDBEngine, Engine, open_engine
-from recsys.features import CUSTOMER_COLUMNS
-from recsys.hm_schema import ID_PATTERNS, Kind
+from recsys.datasets.hm_schema import ID_PATTERNS, Kind
 from recsys.settings import Settings
+from recsys.store.engine import DuckDBEngine, Engine, open_engine
+from recsys.strategy import baselines
+from recsys.strategy.baselines import REPURCHASE_WINDOW_DAYS
+from recsys.train.features import CUSTOMER_COLUMNS
 
 if TYPE_CHECKING:
     from recsys.serve.run import ArticleIndex, ServedRun
@@ -92,8 +92,8 @@ ORDER BY last_t_dat DESC, article_id
 # the popular list and the candidates, which are read again only when these change).
 NEWEST_SQL = "SELECT MAX(t_dat) AS newest, COUNT(*) AS events FROM transactions_t"
 # DuckDB: the same figures from the base table, which only the loader and the consumer
-# write, after checking every field transactions_t filters on (recsys.hm_schema,
-# recsys.consumer): from DuckDB's statistics in 12 ms on the full data, where the view's
+# write, after checking every field transactions_t filters on (recsys.datasets.hm_schema,
+# recsys.store.consumer): from DuckDB's statistics in 12 ms on the full data, where the view's
 # filters over 31.8 M rows took 2.4 s, every REFRESH_S while purchases stream in.
 NEWEST_EMBEDDED_SQL = "SELECT MAX(t_dat) AS newest, COUNT(*) AS events FROM transactions_raw"
 POPULAR_SQL = (

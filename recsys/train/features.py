@@ -5,7 +5,7 @@ Two workflows, one per tower, so the catalogue (articles only) and the customer 
 
 - customers: customer id, age bucket, club status, news frequency, FN, Active, postal
   code (hashed to a bounded number of buckets), the purchase month (context) and the
-  customer's latest distinct articles bought before the row's day (`recsys.recent_articles`:
+  customer's latest distinct articles bought before the row's day (`recsys.train.recent_articles`:
   recent_1..recent_N, one vocabulary for all slots, so they share one embedding table);
 - articles: article id, the article codes, the mean log2 price over *training* rows, and how
   much the article sold in the week before (`RecentSales`, a log2 bucket).
@@ -13,7 +13,7 @@ Two workflows, one per tower, so the catalogue (articles only) and the customer 
 Both are fitted on the training split only. Ids unseen at fit time are encoded as
 Categorify's out-of-vocabulary index (2), never an error.
 
-On the full data the training rows never sit in one frame: `recsys.dataset` streams
+On the full data the training rows never sit in one frame: `recsys.train.dataset` streams
 them from the engine into Parquet parts of prepared rows (`prepare_interactions`), the
 workflows are fitted on a `merlin.io.Dataset` over those parts (`fit_workflows`), and
 `FittedFeatures.encode` transforms them part by part into encoded Parquet (dask
@@ -35,9 +35,9 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from recsys import recent_articles
 from recsys.progress import dask_progress
-from recsys.recent_articles import RECENT_COLUMNS, RECENT_TEXT, with_recent_articles
+from recsys.train import recent_articles
+from recsys.train.recent_articles import RECENT_COLUMNS, RECENT_TEXT, with_recent_articles
 
 AGE_BOUNDARIES = (0, 20, 25, 30, 35, 40, 45, 50, 55, 60, 65, 200)
 POSTAL_CODE_BUCKETS = 1_000
@@ -134,7 +134,7 @@ class FittedFeatures:
         """Transform a `merlin.io.Dataset` of prepared rows into encoded Parquet, part by part.
 
         One output file per input partition, in partition order, so the rows keep the
-        order `recsys.dataset` gave them (training reads them in that order).
+        order `recsys.train.dataset` gave them (training reads them in that order).
         """
         out_dir.mkdir(parents=True, exist_ok=True)
         encoded = self.interaction_workflow().transform(prepared).to_ddf()

@@ -1,8 +1,8 @@
 """CSV -> Kafka: every row of the H&M files becomes one typed JSON message, and none is lost.
 
-Rows come from `recsys.loaders` (typed and validated); valid rows go to their topic,
+Rows come from `recsys.ingest.loaders` (typed and validated); valid rows go to their topic,
 rejected rows to `<topic>.dlq` with file, line, reason and the raw text. Each transaction
-carries an `event_id` made from its content (`recsys.events`): a re-run after a failure,
+carries an `event_id` made from its content (`recsys.ingest.events`): a re-run after a failure,
 or the same rows in another file, is deduplicated downstream exactly, while a new day's
 file adds new events. `days` (the CLI's `--from`/`--until`) sends only some days'
 transactions: the initial load leaves a week out, a replay sends it.
@@ -11,20 +11,16 @@ The producer is idempotent (acks=all) and waits for every delivery report: a mes
 that finally fails is counted, named, and makes the run's `Summary.ok` false (and the
 CLI's exit code non-zero).
 
-Two clients sit behind one interface (setting KAFKA_CLIENT): `confluent` (librdkafka,
-the fast path, default) and `kafka-python` (pure Python, about 15x slower: it builds
-record batches and hashes keys in Python, per record; see docs/kafka.md).
+The Kafka clients, topics and connection settings are `recsys.ingest.kafka_clients`'.
 
-    from recsys.producer import produce, create_topics
+    from recsys.ingest.producer import produce
     summary = produce(load_settings(), data_dir, topics=["transactions_topic"], limit=1000)
 """
 
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
-import logging
 import signal
 import sys
 import threading
@@ -32,46 +28,33 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
 
-import confluent_kafka
-import kafka
-import kafka.admin
-import kafka.errors
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-from confluent_kafka.admin import AdminClient
 from tqdm import tqdm
 
-from recsys.events import DayRange, TransactionEvents, add_day_arguments, day_range
-from recsys.hm_schema import ID_PATTERNS, TABLES, Kind, Table
-from recsys.loaders import RowError, iter_batches
+from recsys.datasets.hm_schema import ID_PATTERNS, TABLES, Kind, Table
+from recsys.ingest.events import DayRange, TransactionEvents, add_day_arguments, day_range
+from recsys.ingest.kafka_clients import (
+    DELIVERY_TIMEOUT_S,
+    TABLE_TOPICS,
+    TOPICS,
+    Client,
+    KafkaSetupError,
+    dlq_topic,
+    ensure_topics,
+    make_client,
+)
+from recsys.ingest.loaders import RowError, iter_batches
 from recsys.settings import ConfigError, Settings, load_settings
 
-TABLE_TOPICS = {
-    "articles": "articles_topic",
-    "customers": "customers_topic",
-    "images": "images_topic",
-    "transactions": "transactions_topic",  # last: the others are what it refers to
-}
-TOPICS = tuple(TABLE_TOPICS.values())
 BATCH_ROWS = 50_000  # loader batch: larger ones cost memory and were no faster (docs/kafka.md)
-CONNECT_TIMEOUT_S = 10.0
-DELIVERY_TIMEOUT_S = 120.0  # a message not acknowledged by then is reported as failed
 FAILED_IDS_SHOWN = 20
 EXIT_INTERRUPTED = 130  # the shell's code for a run ended by Ctrl-C (128 + SIGINT)
 _NEEDS_ESCAPE = r'["\\\x00-\x1f]'  # what JSON requires escaping inside a string
 # validated to digits / hex / YYYY-MM-DD by the loaders: nothing to escape
 _PLAIN_TEXT_KINDS = {*ID_PATTERNS, Kind.DATE}
-
-
-class ProducerError(RuntimeError):
-    """Kafka is unreachable, rejects the credentials, or a setting is wrong."""
-
-
-def dlq_topic(topic: str) -> str:
-    return f"{topic}.dlq"
 
 
 @dataclass
@@ -193,316 +176,7 @@ def dead_letter(error: RowError) -> bytes:
     return json.dumps(record, ensure_ascii=False).encode()
 
 
-# ---------------------------------------------------------------- the two clients
-
-
-class Client(Protocol):
-    """What the producer needs from a Kafka client library."""
-
-    def check_connection(self) -> set[str]:
-        """Existing topic names; raises ProducerError within seconds if Kafka is unusable."""
-        ...
-
-    def create_topics(self, names: list[str], partitions: int) -> None: ...
-
-    def send(self, topic: str, values: list[bytes], keys: list[bytes]) -> None:
-        """Enqueue; blocks while the client's buffer is full."""
-        ...
-
-    def wait(self, seconds: float) -> None:
-        """Sleep while still serving delivery reports (replay pacing)."""
-        ...
-
-    def flush(self) -> dict[str, list[str]]:
-        """Wait for every delivery report; return topic -> ids of messages that failed."""
-        ...
-
-    def close(self) -> None: ...
-
-
-def replication_factor(brokers: int) -> int:
-    """3 copies where the cluster has them (Confluent Cloud requires 3), else one per broker."""
-    return min(3, brokers)
-
-
-def _failed_id(key: bytes | None, value: bytes | None) -> str:
-    """Name a failed message by its source: event_id, dead letter's file:line, or key."""
-    try:
-        record = json.loads(value or b"{}")
-    except ValueError:
-        record = {}
-    if "event_id" in record:
-        return str(record["event_id"])
-    if "line" in record:
-        return f"{record.get('file')}:{record['line']}"
-    return f"key={(key or b'').decode(errors='replace')}"
-
-
-def _connection_error(settings: Settings, detail: str) -> ProducerError:
-    where = f"Kafka at {settings.kafka_bootstrap_servers} (KAFKA_BOOTSTRAP_SERVERS)"
-    lowered = detail.lower()
-    if "auth" in lowered or "sasl" in lowered:
-        return ProducerError(
-            f"{where} rejected the credentials (KAFKA_API_KEY / KAFKA_API_SECRET): {detail}"
-        )
-    return ProducerError(
-        f"cannot reach {where} within {CONNECT_TIMEOUT_S:.0f} s: {detail}. "
-        "Is the broker running (`make kafka-up`) and the address right?"
-    )
-
-
-def confluent_config(settings: Settings) -> dict[str, object]:
-    """librdkafka connection settings (shared with consumers): address and security."""
-    config: dict[str, object] = {
-        "bootstrap.servers": settings.kafka_bootstrap_servers,
-        "security.protocol": settings.kafka_security_protocol,
-    }
-    if settings.kafka_security_protocol.startswith("SASL"):
-        config |= {
-            "sasl.mechanisms": "PLAIN",
-            "sasl.username": settings.kafka_api_key,
-            "sasl.password": settings.kafka_api_secret,
-        }
-    return config
-
-
-def kafka_python_config(settings: Settings) -> dict[str, object]:
-    """kafka-python connection settings (shared with consumers): address and security."""
-    config: dict[str, object] = {
-        "bootstrap_servers": settings.kafka_bootstrap_servers.split(","),
-        "security_protocol": settings.kafka_security_protocol,
-    }
-    if settings.kafka_security_protocol.startswith("SASL"):
-        config |= {
-            "sasl_mechanism": "PLAIN",
-            "sasl_plain_username": settings.kafka_api_key,
-            "sasl_plain_password": settings.kafka_api_secret,
-        }
-    return config
-
-
-class ConfluentClient:
-    """librdkafka: batching, CRCs and network I/O in C threads; Python only calls produce()."""
-
-    QUEUE_MESSAGES = 100_000  # bounds memory: the queue holds copies of the messages
-
-    def __init__(self, settings: Settings, delivery_timeout_s: float = DELIVERY_TIMEOUT_S) -> None:
-        self._settings = settings
-        self._delivery_timeout_ms = int(delivery_timeout_s * 1000)
-        self._errors: list[str] = []
-        self._failed: dict[str, list[str]] = {}
-        self._producer: confluent_kafka.Producer | None = None  # created on the first send
-
-    def _started(self) -> confluent_kafka.Producer:
-        if self._producer is None:
-            self._producer = confluent_kafka.Producer(
-                confluent_config(self._settings)
-                | {
-                    "enable.idempotence": True,
-                    "acks": "all",
-                    # Java's and kafka-python's partitioner: a key lands in the same partition
-                    # whichever client produced it (librdkafka's default hashes differently)
-                    "partitioner": "murmur2_random",
-                    "linger.ms": 20,
-                    "batch.size": 1_000_000,
-                    "message.timeout.ms": self._delivery_timeout_ms,
-                    "queue.buffering.max.messages": self.QUEUE_MESSAGES,
-                    "queue.buffering.max.kbytes": 512 * 1024,
-                    "delivery.report.only.error": True,  # successes need no Python callback
-                    "on_delivery": self._on_delivery,
-                    "error_cb": self._on_error,
-                }
-            )
-        return self._producer
-
-    def _on_delivery(self, err, msg) -> None:  # only called for failures
-        if err is not None:
-            ids = self._failed.setdefault(msg.topic(), [])
-            ids.append(_failed_id(msg.key(), msg.value()))
-
-    def _on_error(self, err) -> None:
-        self._errors.append(f"{err.name()}: {err.str()}")
-
-    def check_connection(self) -> set[str]:
-        admin = AdminClient(confluent_config(self._settings) | {"error_cb": self._on_error})
-        deadline = time.monotonic() + CONNECT_TIMEOUT_S
-        while True:
-            try:
-                return set(admin.list_topics(timeout=1).topics)
-            except confluent_kafka.KafkaException as exc:
-                admin.poll(0)  # serves error_cb: authentication and resolve errors arrive there
-                fatal = [e for e in self._errors if "AUTHENTICATION" in e or "RESOLVE" in e]
-                if fatal or time.monotonic() > deadline:
-                    raise _connection_error(
-                        self._settings, (fatal or self._errors or [str(exc)])[-1]
-                    ) from None
-
-    def create_topics(self, names: list[str], partitions: int) -> None:
-        admin = AdminClient(confluent_config(self._settings))
-        brokers = len(admin.list_topics(timeout=CONNECT_TIMEOUT_S).brokers)
-        replicas = replication_factor(brokers)
-        new = [confluent_kafka.admin.NewTopic(n, partitions, replicas) for n in names]
-        futures = admin.create_topics(new)
-        for name, future in futures.items():
-            try:
-                future.result(timeout=CONNECT_TIMEOUT_S)
-            except Exception as exc:
-                if "TOPIC_ALREADY_EXISTS" not in str(exc):
-                    raise ProducerError(f"cannot create topic {name}: {exc}") from exc
-
-    def send(self, topic: str, values: list[bytes], keys: list[bytes]) -> None:
-        producer = self._started()
-        produce, poll, i, end = producer.produce, producer.poll, 0, len(values)
-        while i < end:
-            try:
-                for i in range(i, end):  # noqa: B020 - `i` survives the exception: resume there
-                    produce(topic, values[i], keys[i])
-                i = end
-            except BufferError:  # queue full: let librdkafka deliver, then resume at row i
-                poll(0.05)
-            except confluent_kafka.KafkaException as exc:  # fatal, e.g. idempotent state lost
-                raise ProducerError(
-                    f"{topic}: the producer failed after {i:,} of {end:,} rows of this batch: "
-                    f"{exc}. Run it again: re-sent rows are deduplicated downstream."
-                ) from exc
-        poll(0)
-
-    def wait(self, seconds: float) -> None:
-        deadline = time.monotonic() + seconds
-        while (left := deadline - time.monotonic()) > 0:
-            self._started().poll(min(left, 0.5))
-
-    def flush(self) -> dict[str, list[str]]:
-        while self._producer is not None and self._producer.flush(1.0):
-            pass  # every message gets a report by message.timeout.ms at the latest
-        failed, self._failed = self._failed, {}
-        return failed
-
-    def close(self) -> None:
-        self.flush()
-        self._producer = None  # it refers back to us (callbacks): drop it now, not at GC
-
-
-class KafkaPythonClient:
-    """kafka-python: the named client; every record is encoded into batches in Python."""
-
-    def __init__(self, settings: Settings, delivery_timeout_s: float = DELIVERY_TIMEOUT_S) -> None:
-        self._settings = settings
-        self._config = kafka_python_config(settings) | {
-            "request_timeout_ms": int(CONNECT_TIMEOUT_S * 1000),
-            "api_version_auto_timeout_ms": int(CONNECT_TIMEOUT_S * 1000),
-        }
-        self._delivery_timeout_ms = int(delivery_timeout_s * 1000)
-        self._producer = None
-        self._failed: dict[str, list[str]] = {}
-
-    def check_connection(self) -> set[str]:
-        # kafka-python raises a generic error when SASL fails; the reason is only logged
-        errors = _ErrorLog("kafka.conn")
-        try:
-            with errors:
-                admin = kafka.KafkaAdminClient(**self._config)
-        except kafka.errors.KafkaError as exc:
-            auth = [m for m in errors.messages if "Authentication" in m]
-            detail = auth[-1] if auth else f"{type(exc).__name__}: {exc}"
-            raise _connection_error(self._settings, detail) from None
-        try:
-            return set(admin.list_topics())
-        finally:
-            admin.close()
-
-    def create_topics(self, names: list[str], partitions: int) -> None:
-        admin = kafka.KafkaAdminClient(**self._config)
-        try:
-            replicas = replication_factor(len(admin.describe_cluster()["brokers"]))
-            for name in names:
-                with contextlib.suppress(kafka.errors.TopicAlreadyExistsError):
-                    admin.create_topics([kafka.admin.NewTopic(name, partitions, replicas)])
-        finally:
-            admin.close()
-
-    def _started(self):
-        if self._producer is None:
-            self._producer = kafka.KafkaProducer(
-                **self._config,
-                enable_idempotence=True,
-                acks="all",
-                linger_ms=20,
-                batch_size=256 * 1024,
-                delivery_timeout_ms=self._delivery_timeout_ms,
-            )
-        return self._producer
-
-    def _on_failure(self, topic: str, key: bytes, value: bytes, _exc: Exception) -> None:
-        self._failed.setdefault(topic, []).append(_failed_id(key, value))
-
-    def send(self, topic: str, values: list[bytes], keys: list[bytes]) -> None:
-        send, on_failure = self._started().send, self._on_failure
-        for value, key in zip(values, keys, strict=True):
-            send(topic, value=value, key=key).add_errback(on_failure, topic, key, value)
-
-    def wait(self, seconds: float) -> None:
-        time.sleep(seconds)  # its I/O thread delivers meanwhile
-
-    def flush(self) -> dict[str, list[str]]:
-        if self._producer is not None:
-            self._producer.flush()  # returns when every future is done (delivery timeout)
-        failed, self._failed = self._failed, {}
-        return failed
-
-    def close(self) -> None:
-        if self._producer is not None:
-            self._producer.flush()
-            self._producer.close()
-
-
-class _ErrorLog(logging.Handler):
-    """Collects a logger's ERROR messages while active (a context manager)."""
-
-    def __init__(self, logger: str) -> None:
-        super().__init__(logging.ERROR)
-        self._logger = logging.getLogger(logger)
-        self.messages: list[str] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.messages.append(record.getMessage())
-
-    def __enter__(self) -> _ErrorLog:
-        self._logger.addHandler(self)
-        return self
-
-    def __exit__(self, *_exc) -> None:
-        self._logger.removeHandler(self)
-
-
-def make_client(settings: Settings, delivery_timeout_s: float = DELIVERY_TIMEOUT_S) -> Client:
-    client = ConfluentClient if settings.kafka_client == "confluent" else KafkaPythonClient
-    return client(settings, delivery_timeout_s)
-
-
 # ---------------------------------------------------------------- the producer
-
-
-def create_topics(
-    settings: Settings, topics: list[str] | tuple[str, ...] = TOPICS, partitions: int | None = None
-) -> list[str]:
-    """Create the missing topics and their dead-letter topics; return the ones created."""
-    client = make_client(settings)
-    try:
-        return _ensure_topics(client, list(topics), partitions or settings.kafka_partitions)
-    finally:
-        client.close()
-
-
-def _ensure_topics(client: Client, topics: list[str], partitions: int) -> list[str]:
-    existing = client.check_connection()
-    wanted = [name for topic in topics for name in (topic, dlq_topic(topic))]
-    missing = [name for name in wanted if name not in existing]
-    if missing:
-        client.create_topics(missing, partitions)
-    return missing
-
-
 def produce(
     settings: Settings,
     data_dir: Path | str | None = None,
@@ -520,7 +194,7 @@ def produce(
     `limit` caps the rows read per topic; `replay_speedup` paces transactions by t_dat
     (one day of data per 86400 / speedup seconds); `days` keeps only the transactions of
     those days (the other files are sent whole; malformed lines are reported whatever
-    their day, which may not be readable). Raises ProducerError when Kafka is
+    their day, which may not be readable). Raises KafkaSetupError when Kafka is
     unreachable or rejects the credentials; delivery failures are in the Summary.
     Setting `stop` (the CLI's Ctrl-C) ends the run after the chunk being sent; what was
     sent is still flushed and counted, and the Summary says it was interrupted.
@@ -531,7 +205,7 @@ def produce(
     topics = list(topics or TOPICS)
     unknown = sorted(set(topics) - set(TOPICS))
     if unknown:
-        raise ProducerError(f"unknown topic(s) {unknown}: choose from {list(TOPICS)}")
+        raise KafkaSetupError(f"unknown topic(s) {unknown}: choose from {list(TOPICS)}")
     for table, topic in TABLE_TOPICS.items():  # fail on a missing file before sending anything
         if topic in topics and not (data_dir / TABLES[table].file).is_file():
             raise FileNotFoundError(
@@ -539,7 +213,7 @@ def produce(
             )
     client = make_client(settings, delivery_timeout_s)
     try:
-        _ensure_topics(client, topics, settings.kafka_partitions)
+        ensure_topics(client, topics, settings.kafka_partitions)
         summaries = {}
         for table, topic in TABLE_TOPICS.items():  # dimension topics first
             if topic in topics and not stop.is_set():
@@ -644,7 +318,7 @@ class _Pacer:
 
     def __init__(self, speedup: float) -> None:
         if speedup <= 0:
-            raise ProducerError(f"--speedup must be positive, got {speedup}")
+            raise KafkaSetupError(f"--speedup must be positive, got {speedup}")
         self.seconds_per_day = 86400 / speedup
         self.first_day: int | None = None
         self.started = 0.0
@@ -736,7 +410,7 @@ def main(argv: list[str] | None = None) -> int:
             delivery_timeout_s=args.delivery_timeout,
             stop=stop,
         )
-    except (ProducerError, ConfigError, FileNotFoundError, ValueError) as exc:
+    except (KafkaSetupError, ConfigError, FileNotFoundError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -32,9 +32,9 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from recsys.features import RecentSales, prepare_interactions
 from recsys.progress import Progress
-from recsys.recent_articles import RECENT_TEXT, by_day_sql, customer_slices
+from recsys.train.features import RecentSales, prepare_interactions
+from recsys.train.recent_articles import RECENT_TEXT, by_day_sql, customer_slices
 
 SHUFFLE_SEED = 42
 READ_BATCH_ROWS = 250_000

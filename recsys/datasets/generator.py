@@ -10,7 +10,7 @@ benchmarks of the rest of the project mean something):
    section, index and index group; the product type fixes the product group, and the
    department or the type the garment group. Each product comes in ~2.2 colour variants
    (article_id = product_code + 3-digit variant). Every name has one number, drawn from
-   the real H&M vocabularies (`recsys.datagen_vocab`). Each product has a life cycle:
+   the real H&M vocabularies (`recsys.datasets.vocab`). Each product has a life cycle:
    a selling life (lognormal, long-tailed: median 60 days, a tenth under 23 days and a
    tenth over 5 months; basics median 180 days), a launch date (new products keep
    arriving over the whole range, seasonal types mostly before their season; as many as
@@ -23,7 +23,7 @@ benchmarks of the rest of the project mean something):
        x trend (each department's demand drifts week by week: a log-AR(1)).
    This decay is what makes "most popular last week" a strong, meaningful baseline, and
    the withdrawal what makes an article bought long ago unlikely to sell now (as in the
-   real data: `recsys.still_selling` measures it).
+   real data: `recsys.datasets.still_selling` measures it).
 2. Customers. Age (bimodal, as in the real file) sets an age bucket; the bucket draws a
    persona (ladies, young, men, parent, sport) that weights the indexes. From it each
    customer draws 4 favourite departments (Dirichlet weights) and 2 favourite colour
@@ -69,9 +69,9 @@ import pyarrow as pa
 import pyarrow.csv as pa_csv
 from tqdm import tqdm
 
-from recsys import datagen_vocab as vocab
-from recsys.datagen_images import ImageJob, write_images
-from recsys.hm_schema import ARTICLES, CUSTOMERS, IMAGES, TRANSACTIONS, image_path
+from recsys.datasets import vocab
+from recsys.datasets.hm_schema import ARTICLES, CUSTOMERS, IMAGES, TRANSACTIONS, image_path
+from recsys.datasets.images import ImageJob, write_images
 
 
 @dataclass(frozen=True)

@@ -1,9 +1,8 @@
-"""The view SQL in `risingwave/`, applied to RisingWave or to an embedded DuckDB file.
+"""The view SQL in `risingwave/` applied to an engine: what every caller uses, and DuckDB.
 
-Why one module for two engines: the SQL files are the single definition of every
-table and view. RisingWave runs them as written (connection placeholders filled in);
-DuckDB runs the very same SELECT bodies, translated mechanically by sqlglot at run
-time, so there is no second copy of any view to drift apart.
+`Engine` is the one interface (apply the SQL, load data, query); `open_engine` picks
+RisingWave (`recsys.store.risingwave`) when RISINGWAVE_URL is set, else the embedded
+DuckDB file below. Both run the same SQL files (`recsys.store.sql_objects`).
 
 In DuckDB a materialized view becomes a plain VIEW: it is computed when queried, so
 it is always as fresh as the base tables, exactly like a RisingWave materialized
@@ -20,7 +19,6 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import re
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -30,17 +28,18 @@ from typing import Any
 
 import pandas as pd
 import pyarrow as pa
-import sqlglot
-from sqlglot import exp
 
-from recsys.events import DayRange, TransactionEvents
-from recsys.hm_schema import TABLES
-from recsys.loaders import RowError, iter_batches
-from recsys.settings import REPO_ROOT, Settings, mask
+from recsys.datasets.hm_schema import TABLES
+from recsys.ingest.events import DayRange, TransactionEvents
+from recsys.ingest.loaders import RowError, iter_batches
+from recsys.settings import Settings
+from recsys.store.sql_objects import (
+    EngineError,
+    first_line,
+    load_objects,
+    rendered_statements,
+)
 
-SQL_DIR = REPO_ROOT / "risingwave"
-SECURITY_MARKER = "-- @kafka_security"
-BOOTSTRAP_PLACEHOLDER = "${KAFKA_BOOTSTRAP_SERVERS}"
 DEFAULT_MIN_PURCHASES = 1
 DEFAULT_CUTOFF = dt.date(9999, 12, 31)  # "no cutoff": every row is training data
 # DuckDB stores tables in row groups of this many rows. Arrow input cut into record
@@ -51,12 +50,7 @@ LOAD_ORDER = ("articles", "customers", "images", "transactions")  # load_csv's f
 LOCK_RETRY_SECONDS = 15.0  # readers only: a writer waits as long as readers take
 LOCK_BACKOFF_MAX_S = 1.0
 LOCK_REPORT_S = 10.0
-RISINGWAVE_CONNECT_TIMEOUT_S = 10  # libpq's own default is to wait for ever
 log = logging.getLogger(__name__)
-POSTGRES_DATE_OID = 1082  # the `date` type in a result description (RisingWave speaks pg)
-# RisingWave's table clause for a table that only ever receives inserts. sqlglot does not
-# parse it, and DuckDB has no such notion: it is read off here and kept for RisingWave only.
-APPEND_ONLY = re.compile(r"\)\s*APPEND\s+ONLY\b", re.IGNORECASE)
 
 # DuckDB only: rows that could not be loaded, with where they came from and why.
 # For CSV rows `file` is the file name and `line` its line; for Kafka messages
@@ -93,34 +87,6 @@ CREATE TABLE IF NOT EXISTS kafka_offsets (
 LOOKUP_INDEXES = {"transactions": "customer_id", "customers": "customer_id"}
 
 
-class EngineError(RuntimeError):
-    """A statement failed; the message names the SQL file and the statement."""
-
-
-@dataclass(frozen=True)
-class SqlObject:
-    """One file of `risingwave/`: one CREATE statement for one named object."""
-
-    path: Path
-    name: str
-    kind: str  # "TABLE" or "MATERIALIZED VIEW"
-    sql: str  # the statement as written, placeholders included
-    tree: exp.Create = field(repr=False, compare=False)  # without APPEND ONLY
-    append_only: bool = False  # RisingWave `APPEND ONLY` table: inserts only
-
-    @property
-    def is_view(self) -> bool:
-        return self.kind == "MATERIALIZED VIEW"
-
-    @property
-    def has_connector(self) -> bool:
-        return BOOTSTRAP_PLACEHOLDER in self.sql
-
-    def select_sql(self) -> str:
-        """The SELECT body as written (RisingWave dialect)."""
-        return self.tree.expression.sql(dialect="risingwave")
-
-
 @dataclass
 class LoadReport:
     """What a load wrote: valid rows per base table and rows kept aside in `rejects`."""
@@ -142,92 +108,6 @@ class LoadReport:
         if self.skipped:
             lines.append(f"({self.skipped:,} transactions outside {self.days} not loaded)")
         return "\n".join(lines)
-
-
-def load_objects(sql_dir: Path = SQL_DIR) -> list[SqlObject]:
-    """Every object of `sql_dir`, in file-name (= dependency) order."""
-    objects = []
-    for path in sorted(sql_dir.glob("*.sql")):
-        text = path.read_text(encoding="utf-8")
-        parseable, append_only = APPEND_ONLY.subn(")", text, count=1)
-        try:
-            statements = [s for s in sqlglot.parse(parseable, read="risingwave") if s is not None]
-        except sqlglot.errors.ParseError as error:
-            raise EngineError(f"{path}: not valid RisingWave SQL: {error}") from error
-        if len(statements) != 1 or not isinstance(statements[0], exp.Create):
-            raise EngineError(f"{path}: expected exactly one CREATE statement")
-        tree = statements[0]
-        kind = "MATERIALIZED VIEW" if tree.kind == "VIEW" else tree.kind
-        name = tree.this.this.name if isinstance(tree.this, exp.Schema) else tree.this.name
-        objects.append(SqlObject(path, name, kind, text.strip(), tree, bool(append_only)))
-    if not objects:
-        raise EngineError(f"{sql_dir}: no .sql files found")
-    return objects
-
-
-def render_risingwave(obj: SqlObject, settings: Settings, masked: bool = False) -> str:
-    """The statement for RisingWave with the Kafka connection filled in from settings."""
-    bootstrap = settings.risingwave_kafka_bootstrap or settings.kafka_bootstrap_servers
-    sql = obj.sql.replace(BOOTSTRAP_PLACEHOLDER, bootstrap)
-    lines = []
-    for line in sql.splitlines():
-        if line.strip() == SECURITY_MARKER:
-            indent = line[: len(line) - len(line.lstrip())]
-            lines.extend(indent + prop for prop in _security_properties(settings, masked))
-        else:
-            lines.append(line)
-    return "\n".join(lines)
-
-
-def _security_properties(settings: Settings, masked: bool) -> list[str]:
-    """SASL/PLAIN properties (Confluent Cloud: SASL_SSL) when an API key is set, else none."""
-    if not settings.kafka_security_protocol.startswith("SASL"):
-        return []
-    key, secret = settings.kafka_api_key or "", settings.kafka_api_secret or ""
-    if masked:
-        key, secret = mask(key), mask(secret)
-    return [
-        f"properties.security.protocol = '{settings.kafka_security_protocol}',",
-        "properties.sasl.mechanism = 'PLAIN',",
-        f"properties.sasl.username = '{_quote(key)}',",
-        f"properties.sasl.password = '{_quote(secret)}',",
-    ]
-
-
-def _quote(value: str) -> str:
-    return value.replace("'", "''")
-
-
-def to_duckdb(obj: SqlObject) -> str:
-    """The same statement for DuckDB: a view for a materialized view, a plain table
-    (connector, FORMAT, ENCODE, APPEND ONLY and PRIMARY KEY removed) for a table.
-
-    APPEND ONLY only tells RisingWave how little state to keep; in DuckDB the one
-    append-only table, transactions_raw, is only ever appended to (`_insert_rows`),
-    or emptied and refilled as a whole by `load_csv`.
-
-    Why no primary key: in DuckDB the writer keeps each key's latest row itself
-    (`_insert_rows`: delete the batch's keys, insert its last row per key), which is
-    what RisingWave's keyed table does on conflict. DuckDB's index on 1.37 M 64-character
-    customer ids made loading the customers 4x slower (docs/streaming-sql.md).
-    """
-    if obj.is_view:
-        select = obj.tree.expression.sql(dialect="duckdb", comments=False)
-        return f"CREATE OR REPLACE VIEW {obj.name} AS\n{select}"
-    table = obj.tree.copy()
-    table.set("properties", None)
-    for key in table.find_all(exp.PrimaryKey):
-        key.pop()
-    return table.sql(dialect="duckdb", comments=False)
-
-
-def rendered_statements(
-    kind: str, settings: Settings, masked: bool = True
-) -> list[tuple[Path, str]]:
-    """(file, statement) pairs as `kind` ("risingwave" | "embedded") would run them."""
-    if kind == "risingwave":
-        return [(obj.path, render_risingwave(obj, settings, masked)) for obj in load_objects()]
-    return [(obj.path, to_duckdb(obj)) for obj in load_objects()]
 
 
 class Engine:
@@ -330,6 +210,8 @@ def open_engine(
     if kind == "risingwave":
         if not settings.risingwave_url:
             raise EngineError("RISINGWAVE_URL is not set: cannot open the RisingWave engine")
+        from recsys.store.risingwave import RisingWaveEngine
+
         return RisingWaveEngine(settings)
     if kind == "embedded":
         return DuckDBEngine(settings, read_only=read_only, keep_open=keep_open)
@@ -423,7 +305,7 @@ class DuckDBEngine(Engine):
                 try:
                     con.execute(sql)
                 except Exception as error:  # noqa: BLE001 - re-raised with the file named
-                    raise EngineError(f"{path.name}: {_first_line(sql)}: {error}") from error
+                    raise EngineError(f"{path.name}: {first_line(sql)}: {error}") from error
             con.execute(REJECTS_DDL)
             con.execute(KAFKA_OFFSETS_DDL)
         self._seed_training_settings()
@@ -461,7 +343,7 @@ class DuckDBEngine(Engine):
     def load_csv(self, data_dir: Path | str, days: DayRange | None = None) -> LoadReport:
         """Replace the base tables with the CSV files of `data_dir`, all at once.
 
-        Transactions get the producer's event ids (`recsys.events`), so the same rows
+        Transactions get the producer's event ids (`recsys.ingest.events`), so the same rows
         sent later through Kafka are recognised as redeliveries; only those of `days`
         are loaded (default: before DATA_UNTIL, when set), so the rest can be replayed
         as new events. Bad rows go to `rejects` with file, line and reason; earlier
@@ -624,120 +506,3 @@ def _insert_rejects(
             "VALUES ($1, $2, $3, $4, $5, current_timestamp)",
             [(source, e.file, e.line, e.reason, e.raw) for e in errors],
         )
-
-
-class RisingWaveEngine(Engine):
-    """A RisingWave server over its PostgreSQL protocol (psycopg)."""
-
-    kind = "risingwave"
-
-    def __init__(self, settings: Settings) -> None:
-        import psycopg
-
-        self.settings = settings
-        try:
-            self._con = psycopg.connect(
-                settings.risingwave_url,
-                autocommit=True,
-                cursor_factory=psycopg.RawCursor,
-                connect_timeout=_connect_timeout(settings.risingwave_url or ""),
-            )
-        except psycopg.OperationalError as error:
-            raise EngineError(_risingwave_connect_error(settings, error)) from None
-
-    def apply(self) -> None:
-        for path, sql in rendered_statements(self.kind, self.settings, masked=False):
-            try:
-                self._con.execute(sql)
-            except Exception as error:  # noqa: BLE001 - re-raised with the file named
-                raise EngineError(f"{path.name}: {_first_line(sql)}: {error}") from error
-        self._seed_training_settings()
-
-    def drop(self) -> None:
-        for obj in reversed(load_objects()):
-            kind = "MATERIALIZED VIEW" if obj.is_view else "TABLE"
-            self._con.execute(f"DROP {kind} IF EXISTS {obj.name}")
-
-    def load_csv(self, data_dir: Path | str, days: DayRange | None = None) -> LoadReport:
-        raise EngineError(
-            "RisingWave reads the Kafka topics: run `python kafka/producer.py` to feed it "
-            "(load_csv is the embedded engine's fast path)"
-        )
-
-    def query(self, sql: str, params: Sequence[Any] | None = None) -> pd.DataFrame:
-        with self._con.cursor() as cur:
-            cur.execute(sql, list(params) if params else None)
-            description = cur.description or []
-            frame = pd.DataFrame(cur.fetchall(), columns=[c.name for c in description])
-        for column in description:  # dates as datetime64, like DuckDB's results
-            if column.type_code == POSTGRES_DATE_OID:
-                frame[column.name] = pd.to_datetime(frame[column.name])
-        return frame
-
-    def rows(self, sql: str, params: Sequence[Any] | None = None) -> list[tuple]:
-        with self._con.cursor() as cur:
-            cur.execute(sql, list(params) if params else None)
-            return cur.fetchall()
-
-    def record_batches(
-        self, sql: str, params: Sequence[Any] | None = None, batch_rows: int = 1_000_000
-    ) -> Iterator[pa.RecordBatch]:
-        """Rows as they arrive (libpq's single-row mode through psycopg's `stream`), so a
-        big result is never held whole on this side; no server-side cursor is needed."""
-        with self._con.cursor() as cur:
-            rows: list[tuple] = []
-            for row in cur.stream(sql, list(params) if params else None):
-                rows.append(row)
-                if len(rows) >= batch_rows:
-                    yield _rows_to_batch(cur.description, rows)
-                    rows = []
-            if rows:
-                yield _rows_to_batch(cur.description, rows)
-
-    def execute(self, sql: str, params: Sequence[Any] | None = None) -> None:
-        self._con.execute(sql, list(params) if params else None)
-        self._con.execute("FLUSH")  # make the write visible to the next read
-
-    def close(self) -> None:
-        self._con.close()
-
-
-def _rows_to_batch(description: Sequence[Any], rows: list[tuple]) -> pa.RecordBatch:
-    columns = list(zip(*rows, strict=True))
-    return pa.RecordBatch.from_arrays(
-        [pa.array(column) for column in columns], names=[c.name for c in description]
-    )
-
-
-def _connect_timeout(url: str) -> int:
-    """The URL's own connect_timeout when shorter, else RISINGWAVE_CONNECT_TIMEOUT_S."""
-    from psycopg.conninfo import conninfo_to_dict
-
-    asked = str(conninfo_to_dict(url).get("connect_timeout", ""))
-    if asked.isascii() and asked.isdigit() and 0 < int(asked) < RISINGWAVE_CONNECT_TIMEOUT_S:
-        return int(asked)
-    return RISINGWAVE_CONNECT_TIMEOUT_S
-
-
-def _risingwave_connect_error(settings: Settings, error: Exception) -> str:
-    """Wrong credentials and an unreachable server are different fixes: say which.
-
-    libpq's message can quote the connection string's host; the password never
-    appears in it, and the URL is shown masked.
-    """
-    shown = settings.masked()["risingwave_url"]
-    detail = str(error).strip()
-    sqlstate = getattr(error, "sqlstate", None) or ""
-    where = f"cannot connect to RisingWave at {shown} (RISINGWAVE_URL)"
-    if sqlstate.startswith("28") or "authentication failed" in detail:
-        return f"{where}: it rejected the credentials (the user or password): {detail}"
-    timeout = _connect_timeout(settings.risingwave_url or "")
-    return f"{where}: cannot reach it within {timeout} s: {detail}"
-
-
-def _first_line(sql: str) -> str:
-    """The statement's first line that is not a comment, to name it in errors."""
-    for line in sql.splitlines():
-        if line.strip() and not line.strip().startswith("--"):
-            return line.strip()
-    return sql.strip()[:80]

@@ -5,10 +5,10 @@ and `LocalBroker` formats a data folder, starts `kafka.Kafka` in the background,
 it serves requests and stops it. The data folder is visible and deletable (kafka/.data by
 default); a second start reuses it, so topics survive a restart.
 
-    python -m recsys.broker fetch                 # resolve the jars (idempotent)
-    python -m recsys.broker up [--data-dir DIR] [--port N]
-    python -m recsys.broker status [--data-dir DIR]
-    python -m recsys.broker down [--data-dir DIR]
+    python -m recsys.ingest.broker fetch                 # resolve the jars (idempotent)
+    python -m recsys.ingest.broker up [--data-dir DIR] [--port N]
+    python -m recsys.ingest.broker status [--data-dir DIR]
+    python -m recsys.ingest.broker down [--data-dir DIR]
 """
 
 from __future__ import annotations
@@ -28,7 +28,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
+from recsys.settings import REPO_ROOT
+
 POM = REPO_ROOT / "kafka" / "pom.xml"
 JAR_DIR = REPO_ROOT / "kafka" / "target" / "dependency"
 DEFAULT_DATA_DIR = REPO_ROOT / "kafka" / ".data"
@@ -318,7 +319,7 @@ def _broker_from_data_dir(data_dir: Path, port: int | None) -> LocalBroker:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m recsys.broker", description=__doc__.split("\n")[0]
+        prog="python -m recsys.ingest.broker", description=__doc__.split("\n")[0]
     )
     parser.add_argument("command", choices=["up", "down", "status", "fetch"])
     parser.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR)

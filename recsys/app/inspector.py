@@ -383,7 +383,7 @@ def query_engine(settings: Settings, sql: str, params: Sequence[object] = ()) ->
             f"The streaming views are not built yet ({where} does not exist): "
             "load the data first (see the README)."
         )
-    from recsys.engine import open_engine
+    from recsys.store.engine import open_engine
 
     try:
         engine = open_engine(settings, read_only=True)

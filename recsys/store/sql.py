@@ -1,7 +1,7 @@
 """Run SQL against the views of either engine and print the result as a table.
 
-    python -m recsys.sql "SELECT * FROM filtered_dataframe_t LIMIT 5"
-    python -m recsys.sql --engine embedded "SELECT COUNT(*) FROM rejects"
+    python -m recsys.store.sql "SELECT * FROM filtered_dataframe_t LIMIT 5"
+    python -m recsys.store.sql --engine embedded "SELECT COUNT(*) FROM rejects"
 
 The engine follows the settings (RisingWave when RISINGWAVE_URL is set, else the
 DuckDB file at DUCKDB_PATH, opened read-only so a running consumer is not blocked).
@@ -14,8 +14,8 @@ import sys
 
 import pandas as pd
 
-from recsys.engine import EngineError, open_engine
 from recsys.settings import ConfigError, load_settings
+from recsys.store.engine import EngineError, open_engine
 
 
 def format_table(frame: pd.DataFrame, max_rows: int) -> str:

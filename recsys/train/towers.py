@@ -5,7 +5,7 @@ popular articles, which are most often someone else's in-batch negative, get pus
 down too hard and the model falls below the popularity baseline (stack-facts.md).
 
 The metrics Keras prints during `fit` are *in-batch* metrics. Catalogue metrics come
-from `top_k` over the exported embeddings (see `recsys.evaluation`).
+from `top_k` over the exported embeddings (see `recsys.evaluate.metrics`).
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from recsys.recent_articles import RECENT_COLUMNS
+from recsys.train.recent_articles import RECENT_COLUMNS
 
 ID_EMBEDDING_DIM = 64
 FEATURE_EMBEDDING_DIM = 16
@@ -157,7 +157,7 @@ def train(
 
     `encoded` is, per order, a list of encoded Parquet parts (the flow: epoch e reads
     order e, cycling when there are fewer orders than epochs) or one frame (benchmarks,
-    tests). Rows are not reshuffled here: `recsys.dataset` wrote each order in its own
+    tests). Rows are not reshuffled here: `recsys.train.dataset` wrote each order in its own
     seeded hash order, and reading it as stored makes the batches the same however the
     rows are cut into parts. `on_epoch_end(epoch, logs)` sees each epoch's logs.
     """
@@ -242,7 +242,7 @@ def recommend(
     k: int,
 ) -> pd.DataFrame:
     """Top-k articles per customer as a long frame: customer_id, rank, article_id, score."""
-    from recsys.evaluation import to_long
+    from recsys.evaluate.metrics import to_long
 
     scores, rows = top_k(queries, items, k)
     return to_long(customer_ids, np.asarray(article_ids, dtype=object)[rows], scores)

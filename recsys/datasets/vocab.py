@@ -1,4 +1,4 @@
-"""H&M category vocabularies for the synthetic data generator (`recsys.datagen`).
+"""H&M category vocabularies for the synthetic data generator (`recsys.datasets.generator`).
 
 Names and codes follow the real catalogue's (product types, colour groups, sections,
 departments, garment groups), but here every name has exactly one number, so the

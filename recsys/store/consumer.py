@@ -13,8 +13,8 @@ The DuckDB file is opened for each batch and closed right after, so that readers
 (the Streamlit app, the flow) can open it between batches; while a reader holds it,
 the consumer waits (and says so), however long the reader takes.
 
-    python -m recsys.consumer                  # runs until Ctrl-C
-    python -m recsys.consumer --idle-stop 5    # stops after 5 s without messages
+    python -m recsys.store.consumer                  # runs until Ctrl-C
+    python -m recsys.store.consumer --idle-stop 5    # stops after 5 s without messages
 """
 
 from __future__ import annotations
@@ -34,17 +34,17 @@ import duckdb
 import numpy as np
 import pyarrow as pa
 
-from recsys.engine import DuckDBEngine, open_engine
-from recsys.hm_schema import TABLES, Column, Kind, Table
-from recsys.loaders import RowError, check_text, row_error
-from recsys.producer import (
+from recsys.datasets.hm_schema import TABLES, Column, Kind, Table
+from recsys.ingest.kafka_clients import (
     TABLE_TOPICS,
     TOPICS,
     ConfluentClient,
-    ProducerError,
+    KafkaSetupError,
     confluent_config,
 )
+from recsys.ingest.loaders import RowError, check_text, row_error
 from recsys.settings import ConfigError, Settings, load_settings
+from recsys.store.engine import DuckDBEngine, open_engine
 
 GROUP_ID = "hm-embedded-engine"
 BATCH_MESSAGES = 20_000
@@ -258,7 +258,7 @@ def _check_connection(settings: Settings) -> None:
     unreachable broker."""
     try:
         ConfluentClient(settings).check_connection()
-    except ProducerError as error:
+    except KafkaSetupError as error:
         raise ConsumerError(str(error)) from None
 
 

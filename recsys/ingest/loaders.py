@@ -31,7 +31,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pa_csv
 
-from recsys.hm_schema import ID_PATTERNS, TABLES, Column, Kind, Table
+from recsys.datasets.hm_schema import ID_PATTERNS, TABLES, Column, Kind, Table
 
 INT_PATTERN = r"^-?[0-9]+(\.0*)?$"
 FLOAT_PATTERN = r"^-?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][-+]?[0-9]+)?$"

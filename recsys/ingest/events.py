@@ -16,7 +16,7 @@ The range is half-open, so `--until D` and `--from D` split a file into two part
 no row in both or in neither, and the ranks (counted per day) are the same in the parts
 as in the whole file.
 
-The producer (`recsys.producer`) and the embedded engine's CSV path (`Engine.load_csv`)
+The producer (`recsys.ingest.producer`) and the embedded engine's CSV path (`Engine.load_csv`)
 both take their transactions through `TransactionEvents`: one definition of both rules.
 """
 

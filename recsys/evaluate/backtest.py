@@ -19,9 +19,11 @@ from pathlib import Path
 
 import pandas as pd
 
-from recsys import baselines, dataset, scoring, towers
-from recsys.evaluation import Scoreboard
-from recsys.features import FittedFeatures, fit_workflows
+from recsys.evaluate import scoring
+from recsys.evaluate.metrics import Scoreboard
+from recsys.strategy import baselines
+from recsys.train import dataset, towers
+from recsys.train.features import FittedFeatures, fit_workflows
 
 WEEK = timedelta(days=7)
 POOLED = "pooled"  # the `week` of the figures over every backtest week

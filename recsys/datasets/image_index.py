@@ -11,7 +11,7 @@ import csv
 import re
 from pathlib import Path
 
-from recsys.hm_schema import IMAGES, image_path
+from recsys.datasets.hm_schema import IMAGES, image_path
 
 PHOTO_NAME = re.compile(r"^[0-9]{10}\.jpg$")
 

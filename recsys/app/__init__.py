@@ -1,0 +1,1 @@
+"""The Streamlit inspector's data loading and formatting."""

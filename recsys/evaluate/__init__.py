@@ -1,0 +1,1 @@
+"""Offline evaluation: ranking metrics, scoring a week, rolling-origin backtests."""

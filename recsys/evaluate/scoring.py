@@ -1,0 +1,75 @@
+"""Scoring one week: every registered method, and what is served, on the week's buyers.
+
+Every list is made from everything before the week's start, as the competition's
+protocol makes them: the popular list, the repurchase window and the candidates from the
+engine, the model's from query embeddings made as of the start (`recsys.train.embed`).
+Customers go in batches, so the 100 best articles of a million customers never sit in
+memory at once.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from pathlib import Path
+
+import pandas as pd
+
+from recsys.evaluate.metrics import Scoreboard
+from recsys.strategy.inputs import (
+    RANKING_DEPTH,
+    Candidates,
+    CandidateRule,
+    Customers,
+    Day,
+    History,
+)
+from recsys.strategy.methods import METHODS
+from recsys.strategy.served import SERVED, Served
+from recsys.train.embed import CUSTOMER_BATCH_ROWS, read_query_embeddings
+
+
+def week_purchases(engine, start: date, end: date) -> pd.DataFrame:
+    """Every purchase in [start, end) by any customer (warm or cold): what is scored."""
+    return engine.query(
+        "SELECT DISTINCT customer_id, article_id, t_dat FROM joined_transactions_t "
+        "WHERE t_dat >= $1 AND t_dat < $2",
+        [start, end],
+    )
+
+
+def customer_batches(
+    queries: Path, history: History, known: pd.Index, batch_rows: int = CUSTOMER_BATCH_ROWS
+):
+    """The customers of a query-embedding file as `Customers` batches."""
+    for ids, vectors in read_query_embeddings(queries, batch_rows):
+        yield Customers(ids, pd.Index(ids).isin(known), history.of(ids), vectors)
+
+
+def score_week(
+    engine,
+    start: date,
+    queries: Path,
+    catalogue: Candidates,
+    actuals: pd.DataFrame,
+    known: pd.Index,
+    rule: CandidateRule,
+    served: Served | None = None,
+    methods: tuple[str, ...] = tuple(METHODS),
+    batch_rows: int = CUSTOMER_BATCH_ROWS,
+) -> Scoreboard:
+    """`methods`' per-customer metrics on the week from `start`, with `served`'s too
+    (under SERVED) when given. `queries` holds the week's buyers embedded as of `start`;
+    `catalogue` the articles' embeddings as of `start`, of which the model ranks those
+    `rule` keeps."""
+    day = Day.read(engine, start, catalogue, rule)
+    history = History.read(engine, start)
+    board = Scoreboard(len(catalogue), known, set(actuals["article_id"]))
+    for customers in customer_batches(queries, history, known, batch_rows):
+        bought = actuals[actuals["customer_id"].isin(customers.ids)]
+        ranked = {name: METHODS[name] for name in methods}
+        if served is not None:
+            ranked[SERVED] = served
+        for name, method in ranked.items():
+            lists = method.rank(customers, day, RANKING_DEPTH)
+            board.add(name, lists.to_frame(customers.ids), bought)
+    return board
