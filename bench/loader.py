@@ -26,7 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import pandas as pd  # noqa: E402
 from results import write_result  # noqa: E402
 
-from recsys import towers  # noqa: E402
+from recsys.train import towers  # noqa: E402
 from recsys.train.features import fit_features  # noqa: E402
 
 

@@ -9,7 +9,7 @@ encoded by the project's NVTabular workflow, trained with the project's model at
 batch size for two epochs; epoch 1 includes graph tracing, epoch 2 is the steady
 rate. The projected full epoch is (rows of the whole file) / (epoch-2 rate).
 
-Scoring: `towers.top_k` (faiss, exact inner product) of random query embeddings over a
+Scoring: `Candidates.search` (faiss, exact inner product) of random query embeddings over a
 random catalogue at the full H&M size (1,371,980 customers x 105,542 articles), timed
 on `--scoring-customers` of them and projected to all customers.
 
@@ -34,7 +34,8 @@ import pandas as pd  # noqa: E402
 import pyarrow.csv as pa_csv  # noqa: E402
 from results import markdown_table, write_result  # noqa: E402
 
-from recsys import towers  # noqa: E402
+from recsys.strategy.inputs import Candidates  # noqa: E402
+from recsys.train import towers  # noqa: E402
 from recsys.train.features import fit_features  # noqa: E402
 
 FULL_CUSTOMERS = 1_371_980
@@ -102,7 +103,7 @@ def bench_scoring(customers: int, dim: int = 64) -> dict:
     items = rng.standard_normal((FULL_ARTICLES, dim), dtype=np.float32)
     queries = rng.standard_normal((customers, dim), dtype=np.float32)
     start = time.perf_counter()
-    towers.top_k(queries, items, 12)
+    Candidates(items, np.arange(len(items))).search(queries, 12)
     seconds = time.perf_counter() - start
     rate = customers / seconds
     return {

@@ -73,6 +73,9 @@ class Settings:
     serve_port: int = DEFAULT_SERVE_PORT
     # The embedded engine's memory for queries and loads (it spills to disk beyond it).
     duckdb_memory_limit: str = DEFAULT_DUCKDB_MEMORY_LIMIT
+    # The variables that were set (not left to their defaults): a run's recorded data
+    # folder, DuckDB file and photos are used where these do not name others.
+    given: frozenset[str] = frozenset()
 
     @property
     def service_url(self) -> str:
@@ -84,6 +87,8 @@ class Settings:
         """All settings as strings, secrets replaced so the result is safe to print or log."""
         shown: dict[str, str] = {}
         for field in fields(self):
+            if field.name == "given":
+                continue
             value = getattr(self, field.name)
             if value is None:
                 shown[field.name] = "(unset)"
@@ -197,6 +202,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         duckdb_memory_limit=_memory_limit(
             source.text("DUCKDB_MEMORY_LIMIT", DEFAULT_DUCKDB_MEMORY_LIMIT)
         ),
+        given=source.given(),
     )
     if (settings.kafka_api_key is None) != (settings.kafka_api_secret is None):
         raise ConfigError("KAFKA_API_KEY and KAFKA_API_SECRET must be set together (or neither)")
@@ -208,8 +214,14 @@ class _Source:
 
     def __init__(self, env: Mapping[str, str]) -> None:
         self._env = env
+        self._read: set[str] = set()
+
+    def given(self) -> frozenset[str]:
+        """The variables read so far that had a value."""
+        return frozenset(name for name in self._read if self.optional(name) is not None)
 
     def optional(self, name: str) -> str | None:
+        self._read.add(name)
         value = self._env.get(name, "").strip()
         return value or None
 

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import streamlit as st
 
+from recsys import run_folder as rf
 from recsys.app import inspector as ins
 from recsys.settings import ConfigError, Settings, load_settings
 
@@ -50,12 +51,12 @@ def show_grid(cards: list[ins.Card]) -> None:
 def sidebar(settings: Settings) -> ins.RunData | None:
     runs = cached_runs(settings.metaflow_root)
     if not runs:
-        st.info(ins.no_run_message(settings))
+        st.info(rf.no_run_message(settings))
         return None
     ref = st.sidebar.selectbox("Run", runs, format_func=lambda r: r.label, key="run")
     try:
         run = cached_run_data(ref.export_dir)
-    except ins.ExportError as error:
+    except rf.RunMissing as error:
         st.error(str(error))
         return None
     st.sidebar.table(ins.run_summary(run))
@@ -161,6 +162,11 @@ def main() -> None:
     run = sidebar(settings)
     if run is None:
         return
+    settings, notes = rf.settings_for_run(settings, run.info)
+    with st.sidebar.expander("Data this page reads"):
+        st.text("\n".join(notes))
+    if not run.info.photos:
+        st.info("This run's data has no product photos: the tiles show placeholders.")
     customer_id = pick_customer(run)
     if customer_id is None:
         return

@@ -21,12 +21,12 @@ FLOW = REPO_ROOT / "recsys" / "my_merlin_flow.py"
 # Small but real: two grid points exercise the foreach and the join. The tiny data's
 # weeks are thin: with the profile's minimum of 3 purchases fewer than 100 articles are
 # candidates and the model ranks the whole catalogue, so the tiny run keeps 1, which
-# restricts (tests/test_serve.py checks the restriction).
+# restricts (tests/serve/test_serve.py checks the restriction).
 TINY_ARGS = [
     "--learning-rates", "0.01,0.003", "--batch-sizes", "256", "--epochs", "2",
     "--candidate-min-purchases", "1",
 ]  # fmt: skip
-DEMO_ARGS = ["--learning-rates", "0.01,0.003", "--batch-sizes", "1024", "--epochs", "3"]
+DEMO_ARGS = ["--learning-rates", "0.01", "--batch-sizes", "1024", "--epochs", "3"]
 
 
 @dataclass(frozen=True)
@@ -78,10 +78,24 @@ def tiny_flow_run(tiny_data: Path, tmp_path_factory: pytest.TempPathFactory) -> 
 
 
 @pytest.fixture(scope="session")
-def tiny_flow_run_in_parts(tiny_data: Path, tmp_path_factory: pytest.TempPathFactory) -> FlowRun:
-    """The same run with the training rows cut into Parquet parts of 1,000 rows."""
+def tiny_data_without_photos(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The tiny data again, as `data/generate.py --no-images` writes it: no photos."""
+    from recsys.datasets.generator import generate
+
+    out = tmp_path_factory.mktemp("tiny-data-no-photos")
+    generate(scale="tiny", out_dir=out, seed=42, images=False)
+    return out
+
+
+@pytest.fixture(scope="session")
+def tiny_flow_run_without_photos(
+    tiny_data_without_photos: Path, tmp_path_factory: pytest.TempPathFactory
+) -> FlowRun:
+    """The tiny run on the same rows without photos, and its training rows cut into
+    Parquet parts of 1,000 rows: neither may change a result."""
     args = [*TINY_ARGS, "--part-rows", "1000"]
-    return finished_run(tmp_path_factory.mktemp("tiny-flow-parts"), tiny_data, args)
+    root = tmp_path_factory.mktemp("tiny-flow-no-photos")
+    return finished_run(root, tiny_data_without_photos, args)
 
 
 @pytest.fixture(scope="session")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import dataclasses
 import json
 import re
 import subprocess
@@ -14,6 +15,9 @@ import pandas as pd
 import pytest
 
 from recsys.evaluate.metrics import METRIC_COLUMNS
+from recsys.run_folder import RunFolder
+from recsys.strategy.methods import METHODS
+from recsys.train import plan
 from recsys.train.runtime import isolated_flow_env as flow_env
 from recsys.train.tracking import read_offline_archive
 from tests.fixtures_flow import TINY_ARGS, FlowRun, run_flow
@@ -121,17 +125,19 @@ def test_every_customer_gets_twelve_distinct_articles(tiny_flow_run: FlowRun) ->
     assert set(predictions["article_id"]) <= set(
         pd.read_csv(tiny_flow_run.data_dir / "articles.csv", dtype=str)["article_id"]
     )
-    info = json.loads((tiny_flow_run.export_dir / "run_info.json").read_text())
-    assert set(predictions["source"]) <= {"model", "repurchase", info["fallback"]}
+    served = RunFolder(tiny_flow_run.export_dir).info().served
+    assert set(predictions["source"]) <= {"model", "repurchase", "popular"}
     model_rows = predictions[predictions["source"] == "model"]
     assert model_rows["score"].notna().all()
-    # Customers the model was trained on get its choice; everyone else only the fallback.
+    assert predictions.loc[predictions["source"] != "model", "score"].isna().all()
+    # Customers the model was trained on get its choice; everyone else the other method.
     embeddings = pd.read_parquet(tiny_flow_run.export_dir / "customer_embeddings.parquet")
     warm = set(embeddings.loc[embeddings["warm"], "customer_id"])
     assert set(model_rows["customer_id"]) <= warm
-    cold_rows = predictions[~predictions["customer_id"].isin(warm)]
-    assert set(cold_rows["source"]) == {info["fallback"]}
-    assert info["warm_strategy"] in {"two_tower", "repurchase+two_tower"}
+    cold_sources = set(predictions.loc[~predictions["customer_id"].isin(warm), "source"])
+    assert cold_sources <= {"repurchase", "popular"} if served.cold == "repurchase" else {"popular"}
+    assert "popular" in cold_sources
+    assert METHODS[served.warm].uses_model and not METHODS[served.cold].uses_model
 
 
 def test_splits_default_to_the_last_two_weeks(tiny_flow_run: FlowRun) -> None:
@@ -209,19 +215,44 @@ print("MODELS", sorted(set(run.data.metrics["model"])))
     assert "Test MAP@12 by segment" in content and "Training loss per epoch" in content
 
 
+DEFAULTS = plan.Parameters(
+    engine="auto", test_start="", validation_start="", min_purchases=2, learning_rates="",
+    batch_sizes="", epochs=0, train_weeks=-1, candidate_days=-1, candidate_min_purchases=0,
+    backtest_weeks=0, embedding_dim=64, top_k=12, sample_fraction=1.0, part_rows=500_000,
+)  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"learning_rates": "0"}, "learning rate 0.0"),
+        ({"batch_sizes": "1"}, "in-batch negatives need >= 2"),
+        ({"batch_sizes": "big"}, "expected comma-separated numbers"),
+        ({"test_start": "2020-13-40"}, "expected YYYY-MM-DD"),
+        ({"top_k": 0}, "--top-k 0: expected 1..100"),
+        ({"engine": "postgres"}, "--engine 'postgres'"),
+        ({"sample_fraction": 1.5}, "expected 0 < f <= 1"),
+        ({"validation_start": "2020-01-01"}, "no training days"),
+        ({"backtest_weeks": 11}, "use fewer weeks"),
+    ],
+)
+def test_bad_parameters_are_refused_with_a_clear_message(changes: dict, message: str) -> None:
+    """Checked in-process: every parameter check (before any data) and every check of
+    the plan against the data's dates (the tiny data's 10 weeks)."""
+    parameters = dataclasses.replace(DEFAULTS, **changes)
+    with pytest.raises(plan.FlowInputError, match=re.escape(message)):
+        parameters.check()
+        plan.make_plan(parameters, 15_000, date(2020, 7, 1), date(2020, 9, 22))
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["--learning-rates", "0"], "learning rate 0.0"),
-        (["--batch-sizes", "1"], "in-batch negatives need >= 2"),
-        (["--batch-sizes", "big"], "expected comma-separated numbers"),
-        (["--test-start", "2020-13-40"], "expected YYYY-MM-DD"),
-        (["--min-purchases", "1000"], "lower --min-purchases"),
-        (["--validation-start", "2020-01-01"], "no training days"),
-        (["--backtest-weeks", "11"], "use fewer weeks"),
+        (["--batch-sizes", "big"], "expected comma-separated numbers"),  # before any data
+        (["--min-purchases", "1000"], "lower --min-purchases"),  # once the rows are counted
     ],
 )
-def test_bad_input_stops_early_with_a_clear_message(
+def test_bad_input_stops_the_real_flow_early_without_a_traceback(
     tiny_data: Path, tmp_path: Path, args: list[str], message: str
 ) -> None:
     result = run_flow(flow_env(tmp_path, tiny_data), *TINY_ARGS, *args)
@@ -242,11 +273,12 @@ def test_missing_data_names_the_file_to_provide(tmp_path: Path) -> None:
     assert "Traceback" not in output
 
 
-def test_missing_image_location_is_reported(tiny_data: Path, tmp_path: Path) -> None:
-    env = {**flow_env(tmp_path, tiny_data), "IMAGE_DIR": str(tmp_path / "nowhere")}
-    result = run_flow(env, *TINY_ARGS)
-    assert result.returncode != 0
-    assert "IMAGE_URL_TEMPLATE is unset" in result.stdout + result.stderr
+def test_a_run_without_photos_says_so_and_records_it(tiny_flow_run_without_photos) -> None:  # noqa: ANN001
+    info = RunFolder(tiny_flow_run_without_photos.export_dir).info()
+    assert not info.photos and RunFolder(tiny_flow_run_without_photos.export_dir).info()
+    assert "the page and the service show placeholders" in tiny_flow_run_without_photos.output
+    articles = pd.read_parquet(tiny_flow_run_without_photos.export_dir / "articles.parquet")
+    assert articles["image_path"].isna().all()
 
 
 @pytest.mark.slow
@@ -268,16 +300,17 @@ def test_demo_recommendations_beat_popularity_on_the_test_week(demo_flow_run: Fl
     assert table.loc["served", "recall@12"] > 1.2 * table.loc["popular", "recall@12"]
 
 
-def test_results_do_not_depend_on_how_the_training_rows_are_cut(
-    tiny_flow_run: FlowRun, tiny_flow_run_in_parts: FlowRun
+def test_results_depend_neither_on_photos_nor_on_how_the_training_rows_are_cut(
+    tiny_flow_run: FlowRun, tiny_flow_run_without_photos: FlowRun
 ) -> None:
-    """One Parquet part or many: same encoded rows, same batches, same model, same results."""
-    parts = re.search(r"in (\d+) part\(s\)", tiny_flow_run_in_parts.output)
+    """One Parquet part or many: same encoded rows, same batches, same model, same results;
+    and a run on data without photos (`data/generate.py --no-images`) finishes with them."""
+    parts = re.search(r"in (\d+) part\(s\)", tiny_flow_run_without_photos.output)
     assert parts and int(parts.group(1)) >= 8, "the run should have been cut into many parts"
     assert "in 1 part(s)" in tiny_flow_run.output
     for name in ("metrics.parquet", "predictions.parquet", "grid.parquet"):
         one = pd.read_parquet(tiny_flow_run.export_dir / name)
-        many = pd.read_parquet(tiny_flow_run_in_parts.export_dir / name)
+        many = pd.read_parquet(tiny_flow_run_without_photos.export_dir / name)
         timing = [c for c in one.columns if c == "examples_per_second"]  # wall clock, not results
         keys = [c for c in ("model", "segment", "customer_id", "rank") if c in one.columns]
         keys = keys or ["learning_rate", "batch_size"]
@@ -301,20 +334,16 @@ def test_long_steps_print_progress_and_the_profile_is_named(tiny_flow_run: FlowR
 
 
 def test_the_profile_follows_the_data_size() -> None:
-    from recsys.my_merlin_flow import _profile
-
-    assert _profile(250_000)["name"] == "demo"
-    full = _profile(31_788_324)
+    assert plan.data_profile(250_000)["name"] == "demo"
+    full = plan.data_profile(31_788_324)
     assert full["name"] == "full" and full["epochs"] == 1 and "," not in full["learning_rates"]
-    assert _profile(250_000)["train_weeks"] == 0 and full["train_weeks"] > 0
+    assert plan.data_profile(250_000)["train_weeks"] == 0 and full["train_weeks"] > 0
 
 
 def test_the_training_window_ends_where_validation_starts() -> None:
-    from recsys.my_merlin_flow import _split_dates
-
     first, last = date(2020, 1, 1), date(2020, 9, 22)
-    window = _split_dates(first, last, "", "", train_weeks=12)
+    window = plan.split_dates(first, last, "", "", train_weeks=12)
     assert window["validation_start"] == date(2020, 9, 9)
     assert window["train_start"] == date(2020, 6, 17)  # 12 weeks before validation
-    assert _split_dates(first, last, "", "", train_weeks=0)["train_start"] == first
-    assert _split_dates(first, last, "", "", train_weeks=200)["train_start"] == first
+    assert plan.split_dates(first, last, "", "", train_weeks=0)["train_start"] == first
+    assert plan.split_dates(first, last, "", "", train_weeks=200)["train_start"] == first

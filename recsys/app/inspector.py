@@ -24,10 +24,10 @@ from pathlib import Path
 import pandas as pd
 from PIL import Image, ImageDraw
 
+from recsys import run_folder as rf
+from recsys.run_folder import FLOW_NAME, RunFolder, RunInfo
 from recsys.settings import Settings
 
-FLOW_NAME = "MyMerlinFlow"
-RUN_COMMAND = "python recsys/my_merlin_flow.py run"
 TOP_K = 12
 HISTORY_LIMIT = 24
 MAX_MATCHES = 200
@@ -35,10 +35,6 @@ SEGMENTS = ("warm", "cold")
 NO_IMAGE = "no image"
 MODEL_SOURCE = "model"  # predictions' `source` of the rows the model ranked
 ARTICLE_COLUMNS = "prod_name, product_type_name, colour_group_name, product_group_name, image_path"
-
-
-class ExportError(RuntimeError):
-    """A run's export folder is missing or incomplete; the message names the file."""
 
 
 class EngineUnavailable(RuntimeError):
@@ -68,7 +64,7 @@ class RunData:
 
     run_id: str
     export_dir: Path
-    info: dict
+    info: RunInfo
     predictions: pd.DataFrame  # index customer_id, sorted by rank
     metrics: pd.DataFrame
     actuals: pd.DataFrame  # index customer_id
@@ -79,7 +75,7 @@ class RunData:
     @property
     def test_start(self) -> date | None:
         """First day of the test week: the history shown is what the model could see."""
-        start = (self.info.get("dates") or {}).get("test_start")
+        start = self.info.dates.get("test_start")
         if start is None and not self.actuals.empty:
             start = self.actuals["t_dat"].min()
         return None if start is None else pd.Timestamp(start).date()
@@ -128,29 +124,21 @@ def recent_runs(metaflow_root: Path | None, limit: int = 10) -> list[RunRef]:
 
 
 def load_run_data(export_dir: Path) -> RunData:
-    """Read a run's export folder; a missing file raises ExportError naming it."""
-
-    def read(name: str) -> pd.DataFrame:
-        path = export_dir / name
-        if not path.is_file():
-            raise ExportError(f"{path} is missing: is this a complete export of {FLOW_NAME}?")
-        return pd.read_parquet(path)
-
-    info_path = export_dir / "run_info.json"
-    if not info_path.is_file():
-        raise ExportError(f"{info_path} is missing: is this a complete export of {FLOW_NAME}?")
-    info = json.loads(info_path.read_text())
-    predictions = read("predictions.parquet").sort_values(["customer_id", "rank"])
-    actuals = read("test_actuals.parquet")
-    articles = read("articles.parquet").drop_duplicates("article_id").set_index("article_id")
+    """Read a run's folder; a missing file raises RunMissing naming it."""
+    folder = RunFolder(export_dir)
+    folder.require(rf.PREDICTIONS, rf.TEST_ACTUALS, rf.ARTICLES, rf.METRICS)
+    info = folder.info()
+    predictions = pd.read_parquet(folder.file(rf.PREDICTIONS)).sort_values(["customer_id", "rank"])
+    actuals = pd.read_parquet(folder.file(rf.TEST_ACTUALS))
+    articles = pd.read_parquet(folder.file(rf.ARTICLES)).drop_duplicates("article_id")
     return RunData(
-        run_id=str(info.get("run_id", export_dir.name)),
+        run_id=info.run_id,
         export_dir=export_dir,
         info=info,
         predictions=predictions.set_index("customer_id"),
-        metrics=read("metrics.parquet"),
+        metrics=pd.read_parquet(folder.file(rf.METRICS)),
         actuals=actuals.set_index("customer_id").sort_index(),
-        articles=articles,
+        articles=articles.set_index("article_id"),
         customers=tuple(predictions["customer_id"].drop_duplicates()),
         buyers=tuple(sorted(set(actuals["customer_id"]) & set(predictions["customer_id"]))),
     )
@@ -158,7 +146,7 @@ def load_run_data(export_dir: Path) -> RunData:
 
 def prediction_note(run: RunData) -> str:
     """Which data the recommendations and the hits come from, so nobody over-reads a hit."""
-    dates = run.info.get("dates") or {}
+    dates = run.info.dates
     note = f"Test week: {dates.get('test_start', '?')} .. {dates.get('end', '?')}."
     if dates.get("predict_start") == dates.get("test_start"):
         note += (
@@ -168,26 +156,15 @@ def prediction_note(run: RunData) -> str:
     return note
 
 
-def no_run_message(settings: Settings) -> str:
-    """What the page says before any run exists, with the command that creates one."""
-    return (
-        f"No successful run of {FLOW_NAME} with exported predictions was found. "
-        "Create one (it trains on DATA_DIR and writes to OUTPUT_DIR):\n\n"
-        f"    DATA_DIR={settings.data_dir} OUTPUT_DIR={settings.output_dir} {RUN_COMMAND}"
-    )
-
-
 # --- sidebar -------------------------------------------------------------------------------
 
 
 def run_summary(run: RunData) -> dict[str, str]:
     """Short facts for the sidebar: when, on what data, how big."""
     info = run.info
-    summary = {"run id": run.run_id}
-    for key, label in (("created_at", "date"), ("data_dir", "data"), ("device", "device")):
-        if info.get(key) is not None:
-            summary[label] = str(info[key])
-    for split, rows in (info.get("rows") or {}).items():
+    summary = {"run id": run.run_id, "date": info.created_at, "data": info.data_dir}
+    summary["device"] = info.device
+    for split, rows in info.rows.items():
         summary[f"{split} rows"] = f"{int(rows):,}"
     summary["customers with predictions"] = f"{len(run.customers):,}"
     summary["test-week buyers"] = f"{len(run.buyers):,}"
@@ -196,7 +173,7 @@ def run_summary(run: RunData) -> dict[str, str]:
 
 def hyperparameters(run: RunData) -> dict:
     """The hyperparameters the flow's search picked."""
-    return dict(run.info.get("best_hyperparameters") or run.info.get("hyperparameters") or {})
+    return dict(run.info.best_hyperparameters)
 
 
 def metric_table(metrics: pd.DataFrame, shown: Sequence[str] = ("map@12",)) -> pd.DataFrame:

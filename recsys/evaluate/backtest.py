@@ -21,9 +21,9 @@ import pandas as pd
 
 from recsys.evaluate import scoring
 from recsys.evaluate.metrics import Scoreboard
-from recsys.strategy import baselines
-from recsys.train import dataset, towers
-from recsys.train.features import FittedFeatures, fit_workflows
+from recsys.strategy.inputs import CandidateRule
+from recsys.strategy.served import Served
+from recsys.train import embed, pipeline, towers
 
 WEEK = timedelta(days=7)
 POOLED = "pooled"  # the `week` of the figures over every backtest week
@@ -34,12 +34,10 @@ class Setup:
     """What validation chose and how the flow cut the training rows: reused every week."""
 
     params: towers.HyperParameters
-    served: scoring.Served
-    min_purchases: int
+    served: Served
+    rows: pipeline.RowSettings
     train_weeks: int  # 0: every week before the origin
-    candidates: scoring.CandidateRule
-    part_rows: int
-    sample_fraction: float
+    candidates: CandidateRule
 
 
 def week_starts(test_start: date, weeks: int) -> list[date]:
@@ -61,13 +59,12 @@ def run(
         print(f"backtest week {number} of {len(starts)}: {start} .. {start + WEEK - timedelta(1)}")
         boards[start.isoformat()] = score_week(engine, setup, start, articles, work / str(start))
     boards[POOLED] = Scoreboard.pooled(boards)
-    methods = [*scoring.MODEL_METHODS, "served"]
     metrics = pd.concat(
         [board.metrics().assign(week=week) for week, board in boards.items()], ignore_index=True
     )
     differences = pd.concat(
         [
-            board.differences(methods, baselines.BASELINES).assign(week=week)
+            scoring.compared_with_baselines(board).assign(week=week)
             for week, board in boards.items()
         ],
         ignore_index=True,
@@ -77,46 +74,22 @@ def run(
 
 def score_week(engine, setup: Setup, start: date, articles: pd.DataFrame, work: Path) -> Scoreboard:
     """Train the chosen configuration on the rows before `start` and score the week."""
-    import merlin.io
-
-    engine.set_training_settings(min_purchases=setup.min_purchases, cutoff=start)
-    sales = dataset.recent_sales(engine, start)
-    parts = dataset.write_training_parts(
-        engine,
-        sales,
-        work / "prepared",
-        setup.part_rows,
-        setup.sample_fraction,
-        orders=setup.params.epochs,
-        since=start - setup.train_weeks * WEEK if setup.train_weeks else None,
-    )
-    features = fit_workflows(parts.dataset(0), sales, work / "workflows")
-    encoded = [
-        features.encode(parts.dataset(order), work / f"encoded-{order}")
-        for order in range(len(parts.orders))
-    ]
-    frequencies = features.item_frequencies(
-        merlin.io.Dataset([str(p) for p in encoded[0]], engine="parquet")
-    )
-    # Encoding ran both workflows as one graph, which rewires the customer workflow's
-    # inputs in memory: read the fitted workflows back, as the flow's later steps do.
-    features = FittedFeatures.load(work / "workflows")
-    model = towers.train(encoded, features.schema, frequencies, setup.params).model
-    catalogue = towers.embed(model.candidate_encoder, features.articles(articles), features.schema)
+    since = start - setup.train_weeks * WEEK if setup.train_weeks else None
+    trained = pipeline.train_as_of(engine, start, since, setup.rows, setup.params, articles, work)
     actuals = scoring.week_purchases(engine, start, start + WEEK)
     queries = work / "queries.parquet"
     buyers = actuals["customer_id"].unique()
-    scoring.write_query_embeddings(engine, features, model.query_encoder, start, queries, buyers)
+    encoder = trained.model.query_encoder
+    embed.write_query_embeddings(engine, trained.features, encoder, start, queries, buyers)
     return scoring.score_week(
         engine,
         start,
         queries,
-        catalogue,
-        articles["article_id"].to_numpy(),
+        trained.catalogue,
         actuals,
-        features.known_customers,
-        setup.served,
+        trained.features.known_customers,
         setup.candidates,
+        setup.served,
     )
 
 

@@ -190,6 +190,9 @@ class Scoreboard:
             scores = scores[scores["warm"] == (segment == "warm")]
         return summarize(scores.drop(columns="warm"), shown, self.catalogue_size)
 
+    def map_at_12(self, method: str, segment: str = "all") -> float:
+        return self.summary(method, segment)["map@12"]
+
     def metrics(self) -> pd.DataFrame:
         """One row per (model, segment) with METRIC_COLUMNS, in the order methods were added,
         and each INTERVAL_METRICS' 95% bootstrap interval over customers (`_low`, `_high`)."""
@@ -282,22 +285,3 @@ def bootstrap_interval(
         means[start : start + size] = counts @ values / n
     low, high = np.percentile(means, [2.5, 97.5], axis=0)
     return low, high
-
-
-def to_long(
-    customer_ids: np.ndarray,
-    article_ids: np.ndarray,
-    scores: np.ndarray | None = None,
-) -> pd.DataFrame:
-    """(n, k) arrays of article ids (and scores) -> long frame with rank 1..k."""
-    n, k = article_ids.shape
-    frame = pd.DataFrame(
-        {
-            "customer_id": np.repeat(np.asarray(customer_ids), k),
-            "rank": np.tile(np.arange(1, k + 1), n),
-            "article_id": article_ids.reshape(-1),
-        }
-    )
-    if scores is not None:
-        frame["score"] = scores.reshape(-1).astype("float64")
-    return frame

@@ -17,13 +17,13 @@ import pandas as pd
 from recsys.evaluate.metrics import Scoreboard
 from recsys.strategy.inputs import (
     RANKING_DEPTH,
-    Candidates,
     CandidateRule,
+    Candidates,
     Customers,
     Day,
     History,
 )
-from recsys.strategy.methods import METHODS
+from recsys.strategy.methods import METHODS, names
 from recsys.strategy.served import SERVED, Served
 from recsys.train.embed import CUSTOMER_BATCH_ROWS, read_query_embeddings
 
@@ -73,3 +73,9 @@ def score_week(
             lists = method.rank(customers, day, RANKING_DEPTH)
             board.add(name, lists.to_frame(customers.ids), bought)
     return board
+
+
+def compared_with_baselines(board: Scoreboard) -> pd.DataFrame:
+    """Paired differences of every model method and of what is served, minus every
+    method without the model (the baselines)."""
+    return board.differences([*names(uses_model=True), SERVED], names(uses_model=False))

@@ -20,15 +20,15 @@ def build_service(
 
     Raises RunMissing before anything heavy is loaded when there is no run to serve.
     """
+    from recsys.run_folder import RunFolder, settings_for_run
     from recsys.serve.app import Service
     from recsys.serve.live import LiveConsumer
-    from recsys.serve.run import RunMissing, latest_export, load_run
+    from recsys.serve.run import load_run
     from recsys.serve.views import Views
 
-    export = settings.output_dir / run_id if run_id else latest_export(settings)
-    if run_id and not (export / "run_info.json").is_file():
-        raise RunMissing(f"{export}: no exported run {run_id!r} there (OUTPUT_DIR)")
-    run = load_run(export)
+    run = load_run(RunFolder.named(settings, run_id))
+    settings, notes = settings_for_run(settings, run.info)
+    print(f"run {run.run_id}:", *notes, sep="\n  ", flush=True)
     views = Views(settings, run, writable=consume)
     service = Service(settings, run, views, on_stop=[views.close])
     if consume:
@@ -58,7 +58,7 @@ def main(argv: list[str] | None = None) -> int:
         print("error: --consume is for the embedded engine; RisingWave reads the Kafka topics "
               "itself (RISINGWAVE_URL is set)", file=sys.stderr)  # fmt: skip
         return 2
-    from recsys.serve.run import RunMissing
+    from recsys.run_folder import RunMissing
     from recsys.store.engine import EngineError
 
     try:

@@ -91,6 +91,7 @@ class Health(BaseModel):
     served_articles: int
     newest_day: date | None
     consumer_lag: int | None
+    photos: str
 
 
 def create_app(service: Service) -> FastAPI:
@@ -116,7 +117,7 @@ def create_app(service: Service) -> FastAPI:
         k: int = Query(12, ge=1, le=MAX_K, description="how many articles"),
     ) -> Recommendations:
         answer = service.recommender.recommend(customer_id, k)
-        describe = _describer(request, service.settings, service.run.catalogue)
+        describe = _describer(request, service.settings, service.run.articles)
         return Recommendations(
             customer_id=customer_id,
             as_of=answer.as_of,
@@ -139,7 +140,7 @@ def create_app(service: Service) -> FastAPI:
         limit: int = Query(12, ge=1, le=HISTORY, description="how many latest articles"),
     ) -> History:
         state = CustomerState(None, service.views.purchases(customer_id))  # no profile needed
-        describe = _describer(request, service.settings, service.run.catalogue)
+        describe = _describer(request, service.settings, service.run.articles)
         return History(
             customer_id=customer_id,
             as_of=state.latest_day,
@@ -163,7 +164,8 @@ def create_app(service: Service) -> FastAPI:
             engine=service.views.kind,
             customers=counts["customers"],
             articles=counts["articles"],
-            served_articles=len(service.views.shared.candidates),
+            served_articles=len(service.views.shared.day.candidates),
+            photos=photos(service),
             newest_day=service.views.shared.newest_day,
             consumer_lag=service.lag(),
         )
@@ -190,6 +192,14 @@ def _describer(
         }
 
     return describe
+
+
+def photos(service: Service) -> str:
+    """Where the answers' photos come from, or why there are none."""
+    if not service.run.info.photos:
+        return "none: the run's data has no photos (clients show placeholders)"
+    template = service.settings.image_url_template
+    return f"URL template {template}" if template else f"folder {service.settings.image_dir}"
 
 
 def image_url(settings: Settings, images: str | None, article_id: str) -> str:

@@ -1,30 +1,27 @@
-"""One customer's answer: the flow's served strategy, applied to what the views hold now.
+"""One customer's answer: the run's served strategy (`recsys.strategy`), applied to what the
+views hold now.
 
-As the flow serves (recsys/my_merlin_flow.py, `predict`), per kind of customer:
-
-- known to the model (an id of its vocabulary): `warm_strategy`, either the model's
-  ranking alone or their recent repurchases first, then the model's ranking; the model
-  ranks only the run's candidates (the articles its candidate rule keeps as of the day
-  recommended for, `scoring.candidates`), as in the flow's predictions;
-- a customer the model does not know: the `fallback` baseline, their recent purchases
-  filled with popular items (`repurchase`) or popular items alone (`popular`);
-- a customer the data has never seen: popular items.
-
-"Recent" is the repurchase baseline's window, REPURCHASE_WINDOW_DAYS before the day
-after the newest data; popular items come from `article_popularity_t`. Each item says
-where it came from: `repurchase`, `model` or `popular`. Only the model's rows have a
-score (as in the flow's predictions).
+The customer is a batch of one for the same `Served.rank` the flow's predictions and
+scores come from: known to the model, the method chosen for warm customers; otherwise
+the one chosen for the others (a customer nobody has seen has no purchases, so the
+repurchase baseline gives them the popular list). Their repurchase window ends with the
+day after the newest data; the popular list and the candidates are the views' shared
+reads (`Views.shared`). Each item says where it came from (`model`, `repurchase`,
+`popular`); only the model's rows have a score.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, timedelta
 
+import numpy as np
+
 from recsys.serve.run import ServedRun
 from recsys.serve.views import Bought, CustomerState, Shared, Views
-from recsys.strategy.baselines import REPURCHASE_WINDOW_DAYS
+from recsys.strategy.inputs import REPURCHASE_WINDOW_DAYS, Customers, repurchase_order
+from recsys.strategy.lists import Lists, Ragged
+from recsys.strategy.methods import METHODS
 
 
 @dataclass(frozen=True)
@@ -44,56 +41,49 @@ class Answer:
 class Recommender:
     def __init__(self, run: ServedRun, views: Views) -> None:
         self.run, self.views = run, views
+        self.served = run.info.served
 
     def recommend(self, customer_id: str, k: int) -> Answer:
         state, shared = self.views.customer(customer_id), self.views.shared
         newest = as_of(state, shared)
-        return Answer(customer_id, newest, self.items(customer_id, state, shared, newest, k))
+        customers = self.customers(customer_id, state, (newest or date.today()) + timedelta(1))
+        lists = self.served.rank(customers, shared.day, k)
+        return Answer(customer_id, newest, items(lists))
 
-    def items(
-        self, customer_id: str, state: CustomerState, shared: Shared, newest: date | None, k: int
-    ) -> list[Item]:
-        """The top `k` as of the day after `newest` (the day being recommended for)."""
-        popular = [Item(a, None, "popular") for a in shared.popular]
-        if state.unknown:
-            return popular[:k]
-        today = (newest or date.today()) + timedelta(days=1)
-        own = [Item(a, None, "repurchase") for a in recent_articles(state.bought, today)]
-        if self.run.knows(customer_id):
+    def customers(self, customer_id: str, state: CustomerState, today: date) -> Customers:
+        """The customer as a batch of one, as of `today` (the day recommended for)."""
+        known = self.run.knows(customer_id)
+        queries = None
+        if known and METHODS[self.served.warm].uses_model:
             profile = state.profile or {"customer_id": customer_id}
-            query = self.run.embed(profile, [b.article_id for b in state.bought], today)
-            ranked = shared.candidates.search(query, k + len(own))
-            model = [Item(a, s, "model") for a, s in ranked]
-            if self.run.warm_strategy == "two_tower":
-                return model[:k]
-            return first_distinct(k, own, model)
-        if self.run.fallback == "repurchase":
-            return first_distinct(k, own, popular)
-        return popular[:k]
+            queries = self.run.embed(profile, [b.article_id for b in state.bought], today)
+        history = Ragged.of([repurchases(state.bought, today)])
+        return Customers(np.array([customer_id], dtype=object), np.array([known]), history, queries)
 
 
-def recent_articles(bought: list[Bought], today: date) -> list[str]:
-    """The articles bought in the repurchase window before `today` in the flow's order
-    (`baselines.repurchase_recommendations`): newest first, then most bought in the
-    window, then by id."""
+def repurchases(bought: list[Bought], today: date) -> list[str]:
+    """The articles bought in the repurchase window before `today`, in the flow's order
+    (`strategy.inputs.repurchase_order`)."""
     start = today - timedelta(days=REPURCHASE_WINDOW_DAYS)
-    bought = [b for b in bought if start <= b.last_t_dat < today]
-    bought.sort(key=lambda b: (-b.last_t_dat.toordinal(), -b.window_units, b.article_id))
-    return [b.article_id for b in bought]
+    window = [b for b in bought if start <= b.last_t_dat < today]
+    order = repurchase_order(
+        np.zeros(len(window)),
+        np.array([b.article_id for b in window], dtype=object),
+        np.array([b.last_t_dat.toordinal() for b in window], dtype="int64"),
+        np.array([b.window_units for b in window], dtype="int64"),
+    )
+    return [window[i].article_id for i in order]
 
 
-def first_distinct(k: int, *lists: Iterable[Item]) -> list[Item]:
-    """The first `k` items of the lists in turn, each article once (its first place)."""
-    seen: set[str] = set()
-    out: list[Item] = []
-    for items in lists:
-        for item in items:
-            if item.article_id not in seen:
-                seen.add(item.article_id)
-                out.append(item)
-                if len(out) == k:
-                    return out
-    return out
+def items(lists: Lists) -> list[Item]:
+    """The first (only) customer's list as items."""
+    return [
+        Item(article, None if np.isnan(score) else float(score), source)
+        for article, score, source in zip(
+            lists.articles[0], lists.scores[0], lists.sources[0], strict=True
+        )
+        if article is not None
+    ]
 
 
 def as_of(state: CustomerState, shared: Shared) -> date | None:

@@ -1,10 +1,9 @@
-"""The exported flow run the service answers with: OUTPUT_DIR/<run id>/ (ARCHITECTURE.md).
+"""The exported flow run the service answers with: its folder (`recsys.run_folder`).
 
-What it takes from the export: the query tower (`query_tower/`, a Keras SavedModel), the
-customer workflow's category tables (`workflows/customers/`), the article embeddings
-(`article_embeddings.parquet`), the catalogue's names and images (`articles.parquet`) and
-the strategy the flow chose on the validation week (`run_info.json`: `warm_strategy`
-for customers the model knows, `fallback` for the others).
+What it takes from the run: the query tower (a Keras SavedModel), the customer
+workflow's category tables, the article embeddings, the catalogue's names and images,
+and from `run_info.json` what the flow chose to serve on the validation week and its
+candidate rule.
 
 Why not NVTabular and Keras per request: `workflow.transform` of one row costs about
 30 ms and `model.predict` hundreds (docs/serving.md). The customer workflow is only
@@ -16,7 +15,6 @@ fixed input signature, traced once at start.
 from __future__ import annotations
 
 import functools
-import json
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -24,55 +22,47 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from recsys.app.inspector import no_run_message
-from recsys.evaluate.scoring import CandidateRule, candidates
-from recsys.settings import Settings
+from recsys.run_folder import (
+    ARTICLE_EMBEDDINGS,
+    ARTICLES,
+    CUSTOMER_WORKFLOW,
+    QUERY_TOWER,
+    RunFolder,
+    RunInfo,
+    RunMissing,
+)
 from recsys.store.engine import Engine
+from recsys.strategy.inputs import Candidates
+from recsys.train.embed import read_embeddings
 from recsys.train.features import CUSTOMER_COLUMNS, prepare_customers
 from recsys.train.recent_articles import RECENT_ARTICLES, RECENT_TEXT, as_text
 
-RUN_FILES = (
-    "run_info.json",  # written last by the flow's export: its presence means complete
-    "query_tower",
-    "workflows/customers",
-    "article_embeddings.parquet",
-    "articles.parquet",
-)
 NULL_INDEX, OOV_INDEX = 1, 2  # Categorify: 0 padding, 1 null, 2 out-of-vocabulary
 ENCODED_CACHE = 100_000  # customers whose encoded profile is kept (a few hundred bytes each)
-
-
-class RunMissing(RuntimeError):
-    """No usable exported run: the message says which, and the command that makes one."""
 
 
 @dataclass(frozen=True)
 class ServedRun:
     """Everything a request needs from the run, loaded once."""
 
-    run_id: str
-    export_dir: Path
-    info: dict
-    warm_strategy: str  # "two_tower" or "repurchase+two_tower"
-    fallback: str  # "popular" or "repurchase"
+    folder: RunFolder
+    info: RunInfo
     encoder: CustomerEncoder
     tower: QueryTower
-    index: ArticleIndex
-    catalogue: dict[str, dict]  # article_id -> {"prod_name", "image_path"}
-    candidate_rule: CandidateRule  # what the model may recommend, as in the flow
+    catalogue: Candidates  # every article's embedding
+    articles: dict[str, dict]  # article_id -> {"prod_name", "image_path"}
+
+    @property
+    def run_id(self) -> str:
+        return self.info.run_id
 
     def knows(self, customer_id: str) -> bool:
         """Whether the model has an embedding row for the customer (a warm customer)."""
         return customer_id in self.encoder.vocabulary["customer_id"]
 
-    def candidates(self, engine: Engine, cutoff: date) -> ArticleIndex:
-        """The articles the model may recommend as of `cutoff`, restricted as the flow's
-        predict step restricts them (`scoring.candidates` under the run's rule), as an
-        index to search."""
-        vectors, ids = candidates(
-            engine, cutoff, self.candidate_rule, self.index.vectors, self.index.article_ids
-        )
-        return self.index if len(ids) == len(self.index) else ArticleIndex(vectors, ids)
+    def candidates(self, engine: Engine, cutoff: date) -> Candidates:
+        """The articles the model may recommend as of `cutoff` under the run's rule."""
+        return self.catalogue.restricted(engine, cutoff, self.info.candidate_rule)
 
     def embed(self, customer: dict, recent: list[str], when: date) -> np.ndarray:
         """The customer's query embedding (1, d) as of `when`, from their views row and
@@ -166,84 +156,24 @@ class QueryTower:
         return np.asarray(self._call(matrix), dtype="float32")
 
 
-class ArticleIndex:
-    """Exact inner-product top-k over article embeddings (faiss IndexFlatIP)."""
-
-    def __init__(self, vectors: np.ndarray, article_ids: np.ndarray) -> None:
-        import faiss
-
-        self.vectors = np.ascontiguousarray(vectors, dtype="float32")
-        self.article_ids = np.asarray(article_ids).astype(str)
-        self.index = faiss.IndexFlatIP(self.vectors.shape[1])
-        self.index.add(self.vectors)
-
-    @classmethod
-    def read(cls, path: Path) -> ArticleIndex:
-        """The run's whole catalogue from `article_embeddings.parquet`."""
-        import pyarrow.parquet as pq
-
-        table = pq.read_table(path)
-        vectors = table.column("embedding").combine_chunks()
-        width = vectors.type.list_size
-        flat = np.asarray(vectors.flatten().to_numpy(zero_copy_only=False), dtype="float32")
-        ids = table.column("article_id").to_numpy(zero_copy_only=False)
-        return cls(flat.reshape(-1, width), ids)
-
-    def __len__(self) -> int:
-        return len(self.article_ids)
-
-    def search(self, query: np.ndarray, depth: int) -> list[tuple[str, float]]:
-        """The `depth` best articles for one query, best first, with their scores."""
-        depth = min(depth, len(self.article_ids))
-        scores, rows = self.index.search(np.ascontiguousarray(query, dtype="float32"), depth)
-        return [(self.article_ids[r], float(s)) for r, s in zip(rows[0], scores[0], strict=True)]
-
-
 def _plain(value: object) -> object:
     """A views value as a hashable plain value; missing (None, NaN, NA) as None."""
     return None if value is None or pd.isna(value) else value
 
 
-def latest_export(settings: Settings) -> Path:
-    """The newest complete export under OUTPUT_DIR (by its run_info.json's created time)."""
-    infos = sorted(settings.output_dir.glob("*/run_info.json"), key=_created_at, reverse=True)
-    if not infos:
-        raise RunMissing(no_run_message(settings))
-    return infos[0].parent
-
-
-def _created_at(path: Path) -> str:
-    try:
-        return str(json.loads(path.read_text()).get("created_at", ""))
-    except (OSError, ValueError):
-        return ""
-
-
-def load_run(export_dir: Path) -> ServedRun:
-    """Load an export folder; a missing piece raises RunMissing naming it."""
-    for name in RUN_FILES:
-        if not (export_dir / name).exists():
-            raise RunMissing(
-                f"{export_dir / name} is missing: not a complete export of the flow "
-                "(EXPORT_TO_APP=false, or a run from an older version); make a new run"
-            )
-    info = json.loads((export_dir / "run_info.json").read_text())
-    encoder = CustomerEncoder(export_dir / "workflows" / "customers")
+def load_run(folder: RunFolder) -> ServedRun:
+    """Load a run's folder; a missing piece raises RunMissing naming it."""
+    folder.require(QUERY_TOWER, CUSTOMER_WORKFLOW, ARTICLE_EMBEDDINGS, ARTICLES)
+    encoder = CustomerEncoder(folder.file(CUSTOMER_WORKFLOW))
     articles = pd.read_parquet(
-        export_dir / "articles.parquet", columns=["article_id", "prod_name", "image_path"]
+        folder.file(ARTICLES), columns=["article_id", "prod_name", "image_path"]
     )
+    ids, vectors = read_embeddings(folder.file(ARTICLE_EMBEDDINGS), "article_id")
     return ServedRun(
-        run_id=str(info.get("run_id", export_dir.name)),
-        export_dir=export_dir,
-        info=info,
-        warm_strategy=str(info.get("warm_strategy", "two_tower")),
-        fallback=str(info.get("fallback", "popular")),
+        folder=folder,
+        info=folder.info(),
         encoder=encoder,
-        tower=QueryTower(export_dir / "query_tower", encoder.columns),
-        index=ArticleIndex.read(export_dir / "article_embeddings.parquet"),
-        catalogue=articles.drop_duplicates("article_id").set_index("article_id").to_dict("index"),
-        candidate_rule=CandidateRule(
-            days=int(info.get("candidate_days") or 0),
-            min_purchases=int(info.get("candidate_min_purchases") or 1),
-        ),
+        tower=QueryTower(folder.file(QUERY_TOWER), encoder.columns),
+        catalogue=Candidates(vectors, ids),
+        articles=articles.drop_duplicates("article_id").set_index("article_id").to_dict("index"),
     )

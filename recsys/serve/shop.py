@@ -20,7 +20,7 @@ import sys
 import time
 import urllib.request
 
-from recsys.serve.run import RunMissing, latest_export
+from recsys.run_folder import RunFolder, RunMissing
 from recsys.settings import REPO_ROOT, ConfigError, load_settings
 
 START_TIMEOUT_S = 600  # TensorFlow's import alone takes tens of seconds on a busy machine
@@ -34,13 +34,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         settings = load_settings()
-        export = latest_export(settings)
+        folder = RunFolder.latest(settings)
+        test_start = folder.info().dates["test_start"].isoformat()
     except (ConfigError, RunMissing) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    import json
-
-    test_start = json.loads((export / "run_info.json").read_text())["dates"]["test_start"]
     python = sys.executable
     step(f"the views with the purchases before {test_start} (the run's test week left out)")
     setup = [python, "risingwave/setup.py", "--engine", "embedded"]
@@ -48,7 +46,7 @@ def main(argv: list[str] | None = None) -> int:
     subprocess.run([*setup, "--load", "--until", test_start], cwd=REPO_ROOT, check=True)
     step("the service, with the Kafka consumer in its process")
     service = subprocess.Popen(
-        [python, "-m", "recsys.serve", "--consume", "--from-now", "--run-id", export.name],
+        [python, "-m", "recsys.serve", "--consume", "--from-now", "--run-id", folder.path.name],
         cwd=REPO_ROOT,
     )
     try:

@@ -28,17 +28,17 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import TYPE_CHECKING, NamedTuple
 
+import numpy as np
 import pandas as pd
 
 from recsys.datasets.hm_schema import ID_PATTERNS, Kind
 from recsys.settings import Settings
 from recsys.store.engine import DuckDBEngine, Engine, open_engine
-from recsys.strategy import baselines
-from recsys.strategy.baselines import REPURCHASE_WINDOW_DAYS
+from recsys.strategy.inputs import REPURCHASE_WINDOW_DAYS, Day, popular_articles
 from recsys.train.features import CUSTOMER_COLUMNS
 
 if TYPE_CHECKING:
-    from recsys.serve.run import ArticleIndex, ServedRun
+    from recsys.serve.run import ServedRun
 
 REFRESH_S = 5.0
 # The popular list and the candidates cost 1.8 s to read on the full data (20 ms on the
@@ -69,7 +69,7 @@ RECENT_SQL = (
 # however often it was delivered: DISTINCT event_id per day and article) and the view's
 # units (distinct events over all days). MATERIALIZED keeps the cleaning filters off the
 # scan: evaluated on every row of the table they cost more than the scan itself. Every
-# article is kept: the first 12 are the view's rows (tests/test_serve_views.py compares
+# article is kept: the first 12 are the view's rows (tests/serve/test_serve_views.py compares
 # them), the rest let the repurchases be cut as the flow cuts them.
 RECENT_EMBEDDED_SQL = """
 WITH mine AS MATERIALIZED (
@@ -152,8 +152,7 @@ class Shared:
 
     newest_day: date | None  # the latest purchase day the views hold
     events: int  # transactions_t's rows when read
-    popular: tuple[str, ...]  # article_popularity_t, best first
-    candidates: ArticleIndex  # what the model may recommend as of the day after newest_day
+    day: Day  # as of the day after newest_day: the popular list and the model's candidates
     read_at: float  # time.monotonic() when the popular list and candidates were read
     read_s: float  # how long reading them took
 
@@ -185,14 +184,14 @@ def with_literal_id(sql: str, customer_id: str) -> str:
     return sql.replace("$1", f"'{customer_id}'").replace("$2", "$1")
 
 
-def popular_articles(engine: Engine, cutoff: date) -> tuple[str, ...]:
+def popular_now(engine: Engine, cutoff: date) -> list[str]:
     """article_popularity_t's list as of `cutoff`, the day after the newest. RisingWave
     keeps the view materialised; DuckDB would compute it on read over every purchase
     (56 s on the full data), so there the flow's query for the same 7 days answers
-    (`baselines.popular_articles`: 0.8 s, the same list; tests/test_serve_views.py)."""
+    (`strategy.inputs.popular_articles`: 0.8 s, the same list; tests/serve/test_serve_views.py)."""
     if engine.kind == "embedded":
-        return tuple(baselines.popular_articles(engine, cutoff, POPULAR_DEPTH))
-    return tuple(str(article_id) for (article_id,) in engine.rows(POPULAR_SQL))
+        return popular_articles(engine, cutoff, POPULAR_DEPTH)
+    return [str(article_id) for (article_id,) in engine.rows(POPULAR_SQL)]
 
 
 def _index_look_ups(settings: Settings) -> None:
@@ -283,9 +282,9 @@ class Views:
             return last
         started = time.monotonic()
         cutoff = (newest or date.today()) + timedelta(days=1)
-        popular = popular_articles(engine, cutoff)
-        candidates = self.run.candidates(engine, cutoff)
-        return Shared(newest, events, popular, candidates, started, time.monotonic() - started)
+        popular = np.asarray(popular_now(engine, cutoff), dtype=object)
+        day = Day(cutoff, popular, self.run.candidates(engine, cutoff))
+        return Shared(newest, events, day, started, time.monotonic() - started)
 
     def _refresh(self) -> None:
         while not self._stop.wait(REFRESH_S):

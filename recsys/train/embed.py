@@ -77,6 +77,15 @@ def customers_as_of(
     )
 
 
+def read_embeddings(path: Path, id_column: str) -> tuple[np.ndarray, np.ndarray]:
+    """(ids, float32 vectors) of a whole embeddings file (`embedding_table`'s layout)."""
+    table = pq.read_table(path)
+    vectors = table.column("embedding").combine_chunks()
+    flat = np.asarray(vectors.flatten().to_numpy(zero_copy_only=False), dtype="float32")
+    ids = table.column(id_column).to_numpy(zero_copy_only=False).astype(object)
+    return ids, flat.reshape(-1, vectors.type.list_size)
+
+
 def read_query_embeddings(
     path: Path, batch_rows: int = CUSTOMER_BATCH_ROWS
 ) -> Iterator[tuple[np.ndarray, np.ndarray]]:

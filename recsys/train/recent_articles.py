@@ -13,7 +13,7 @@ Three readers, one definition, no leakage:
 - scoring as of a day reads the purchases before that day (`as_of_sql`): the lists
   evaluated on a week are made as of its start;
 - the service reads `customer_recent_articles_t` itself, whose first rows are the same
-  articles (tests/test_recent_articles.py checks the three against each other).
+  articles (tests/train/test_recent_articles.py checks the three against each other).
 
 The engine hands over, per row, the articles of the customer's last LOOKBACK_DAYS purchase
 days as one text (`RECENT_TEXT`: newest day first, days separated by commas, a day's

@@ -23,7 +23,6 @@ from recsys.train.recent_articles import RECENT_COLUMNS
 ID_EMBEDDING_DIM = 64
 FEATURE_EMBEDDING_DIM = 16
 RECENT_EMBEDDING_DIM = 32  # the recent-article slots: one table, articles need room
-SCORING_BATCH = 65_536
 # Adagrad moves a row only when it is looked up, so its steps must be larger than Adam's,
 # whose moments keep moving every row for many steps after each lookup.
 EMBEDDING_LR_FACTOR = 10.0
@@ -210,42 +209,6 @@ def embed(encoder, encoded: pd.DataFrame, schema, batch_size: int = 8192) -> np.
         shuffle=False,
     )
     return np.asarray(encoder.predict(loader, verbose=0), dtype="float32")
-
-
-def top_k(queries: np.ndarray, items: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-    """Exact inner-product top-k of every query over every item, with faiss.
-
-    faiss scores in blocks with BLAS, so memory stays at one block of scores no matter
-    how many queries; we feed it queries in slices to keep the result arrays bounded too.
-    Returns (scores, item row indices), each shaped (len(queries), k).
-    """
-    import faiss
-
-    k = min(k, len(items))
-    index = faiss.IndexFlatIP(items.shape[1])
-    index.add(np.ascontiguousarray(items, dtype="float32"))
-    scores = np.empty((len(queries), k), dtype="float32")
-    rows = np.empty((len(queries), k), dtype="int64")
-    for start in range(0, len(queries), SCORING_BATCH):
-        block = np.ascontiguousarray(queries[start : start + SCORING_BATCH], dtype="float32")
-        scores[start : start + len(block)], rows[start : start + len(block)] = index.search(
-            block, k
-        )
-    return scores, rows
-
-
-def recommend(
-    queries: np.ndarray,
-    items: np.ndarray,
-    customer_ids: np.ndarray,
-    article_ids: np.ndarray,
-    k: int,
-) -> pd.DataFrame:
-    """Top-k articles per customer as a long frame: customer_id, rank, article_id, score."""
-    from recsys.evaluate.metrics import to_long
-
-    scores, rows = top_k(queries, items, k)
-    return to_long(customer_ids, np.asarray(article_ids, dtype=object)[rows], scores)
 
 
 def save_encoder(encoder, path: Path) -> Path:

@@ -69,6 +69,15 @@ def start_experiment(settings: Settings, name: str, tags: list[str], offline_dir
     return experiment
 
 
+def epoch_logger(experiment):
+    """A training callback (epoch, logs) that logs each epoch's metrics under `train`."""
+
+    def log(epoch: int, logs: dict[str, float]) -> None:
+        experiment.log_metrics(logs, prefix="train", epoch=epoch + 1, step=epoch + 1)
+
+    return log
+
+
 def upload_hint(offline_dir: Path) -> str:
     """How to send offline archives to Comet later (the key comes from the environment)."""
     return (

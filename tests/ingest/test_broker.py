@@ -21,7 +21,7 @@ from recsys.ingest.broker import (
     kafka_version,
 )
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def broker_cli(*args: str) -> subprocess.CompletedProcess:

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 PAGE = REPO / "streamlit" / "pred_inspector.py"
 ARTIFACTS = REPO / "test-artifacts"
 CHROMIUM = Path("/usr/bin/chromium")
@@ -137,16 +137,28 @@ def open_inspector(page, url: str) -> float:
     return time.perf_counter() - started
 
 
-def switch_customer(page, customer_id: str) -> float:
-    """Type a customer id and wait until their page is drawn; seconds it took."""
+def switch_customer(page, customer_id: str) -> tuple[float, list[dict]]:
+    """Type a customer id and wait until their page is drawn: seconds it took, images."""
     started = time.perf_counter()
     box = page.get_by_label("Customer id (or its start)")
     box.fill(customer_id)
     box.press("Enter")
     page.get_by_role("heading", name=f"Customer {customer_id}").wait_for(timeout=PAGE_TIMEOUT_MS)
     wait_until_idle(page)
-    wait_for_images(page, 12)
-    return time.perf_counter() - started
+    images = wait_for_images(page, 12)
+    return time.perf_counter() - started, images
+
+
+def run_only_env(env: Mapping[str, str]) -> dict[str, str]:
+    """A flow run's environment without its data settings: the page must find the run's
+    data folder, DuckDB file and photos from the run itself (as after `make run`)."""
+    unset = ("DATA_DIR", "DUCKDB_PATH", "IMAGE_DIR", "IMAGE_URL_TEMPLATE")
+    return {**env, **dict.fromkeys(unset, "")}
+
+
+def distinct_photos(images: list[dict]) -> set[str]:
+    """The rendered photos (served from Streamlit's media store), by content address."""
+    return {img["src"] for img in images if "/media/" in img["src"] and img["w"] and img["h"]}
 
 
 def sidebar_table_widths(page) -> list[dict]:
@@ -162,20 +174,24 @@ def sidebar_table_widths(page) -> list[dict]:
     )
 
 
-def test_page_renders_product_images(tiny_flow_run, tmp_path: Path) -> None:
+def test_page_renders_the_runs_product_images(tiny_flow_run, tmp_path: Path) -> None:
+    """Opened without DATA_DIR (as `make app` after `DATA_DIR=<dir> make run`), the page
+    reads the run's own data: its distinct photos, no "views not built" warning."""
     ARTIFACTS.mkdir(exist_ok=True)
     log = ARTIFACTS / "streamlit-e2e.log"
-    with serve_page(tiny_flow_run.env, log) as url, browser_page(tmp_path / "profile") as page:
+    env = run_only_env(tiny_flow_run.env)
+    with serve_page(env, log) as url, browser_page(tmp_path / "profile") as page:
         open_inspector(page, url)
         page.screenshot(path=str(ARTIFACTS / "pred_inspector.png"), full_page=True)
         images = wait_for_images(page, 12)
         assert not page.locator('[data-testid="stException"]').count()
+        text = page.inner_text('[data-testid="stMain"]')
         tables = sidebar_table_widths(page)
+    assert "not built yet" not in text and "Could not read" not in text
     assert len(tables) == 2 and all(t["right"] <= t["room"] for t in tables), tables
-    photos = [img for img in images if "/media/" in img["src"]]
-    assert len(photos) >= 12, images
     broken = [img for img in images if img["w"] == 0 or img["h"] == 0]
     assert not broken, f"images that did not render: {broken}"
+    assert len(distinct_photos(images)) >= 12, images
 
 
 @pytest.mark.slow
@@ -189,10 +205,15 @@ def test_demo_screenshot_and_timings(demo_flow_run, tmp_path: Path) -> None:
     ARTIFACTS.mkdir(exist_ok=True)
     customers = inspector.load_run_data(demo_flow_run.export_dir).buyers[1:6]
     log = ARTIFACTS / "streamlit-demo.log"
-    with serve_page(demo_flow_run.env, log) as url, browser_page(tmp_path / "profile") as page:
+    env = run_only_env(demo_flow_run.env)
+    with serve_page(env, log) as url, browser_page(tmp_path / "profile") as page:
         first_load = open_inspector(page, url)
         page.screenshot(path=str(ARTIFACTS / "demo.png"), full_page=False)
-        switches = [switch_customer(page, customer) for customer in customers]
+        shown = [switch_customer(page, customer) for customer in customers]
+    switches = [seconds for seconds, _ in shown]
+    for _, images in shown:  # each customer's page: their photos, drawn
+        assert len(distinct_photos(images)) >= 12, images
+    assert (ARTIFACTS / "demo.png").stat().st_size > 50_000  # a rendered page, not a blank
     print(f"\nfirst load {first_load:.2f} s; customer switch {sorted(switches)} s")
     (ARTIFACTS / "timings.txt").write_text(
         f"first_load_s={first_load:.2f}\nswitch_s={','.join(f'{s:.2f}' for s in switches)}\n"

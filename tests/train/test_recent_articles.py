@@ -21,9 +21,8 @@ from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 from sqlglot import exp
 
-from recsys.evaluate import scoring
 from recsys.store.sql_objects import load_objects
-from recsys.train import dataset
+from recsys.train import dataset, embed
 from recsys.train.features import RecentSales
 from recsys.train.recent_articles import (
     CUSTOMER_SLICES,
@@ -188,8 +187,8 @@ def test_customer_slices_hold_every_id_once(ids: list[str]) -> None:
 FLOW_SQL = {  # what the flow sends for the recent articles, on DuckDB and RisingWave alike
     "by day": by_day_sql(START, customer_slices()[3]),
     "as of": as_of_sql(START, customer_slices()[0]),
-    "customers as of": scoring.customers_as_of(START, customer_slices()[-1]),
-    "wanted customers as of": scoring.customers_as_of(START, customer_slices()[5], wanted=True),
+    "customers as of": embed.customers_as_of(START, customer_slices()[-1]),
+    "wanted customers as of": embed.customers_as_of(START, customer_slices()[5], wanted=True),
 }
 
 

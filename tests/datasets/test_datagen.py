@@ -20,7 +20,7 @@ from recsys.evaluate.metrics import ranking_metrics
 from recsys.ingest.loaders import read_table
 
 TINY = SCALES["tiny"]
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 def raw(data_dir: Path, table: str) -> pd.DataFrame:

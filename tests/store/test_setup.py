@@ -15,7 +15,7 @@ from recsys.ingest.broker import free_port
 from recsys.ingest.kafka_clients import TABLE_TOPICS, TOPICS, dlq_topic
 from recsys.ingest.loaders import iter_batches
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 ALL_TOPICS = {name for topic in TOPICS for name in (topic, dlq_topic(topic))}
 
 

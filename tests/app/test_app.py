@@ -16,7 +16,7 @@ from recsys.app import inspector as ins
 from recsys.ingest.broker import free_port
 from recsys.settings import load_settings
 
-PAGE = str(Path(__file__).resolve().parents[1] / "streamlit" / "pred_inspector.py")
+PAGE = str(Path(__file__).resolve().parents[2] / "streamlit" / "pred_inspector.py")
 SETTINGS_VARIABLES = (
     "METAFLOW_DATASTORE_SYSROOT_LOCAL",
     "OUTPUT_DIR",

@@ -34,7 +34,7 @@ from tests.fixtures_kafka import (
     kafka_settings,
 )
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 CLIENTS = ["confluent", "kafka-python"]
 KAFKA_PYTHON_LIMIT = 1_000  # kafka-python is ~30k msg/s: keep its tests quick
 

@@ -15,7 +15,6 @@ from recsys.evaluate.metrics import (
     bootstrap_interval,
     ranking_metrics,
     segment_metrics,
-    to_long,
 )
 
 
@@ -84,48 +83,6 @@ def test_segments_split_warm_and_cold() -> None:
     assert by.loc["cold", "map@12"] == 0.0
     assert by.loc["all", "map@12"] == 0.5
     assert list(by["customers"]) == [1, 1, 2]
-
-
-def test_to_long_numbers_ranks_from_one() -> None:
-    import numpy as np
-
-    frame = to_long(np.array(["c1", "c2"]), np.array([["a", "b"], ["c", "d"]]))
-    assert list(frame["rank"]) == [1, 2, 1, 2]
-    assert list(frame["article_id"]) == ["a", "b", "c", "d"]
-
-
-# --- baselines ---------------------------------------------------------------------------
-
-
-def test_repurchase_puts_latest_purchases_first_then_fills_with_popular() -> None:
-    import numpy as np
-
-    from recsys.strategy.baselines import popular_recommendations, repurchase_recommendations
-
-    recent = pd.DataFrame(
-        {
-            "customer_id": ["c", "c", "c"],
-            "article_id": ["old", "new", "p1"],
-            "last_bought": pd.to_datetime(["2020-09-01", "2020-09-10", "2020-09-05"]),
-            "bought": [1, 1, 1],
-        }
-    )
-    customers = np.array(["c", "stranger"])
-    fill = popular_recommendations(customers, ["p1", "p2", "p3", "p4"])
-    recs = repurchase_recommendations(customers, recent, fill, 4)
-    assert recs[recs.customer_id == "c"]["source"].tolist() == ["repurchase"] * 3 + ["fill"]
-    assert recs[recs.customer_id == "c"]["article_id"].tolist() == ["new", "p1", "old", "p2"]
-    assert recs[recs.customer_id == "stranger"]["article_id"].tolist() == ["p1", "p2", "p3", "p4"]
-    assert recs.groupby("customer_id")["rank"].apply(list).tolist() == [[1, 2, 3, 4]] * 2
-
-
-def test_popular_gives_everyone_the_same_list() -> None:
-    import numpy as np
-
-    from recsys.strategy.baselines import popular_recommendations
-
-    recs = popular_recommendations(np.array(["a", "b"]), ["x", "y"])
-    assert recs.values.tolist() == [["a", 1, "x"], ["a", 2, "y"], ["b", 1, "x"], ["b", 2, "y"]]
 
 
 @settings(max_examples=40, deadline=None)

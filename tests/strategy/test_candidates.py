@@ -10,8 +10,7 @@ from hypothesis import HealthCheck, given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
-from recsys.evaluate import scoring
-from recsys.strategy import baselines
+from recsys.strategy.inputs import RANKING_DEPTH, CandidateRule, Candidates, sold_articles
 from tests.fixtures_engine import insert_raw
 
 CUTOFF = date(2020, 9, 16)
@@ -49,14 +48,14 @@ def test_sold_articles_counts_units_in_the_window(  # noqa: ANN001
     window = frame[(frame["t_dat"] >= CUTOFF - timedelta(days=days)) & (frame["t_dat"] < CUTOFF)]
     units = window["article_id"].value_counts()
     expected = set(units[units >= min_purchases].index)
-    got = baselines.sold_articles(embedded_engine, CUTOFF, days, min_purchases)
+    got = sold_articles(embedded_engine, CUTOFF, days, min_purchases)
     assert len(got) == len(set(got)) and set(got) == expected
 
 
 def test_candidates_fall_back_to_the_catalogue_when_too_few_are_kept(embedded_engine) -> None:  # noqa: ANN001
     """A rule that keeps fewer than RANKING_DEPTH articles would leave recall@100 short,
     so the whole catalogue is ranked; a rule that keeps enough restricts it."""
-    catalogue = [f"08{n:08d}" for n in range(scoring.RANKING_DEPTH + 20)]
+    catalogue = [f"08{n:08d}" for n in range(RANKING_DEPTH + 20)]
     rows = [
         {
             "event_id": f"e{n}-{unit}",
@@ -66,16 +65,16 @@ def test_candidates_fall_back_to_the_catalogue_when_too_few_are_kept(embedded_en
             "price": 0.05,
             "sales_channel_id": 2,
         }
-        for n, article in enumerate(catalogue[: scoring.RANKING_DEPTH + 10])
+        for n, article in enumerate(catalogue[: RANKING_DEPTH + 10])
         for unit in range(1 + n % 2)  # every second article sells twice
     ]
     insert_raw(embedded_engine, "transactions", rows)
-    vectors = np.eye(len(catalogue), dtype="float32")
-    ids = np.asarray(catalogue, dtype=object)
-    once = scoring.CandidateRule(days=7, min_purchases=1)
-    _, kept = scoring.candidates(embedded_engine, CUTOFF, once, vectors, ids)
-    assert list(kept) == catalogue[: scoring.RANKING_DEPTH + 10]
-    twice = scoring.CandidateRule(days=7, min_purchases=2)
-    _, kept = scoring.candidates(embedded_engine, CUTOFF, twice, vectors, ids)
-    assert list(kept) == catalogue  # 55 would be kept: too few to rank 100
+    whole = Candidates(np.eye(len(catalogue), dtype="float32"), np.asarray(catalogue))
+    once = CandidateRule(days=7, min_purchases=1)
+    kept = whole.restricted(embedded_engine, CUTOFF, once)
+    assert list(kept.article_ids) == catalogue[: RANKING_DEPTH + 10]
+    np.testing.assert_array_equal(kept.vectors, whole.vectors[: RANKING_DEPTH + 10])
+    twice = CandidateRule(days=7, min_purchases=2)
+    kept = whole.restricted(embedded_engine, CUTOFF, twice)
+    assert list(kept.article_ids) == catalogue  # 55 would be kept: too few to rank 100
     assert twice.describe() == "articles bought at least 2 times in the last 7 days"

@@ -336,7 +336,7 @@ def test_setup_print_masks_secrets(tmp_path: Path) -> None:
         capture_output=True,
         text=True,
         env=env,
-        cwd=Path(__file__).resolve().parents[1],
+        cwd=Path(__file__).resolve().parents[2],
         check=True,
     )
     assert result.stdout.count("CREATE MATERIALIZED VIEW IF NOT EXISTS") == len(VIEWS)

@@ -13,7 +13,7 @@ import pytest
 
 from recsys.train.runtime import FALLBACK_USER, NOISE, machine_cores
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 FLOW = ROOT / "recsys" / "my_merlin_flow.py"
 NAME_VARIABLES = ("METAFLOW_USER", "SUDO_USER", "USERNAME", "USER", "LOGNAME")
 

@@ -1,5 +1,5 @@
 """Event ids and day ranges (recsys/ingest/events.py), without a broker: the properties the
-Kafka and CSV paths rely on (tests/test_consumer.py checks them end to end)."""
+Kafka and CSV paths rely on (tests/store/test_consumer.py checks them end to end)."""
 
 from __future__ import annotations
 

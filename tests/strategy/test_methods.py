@@ -1,0 +1,137 @@
+"""What is served, without the engine: the ranked lists, the methods and the choice."""
+
+from __future__ import annotations
+
+from datetime import date
+
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from recsys.strategy.inputs import Candidates, Customers, Day, History
+from recsys.strategy.lists import Lists, Ragged, first_distinct
+from recsys.strategy.methods import METHODS, Popular, Repurchase, TwoTower, names
+from recsys.strategy.served import Served
+
+DAY = date(2020, 9, 16)
+ARTICLES = [f"07{n:08d}" for n in range(8)]
+
+
+def lists_of(rows: list[list[str]], depth: int, source: str) -> Lists:
+    return Lists.from_ragged(Ragged.of(rows), depth, source)
+
+
+def reference_first_distinct(depth: int, *parts: list[str]) -> list[str]:
+    """The rule, written plainly: the parts in turn, each article at its first place."""
+    seen: list[str] = []
+    for part in parts:
+        for article in part:
+            if article not in seen:
+                seen.append(article)
+    return seen[:depth]
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    own=st.lists(st.lists(st.sampled_from(ARTICLES), max_size=6), min_size=1, max_size=5),
+    fill=st.lists(st.sampled_from(ARTICLES), max_size=8),
+    depth=st.integers(1, 10),
+)
+def test_first_distinct_keeps_each_article_at_its_first_place(
+    own: list[list[str]], fill: list[str], depth: int
+) -> None:
+    merged = first_distinct(
+        depth,
+        lists_of(own, depth, "repurchase"),
+        Lists.same_for_all(len(own), np.asarray(fill, dtype=object), depth, "popular"),
+    )
+    for row, mine in enumerate(own):
+        expected = reference_first_distinct(depth, mine[:depth], fill[:depth])
+        got = [a for a in merged.articles[row] if a is not None]
+        assert got == expected
+        sources = [s for s in merged.sources[row] if s is not None]
+        assert sources == ["repurchase" if a in mine[:depth] else "popular" for a in got]
+
+
+def test_repurchase_puts_latest_purchases_first_then_fills_with_popular() -> None:
+    recent = pd.DataFrame(
+        {
+            "customer_id": ["c", "c", "c", "d", "d"],
+            "article_id": ["old", "new", "p1", "b", "a"],
+            "last_bought": pd.to_datetime(
+                ["2020-09-01", "2020-09-10", "2020-09-05", "2020-09-02", "2020-09-02"]
+            ),
+            "bought": [1, 1, 1, 1, 1],
+        }
+    )
+    ids = np.array(["c", "stranger", "d"], dtype=object)
+    customers = Customers(ids, np.zeros(3, bool), History(recent).of(ids))
+    day = Day(DAY, np.array(["p1", "p2", "p3", "p4"], dtype=object), None)
+    frame = Repurchase().rank(customers, day, 4).to_frame(ids)
+    lists = frame.groupby("customer_id")["article_id"].agg(list)
+    assert lists["c"] == ["new", "p1", "old", "p2"]
+    assert lists["stranger"] == ["p1", "p2", "p3", "p4"]
+    assert lists["d"] == ["a", "b", "p1", "p2"]  # same day and units: by id
+    c = frame[frame["customer_id"] == "c"]
+    assert c["source"].tolist() == ["repurchase"] * 3 + ["popular"]
+    assert c["rank"].tolist() == [1, 2, 3, 4] and c["score"].isna().all()
+
+
+def test_the_most_bought_comes_first_among_purchases_of_the_same_day() -> None:
+    recent = pd.DataFrame(
+        {
+            "customer_id": ["c", "c"],
+            "article_id": ["a", "b"],
+            "last_bought": pd.to_datetime(["2020-09-10", "2020-09-10"]),
+            "bought": [1, 3],
+        }
+    )
+    assert list(History(recent).of(np.array(["c"], dtype=object)).values) == ["b", "a"]
+
+
+def test_popular_gives_everyone_the_same_list_cut_to_the_depth() -> None:
+    ids = np.array(["a", "b"], dtype=object)
+    customers = Customers(ids, np.zeros(2, bool), Ragged.of([[], []]))
+    day = Day(DAY, np.array(["x", "y", "z"], dtype=object), None)
+    frame = Popular().rank(customers, day, 2).to_frame(ids)
+    assert frame[["customer_id", "rank", "article_id"]].values.tolist() == [
+        ["a", 1, "x"], ["a", 2, "y"], ["b", 1, "x"], ["b", 2, "y"],
+    ]  # fmt: skip
+
+
+def test_two_tower_ranks_the_candidates_by_inner_product() -> None:
+    vectors = np.eye(4, dtype="float32")
+    candidates = Candidates(vectors, np.array(ARTICLES[:4], dtype=object))
+    queries = np.array([[0, 3, 1, 2], [5, 0, -1, 1]], dtype="float32")
+    ids = np.array(["a", "b"], dtype=object)
+    customers = Customers(ids, np.ones(2, bool), Ragged.of([[], []]), queries)
+    day = Day(DAY, np.array([], dtype=object), candidates)
+    lists = TwoTower().rank(customers, day, 3)
+    assert lists.articles.tolist() == [
+        [ARTICLES[1], ARTICLES[3], ARTICLES[2]],
+        [ARTICLES[0], ARTICLES[3], ARTICLES[1]],
+    ]
+    assert lists.scores.tolist() == [[3, 2, 1], [5, 1, 0]]
+    with pytest.raises(ValueError, match="query embeddings"):
+        TwoTower().rank(Customers(ids, np.ones(2, bool), Ragged.of([[], []])), day, 3)
+
+
+def test_served_routes_known_customers_to_the_model_and_the_others_to_the_baseline() -> None:
+    candidates = Candidates(np.eye(2, dtype="float32"), np.array(["m1", "m2"], dtype=object))
+    day = Day(DAY, np.array(["p1", "p2"], dtype=object), candidates)
+    ids = np.array(["warm", "cold"], dtype=object)
+    queries = np.array([[1, 0], [0, 1]], dtype="float32")
+    customers = Customers(ids, np.array([True, False]), Ragged.of([["own"], ["own"]]), queries)
+    frame = Served("repurchase+two_tower", "popular").rank(customers, day, 3).to_frame(ids)
+    lists = frame.groupby("customer_id")["article_id"].agg(list)
+    assert lists["warm"] == ["own", "m1", "m2"] and lists["cold"] == ["p1", "p2"]
+
+
+def test_served_is_chosen_among_the_registered_methods_by_validation_map() -> None:
+    scores = {"two_tower": 0.2, "repurchase+two_tower": 0.3, "popular": 0.1, "repurchase": 0.4}
+    served = Served.choose(lambda method, segment: scores[method])
+    assert served == Served("repurchase+two_tower", "repurchase")
+    assert set(names(uses_model=True)) | set(names(uses_model=False)) == set(METHODS)
+    assert served.describe().startswith("repurchase+two_tower for customers the model knows")
