@@ -4,7 +4,7 @@
     python recsys/my_merlin_flow.py run --max-workers 2       # train (see docs/training.md)
 
 start -> get_dataset -> build_workflow -> train (foreach grid point) -> join
-      -> evaluate -> backtest (--backtest-weeks) -> predict -> export -> end
+      -> train_ranker -> evaluate -> backtest (--backtest-weeks) -> predict -> export -> end
 
 Splits (by date, defaults from the data): the last 7 days are the test week, the 7
 days before are validation, everything earlier is training. The feature workflow is
@@ -76,7 +76,7 @@ class MyMerlinFlow(FlowSpec, plan.FlowParameters):
     def get_dataset(self):
         """Training rows from filtered_dataframe_t (cutoff and N applied in the view) into
         Parquet parts; the validation and test weeks' purchases; the catalogue."""
-        from recsys.evaluate.scoring import week_purchases
+        from recsys.strategy.inputs import week_purchases
         from recsys.train import dataset, pipeline
 
         dates, work = self.plan.dates, self._work()
@@ -124,8 +124,9 @@ class MyMerlinFlow(FlowSpec, plan.FlowParameters):
 
     @step
     def train(self):
-        """One grid point: train, embed the catalogue and the customers, score validation."""
-        from recsys.train import towers
+        """One grid point: train, embed the catalogue and the customers (also the weeks the
+        ranker learns from), score validation."""
+        from recsys.train import pipeline, towers
         from recsys.train.features import RecentSales
         from recsys.train.tracking import epoch_logger
 
@@ -146,6 +147,10 @@ class MyMerlinFlow(FlowSpec, plan.FlowParameters):
         dates, buyers = self.plan.dates, self._split_customers()
         with source.engine(self.engine, read_only=True) as eng:
             branch.write(eng, result.model, features, self.articles, test_sales, dates, buyers)
+            pipeline.embed_ranker_weeks(
+                eng, result.model, features, self.articles, dates["test_start"],
+                self.plan.ranker_weeks, branch.path / pipeline.RANKER_WEEKS,
+            )  # fmt: skip
         board = self._score("validation", branch=branch, methods=("two_tower",))
         self.validation = board.summary("two_tower")
         print("validation:", self.validation)
@@ -188,6 +193,26 @@ class MyMerlinFlow(FlowSpec, plan.FlowParameters):
         self.best_params, self.device, self.best_dir = best.params, best.device, best.branch_dir
         self.best_validation = best.validation
         print("best:", self.best_params, "validation", self.best_validation)
+        self.next(self.train_ranker)
+
+    @step
+    def train_ranker(self):
+        """The learned ranker over the candidate sources, on the chosen branch's weeks
+        before validation, stopped on validation (recsys/train/ranker.py)."""
+        from recsys.train import pipeline
+        from recsys.train.tracking import log_ranker
+
+        experiment = self._experiment("ranker", {"ranker_weeks": self.plan.ranker_weeks})
+        known = self._features().known_customers
+        folder = Path(self.best_dir) / pipeline.RANKER_WEEKS
+        with source.engine(self.engine, read_only=True) as eng:
+            fitted = pipeline.train_ranker(
+                eng, self.plan.dates["test_start"], self.plan.ranker_weeks, folder,
+                self.articles["article_id"].to_numpy(), known, self.plan.rule,
+            )  # fmt: skip
+        fitted.model.save(self._work() / rf.RANKER)
+        self.ranker_facts = log_ranker(experiment, fitted, self._work() / rf.RANKER)
+        print("ranker:", self.ranker_facts)
         self.next(self.evaluate)
 
     @card(type="blank", id="evaluation")
@@ -245,6 +270,7 @@ class MyMerlinFlow(FlowSpec, plan.FlowParameters):
             self._rows(),
             self.plan.train_weeks,
             self.plan.rule,
+            self.plan.ranker_weeks,
         )
         starts = backtest.week_starts(dates["test_start"], self.backtest_weeks)
         with source.engine(self.engine) as eng:
@@ -270,14 +296,14 @@ class MyMerlinFlow(FlowSpec, plan.FlowParameters):
         from recsys.train import export
 
         branch, day = self._branch(self.best_dir), self.plan.dates["predict_start"]
+        folder, known = rf.RunFolder(self.export_dir), self._features().known_customers
         with source.engine(self.engine, read_only=True) as eng:  # history up to the test week
-            lists_day = Day.read(eng, day, branch.catalogue("predict"), self.plan.rule)
-            history = History.read(eng, day)
-        folder = rf.RunFolder(self.export_dir)
-        known = self._features().known_customers
-        self.predicted = export.write_predictions(
-            folder, branch.queries("predict"), lists_day, history, known, self.served, self.top_k
-        )
+            lists_day = Day.read(eng, day, branch.catalogue("predict"), self.plan.rule,
+                                 ranker=self._ranker())  # fmt: skip
+            self.predicted = export.write_predictions(
+                folder, branch.queries("predict"), lists_day, History.read(eng, day), known,
+                self.served, self.top_k,
+            )  # fmt: skip
         print(f"predictions for {sum(self.predicted.values()):,} customers: {self.predicted}")
         self.next(self.export)
 
@@ -335,6 +361,12 @@ class MyMerlinFlow(FlowSpec, plan.FlowParameters):
 
         return fitted_features(self._work())
 
+    def _ranker(self):
+        """The ranker train_ranker fitted (in the run's work folder)."""
+        from recsys.strategy.ranker import RankerModel
+
+        return RankerModel.load(self._work() / rf.RANKER)
+
     def _branch(self, path):
         from recsys.train.pipeline import Branch
 
@@ -366,6 +398,7 @@ class MyMerlinFlow(FlowSpec, plan.FlowParameters):
                 self.plan.rule,
                 served,
                 methods or tuple(METHODS),
+                ranker=self._ranker() if methods is None else None,
             )
 
     def _run_info(self) -> rf.RunInfo:
@@ -388,6 +421,7 @@ class MyMerlinFlow(FlowSpec, plan.FlowParameters):
             device=self.device,
             best_hyperparameters=self.best_params,
             validation=self.best_validation,
+            ranker=self.ranker_facts,
         )
 
     def _comet_dir(self) -> Path:

@@ -21,7 +21,7 @@ import pandas as pd
 
 from recsys.evaluate import scoring
 from recsys.evaluate.metrics import Scoreboard
-from recsys.strategy.inputs import CandidateRule
+from recsys.strategy.inputs import CandidateRule, week_purchases
 from recsys.strategy.served import Served
 from recsys.train import embed, pipeline, towers
 
@@ -38,6 +38,7 @@ class Setup:
     rows: pipeline.RowSettings
     train_weeks: int  # 0: every week before the origin
     candidates: CandidateRule
+    ranker_weeks: int  # the ranker's training weeks (then its validation week)
 
 
 def week_starts(test_start: date, weeks: int) -> list[date]:
@@ -73,10 +74,14 @@ def run(
 
 
 def score_week(engine, setup: Setup, start: date, articles: pd.DataFrame, work: Path) -> Scoreboard:
-    """Train the chosen configuration on the rows before `start` and score the week."""
+    """Train the chosen configuration (the model, then the ranker) on the rows before
+    `start` and score the week."""
     since = start - setup.train_weeks * WEEK if setup.train_weeks else None
-    trained = pipeline.train_as_of(engine, start, since, setup.rows, setup.params, articles, work)
-    actuals = scoring.week_purchases(engine, start, start + WEEK)
+    trained = pipeline.train_as_of(
+        engine, start, since, setup.rows, setup.params, articles, setup.ranker_weeks,
+        setup.candidates, work,
+    )  # fmt: skip
+    actuals = week_purchases(engine, start, start + WEEK)
     queries = work / "queries.parquet"
     buyers = actuals["customer_id"].unique()
     encoder = trained.model.query_encoder
@@ -90,6 +95,7 @@ def score_week(engine, setup: Setup, start: date, articles: pd.DataFrame, work: 
         trained.features.known_customers,
         setup.candidates,
         setup.served,
+        ranker=trained.ranker.model,
     )
 
 

@@ -15,26 +15,11 @@ from pathlib import Path
 import pandas as pd
 
 from recsys.evaluate.metrics import Scoreboard
-from recsys.strategy.inputs import (
-    RANKING_DEPTH,
-    CandidateRule,
-    Candidates,
-    Customers,
-    Day,
-    History,
-)
+from recsys.strategy.inputs import RANKING_DEPTH, CandidateRule, Candidates, Day, History
 from recsys.strategy.methods import METHODS, names
+from recsys.strategy.ranker import RankerModel
 from recsys.strategy.served import SERVED, Served
 from recsys.train.embed import CUSTOMER_BATCH_ROWS, read_query_embeddings
-
-
-def week_purchases(engine, start: date, end: date) -> pd.DataFrame:
-    """Every purchase in [start, end) by any customer (warm or cold): what is scored."""
-    return engine.query(
-        "SELECT DISTINCT customer_id, article_id, t_dat FROM joined_transactions_t "
-        "WHERE t_dat >= $1 AND t_dat < $2",
-        [start, end],
-    )
 
 
 def customer_batches(
@@ -42,7 +27,7 @@ def customer_batches(
 ):
     """The customers of a query-embedding file as `Customers` batches."""
     for ids, vectors in read_query_embeddings(queries, batch_rows):
-        yield Customers(ids, pd.Index(ids).isin(known), history.of(ids), vectors)
+        yield history.customers(ids, pd.Index(ids).isin(known), vectors)
 
 
 def score_week(
@@ -56,12 +41,13 @@ def score_week(
     served: Served | None = None,
     methods: tuple[str, ...] = tuple(METHODS),
     batch_rows: int = CUSTOMER_BATCH_ROWS,
+    ranker: RankerModel | None = None,
 ) -> Scoreboard:
     """`methods`' per-customer metrics on the week from `start`, with `served`'s too
     (under SERVED) when given. `queries` holds the week's buyers embedded as of `start`;
     `catalogue` the articles' embeddings as of `start`, of which the model ranks those
-    `rule` keeps."""
-    day = Day.read(engine, start, catalogue, rule)
+    `rule` keeps; `ranker` the fitted ranker the ranker methods rank with."""
+    day = Day.read(engine, start, catalogue, rule, ranker=ranker)
     history = History.read(engine, start)
     board = Scoreboard(len(catalogue), known, set(actuals["article_id"]))
     for customers in customer_batches(queries, history, known, batch_rows):

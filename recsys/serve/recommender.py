@@ -16,11 +16,12 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 
 import numpy as np
+import pandas as pd
 
 from recsys.serve.run import ServedRun
-from recsys.serve.views import Bought, CustomerState, Shared, Views
-from recsys.strategy.inputs import REPURCHASE_WINDOW_DAYS, Customers, repurchase_order
-from recsys.strategy.lists import Lists, Ragged
+from recsys.serve.views import CustomerState, Shared, Views
+from recsys.strategy.inputs import Customers, Purchases
+from recsys.strategy.lists import Lists
 from recsys.strategy.methods import METHODS
 
 
@@ -57,22 +58,28 @@ class Recommender:
         if known and METHODS[self.served.warm].uses_model:
             profile = state.profile or {"customer_id": customer_id}
             queries = self.run.embed(profile, [b.article_id for b in state.bought], today)
-        history = Ragged.of([repurchases(state.bought, today)])
-        return Customers(np.array([customer_id], dtype=object), np.array([known]), history, queries)
+        return customer_batch(customer_id, known, state, queries)
 
 
-def repurchases(bought: list[Bought], today: date) -> list[str]:
-    """The articles bought in the repurchase window before `today`, in the flow's order
-    (`strategy.inputs.repurchase_order`)."""
-    start = today - timedelta(days=REPURCHASE_WINDOW_DAYS)
-    window = [b for b in bought if start <= b.last_t_dat < today]
-    order = repurchase_order(
-        np.zeros(len(window)),
-        np.array([b.article_id for b in window], dtype=object),
-        np.array([b.last_t_dat.toordinal() for b in window], dtype="int64"),
-        np.array([b.window_units for b in window], dtype="int64"),
+def customer_batch(
+    customer_id: str, known: bool, state: CustomerState, queries: np.ndarray | None
+) -> Customers:
+    """What the service holds of one customer as the flow's `Customers` (`Customers.of`):
+    their purchases before the day recommended for, and their age."""
+    bought = state.bought
+    purchases = Purchases.of(
+        [customer_id],
+        [customer_id] * len(bought),
+        [b.article_id for b in bought],
+        [b.last_t_dat.toordinal() for b in bought],
+        [b.units for b in bought],
+        [b.window_units for b in bought],
+        [np.nan if b.online_units is None else b.online_units for b in bought],
     )
-    return [window[i].article_id for i in order]
+    age = (state.profile or {}).get("age")
+    age = np.nan if age is None or pd.isna(age) else float(age)
+    ids = np.array([customer_id], dtype=object)
+    return Customers.of(ids, np.array([known]), purchases, np.array([age]), queries)
 
 
 def items(lists: Lists) -> list[Item]:

@@ -1,9 +1,9 @@
 """The exported flow run the service answers with: its folder (`recsys.run_folder`).
 
 What it takes from the run: the query tower (a Keras SavedModel), the customer
-workflow's category tables, the article embeddings, the catalogue's names and images,
-and from `run_info.json` what the flow chose to serve on the validation week and its
-candidate rule.
+workflow's category tables, the article embeddings, the learned ranker, the catalogue's
+names and images, and from `run_info.json` what the flow chose to serve on the validation
+week and its candidate rule.
 
 Why not NVTabular and Keras per request: `workflow.transform` of one row costs about
 30 ms and `model.predict` hundreds (docs/serving.md). The customer workflow is only
@@ -27,12 +27,13 @@ from recsys.run_folder import (
     ARTICLES,
     CUSTOMER_WORKFLOW,
     QUERY_TOWER,
+    RANKER,
     RunFolder,
     RunInfo,
     RunMissing,
 )
-from recsys.store.engine import Engine
 from recsys.strategy.inputs import Candidates
+from recsys.strategy.ranker import RankerModel
 from recsys.train.embed import read_embeddings
 from recsys.train.features import CUSTOMER_COLUMNS, prepare_customers
 from recsys.train.recent_articles import RECENT_ARTICLES, RECENT_TEXT, as_text
@@ -51,6 +52,7 @@ class ServedRun:
     tower: QueryTower
     catalogue: Candidates  # every article's embedding
     articles: dict[str, dict]  # article_id -> {"prod_name", "image_path"}
+    ranker: RankerModel
 
     @property
     def run_id(self) -> str:
@@ -59,10 +61,6 @@ class ServedRun:
     def knows(self, customer_id: str) -> bool:
         """Whether the model has an embedding row for the customer (a warm customer)."""
         return customer_id in self.encoder.vocabulary["customer_id"]
-
-    def candidates(self, engine: Engine, cutoff: date) -> Candidates:
-        """The articles the model may recommend as of `cutoff` under the run's rule."""
-        return self.catalogue.restricted(engine, cutoff, self.info.candidate_rule)
 
     def embed(self, customer: dict, recent: list[str], when: date) -> np.ndarray:
         """The customer's query embedding (1, d) as of `when`, from their views row and
@@ -163,7 +161,7 @@ def _plain(value: object) -> object:
 
 def load_run(folder: RunFolder) -> ServedRun:
     """Load a run's folder; a missing piece raises RunMissing naming it."""
-    folder.require(QUERY_TOWER, CUSTOMER_WORKFLOW, ARTICLE_EMBEDDINGS, ARTICLES)
+    folder.require(QUERY_TOWER, CUSTOMER_WORKFLOW, ARTICLE_EMBEDDINGS, ARTICLES, RANKER)
     encoder = CustomerEncoder(folder.file(CUSTOMER_WORKFLOW))
     articles = pd.read_parquet(
         folder.file(ARTICLES), columns=["article_id", "prod_name", "image_path"]
@@ -176,4 +174,5 @@ def load_run(folder: RunFolder) -> ServedRun:
         tower=QueryTower(folder.file(QUERY_TOWER), encoder.columns),
         catalogue=Candidates(vectors, ids),
         articles=articles.drop_duplicates("article_id").set_index("article_id").to_dict("index"),
+        ranker=RankerModel.load(folder.file(RANKER)),
     )

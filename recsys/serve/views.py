@@ -3,9 +3,10 @@
 Per request only point look-ups by customer: `customers_t` (the profile the query tower
 reads) and `customer_recent_articles_t` (the customer's 12 latest distinct articles:
 repurchases, history, and the answer's `as_of`). What every request shares, the newest
-day of data, the popular list of `article_popularity_t` and the articles the model may
-recommend (the run's candidate rule as of the day after the newest), is read
-by one background thread instead: the newest day every REFRESH_S, the rest when a new
+day of data, the popular list of `article_popularity_t`, the articles the model may
+recommend (the run's candidate rule as of the day after the newest) and what the other
+candidate sources and the ranker read of the articles (`strategy.inputs.Day.read`), is
+read by one background thread instead: the newest day every REFRESH_S, the rest when a new
 day arrives or, while purchases of the same day arrive, at most once per READ_SPACING
 times what the last read took (on DuckDB from the base tables with the flow's own
 queries: `popular_articles`).
@@ -54,11 +55,13 @@ CUSTOMER_SQL = "SELECT {} FROM customers_t WHERE customer_id = $1".format(
 )
 # The customer's distinct articles, latest first (ties by article_id: the order in which
 # customer_recent_articles_t keeps 12), each with the units bought since $2, the
-# repurchase window's start (the flow orders and cuts repurchases by them).
+# repurchase window's start (the flow orders and cuts repurchases by them), and online.
 # RisingWave keeps the view materialised: a look-up by its leading key; the view keeps
-# 12 articles and their units over all time only, which stand for the window's there.
+# 12 articles and their units over all time only, which stand for the window's there,
+# and no sales channel (the ranker's online share is then unknown, NaN).
 RECENT_SQL = (
-    "SELECT article_id, last_t_dat, units, units AS window_units "
+    "SELECT article_id, last_t_dat, units, units AS window_units, "
+    "CAST(NULL AS BIGINT) AS online_units "
     "FROM customer_recent_articles_t WHERE customer_id = $1 "
     "ORDER BY last_t_dat DESC, article_id"
 )
@@ -66,25 +69,36 @@ RECENT_SQL = (
 # per request on the demo data, this query 6.8 ms (the bare scan of the customer's rows
 # 4.6; docs/serving.md). It restates, for one customer, transactions_t's cleaning (ids
 # padded, incomplete events left out), dedup_transactions_t's rule (an event counts once
-# however often it was delivered: DISTINCT event_id per day and article) and the view's
-# units (distinct events over all days). MATERIALIZED keeps the cleaning filters off the
-# scan: evaluated on every row of the table they cost more than the scan itself. Every
-# article is kept: the first 12 are the view's rows (tests/serve/test_serve_views.py compares
-# them), the rest let the repurchases be cut as the flow cuts them.
+# however often it was delivered: one row per event_id, day and article, with the highest
+# channel of its deliveries; a day's units of an article count as online when any of
+# them was) and the view's units (distinct events over all days). MATERIALIZED keeps the
+# cleaning filters off the scan: evaluated on every row of the table they cost more than
+# the scan itself. Every article is kept: the first 12 are the view's rows
+# (tests/serve/test_serve_views.py compares them), the rest let the repurchases be cut as
+# the flow cuts them and give the ranker the customer's whole history, as the flow's.
 RECENT_EMBEDDED_SQL = """
 WITH mine AS MATERIALIZED (
-    SELECT t_dat, article_id, event_id FROM transactions_raw WHERE customer_id = $1
+    SELECT t_dat, article_id, event_id, sales_channel_id
+    FROM transactions_raw WHERE customer_id = $1
+),
+days AS (
+    SELECT t_dat, article_id, COUNT(*) AS units, MAX(channel) AS channel
+    FROM (
+        SELECT t_dat, LPAD(article_id, 10, '0') AS article_id, event_id,
+            MAX(sales_channel_id) AS channel
+        FROM mine
+        WHERE event_id <> '' AND t_dat IS NOT NULL AND article_id <> ''
+        GROUP BY t_dat, LPAD(article_id, 10, '0'), event_id
+    ) AS events
+    GROUP BY t_dat, article_id
 )
 SELECT
     article_id,
     MAX(t_dat) AS last_t_dat,
-    COUNT(*) AS units,
-    CAST(SUM(CASE WHEN t_dat >= $2 THEN 1 ELSE 0 END) AS BIGINT) AS window_units
-FROM (
-    SELECT DISTINCT t_dat, LPAD(article_id, 10, '0') AS article_id, event_id
-    FROM mine
-    WHERE event_id <> '' AND t_dat IS NOT NULL AND article_id <> ''
-) AS events
+    CAST(SUM(units) AS BIGINT) AS units,
+    CAST(SUM(CASE WHEN t_dat >= $2 THEN units ELSE 0 END) AS BIGINT) AS window_units,
+    CAST(SUM(CASE WHEN channel = 2 THEN units ELSE 0 END) AS BIGINT) AS online_units
+FROM days
 GROUP BY article_id
 ORDER BY last_t_dat DESC, article_id
 """
@@ -116,12 +130,14 @@ log = logging.getLogger(__name__)
 
 
 class Bought(NamedTuple):
-    """One row of customer_recent_articles_t, with its units in the repurchase window."""
+    """One row of customer_recent_articles_t, with its units in the repurchase window and
+    online (None: not known, on RisingWave)."""
 
     article_id: str
     last_t_dat: date
     units: int
     window_units: int
+    online_units: int | None
 
 
 @dataclass(frozen=True)
@@ -283,7 +299,9 @@ class Views:
         started = time.monotonic()
         cutoff = (newest or date.today()) + timedelta(days=1)
         popular = np.asarray(popular_now(engine, cutoff), dtype=object)
-        day = Day(cutoff, popular, self.run.candidates(engine, cutoff))
+        run = self.run
+        day = Day.read(engine, cutoff, run.catalogue, run.info.candidate_rule, POPULAR_DEPTH,
+                       run.ranker, popular)  # fmt: skip
         return Shared(newest, events, day, started, time.monotonic() - started)
 
     def _refresh(self) -> None:

@@ -7,12 +7,15 @@ and RisingWave), so only small frames reach pandas.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 from datetime import date, timedelta
+from typing import ClassVar
 
 import numpy as np
 import pandas as pd
 
+from recsys.strategy.articles import AgePopular, ArticleStats, Together
 from recsys.strategy.lists import Ragged
 
 POPULAR_WINDOW_DAYS = 7
@@ -58,6 +61,14 @@ class Candidates:
     def __len__(self) -> int:
         return len(self.article_ids)
 
+    def positions(self, articles: np.ndarray) -> np.ndarray:
+        """Each article id's row of `vectors` (-1: not among them)."""
+        return self._rows.get_indexer(np.asarray(articles, dtype=object))
+
+    @functools.cached_property
+    def _rows(self) -> pd.Index:
+        return pd.Index(self.article_ids)
+
     def restricted(self, engine, cutoff: date, rule: CandidateRule) -> Candidates:
         """The part the model may recommend as of `cutoff` under `rule`; all of them when
         the rule keeps fewer than RANKING_DEPTH."""
@@ -82,13 +93,20 @@ class Candidates:
         return self.article_ids[rows], scores
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Day:
-    """What every customer's lists share as of `day` (the day recommended for)."""
+    """What every customer's lists share as of `day` (the day recommended for): the
+    popular list, the model's candidates, and what the other sources and the ranker read
+    (`recsys.strategy.articles`; None where a hand-made Day leaves them out)."""
 
     day: date
     popular: np.ndarray  # article ids, best first
     candidates: Candidates | None  # what the model may recommend; None without a model
+    articles: ArticleStats | None = None
+    together: Together | None = None
+    age_popular: AgePopular | None = None
+    catalogue: Candidates | None = field(default=None, repr=False)  # every article's vector
+    ranker: object | None = field(default=None, repr=False)  # the fitted ranker (lightgbm)
 
     @classmethod
     def read(
@@ -98,21 +116,137 @@ class Day:
         catalogue: Candidates | None = None,
         rule: CandidateRule = WHOLE_CATALOGUE,
         depth: int = RANKING_DEPTH,
+        ranker: object | None = None,
+        popular: np.ndarray | None = None,
     ) -> Day:
-        popular = np.asarray(popular_articles(engine, day, depth), dtype=object)
+        """Everything as of `day`; `popular` when the caller read the list elsewhere (the
+        service reads RisingWave's article_popularity_t)."""
+        if popular is None:
+            popular = np.asarray(popular_articles(engine, day, depth), dtype=object)
         candidates = None if catalogue is None else catalogue.restricted(engine, day, rule)
-        return cls(day, popular, candidates)
+        articles = ArticleStats.read(engine, day)
+        return cls(
+            day,
+            popular,
+            candidates,
+            articles,
+            Together.read(engine, day, articles),
+            AgePopular.read(engine, day, depth),
+            catalogue,
+            ranker,
+        )
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
+class Purchases:
+    """Each customer's purchases before the day, one entry per distinct article, in any
+    order: customer i's are the entries `offsets[i]:offsets[i + 1]` of each column.
+
+    The service fills it from what it holds of a customer, the flow from the engine
+    (`History`), both through `Purchases.of`: the ranker's features and the sources read
+    the same numbers either way."""
+
+    offsets: np.ndarray  # (n + 1,) int64
+    articles: np.ndarray  # object: article ids
+    last_day: np.ndarray  # int64: the last day bought, as date.toordinal()
+    units: np.ndarray  # int64: units bought over all days before the day
+    window_units: np.ndarray  # int64: ... over the REPURCHASE_WINDOW_DAYS before it
+    online: np.ndarray  # float64: ... over all days online (sales channel 2); NaN: unknown
+
+    COLUMNS: ClassVar = ("articles", "last_day", "units", "window_units", "online")
+
+    @classmethod
+    def of(
+        cls,
+        ids: np.ndarray,
+        owners: np.ndarray,
+        articles: np.ndarray,
+        last_day: np.ndarray,
+        units: np.ndarray,
+        window_units: np.ndarray,
+        online: np.ndarray,
+    ) -> Purchases:
+        """From one row per (customer, article): the rows of customers not in `ids` are
+        left out; a customer of `ids` without rows has none."""
+        rows = pd.Index(np.asarray(ids, dtype=object)).get_indexer(np.asarray(owners, dtype=object))
+        keep = np.flatnonzero(rows >= 0)
+        order = keep[np.argsort(rows[keep], kind="stable")]
+        offsets = np.zeros(len(ids) + 1, dtype="int64")
+        np.cumsum(np.bincount(rows[keep], minlength=len(ids)), out=offsets[1:])
+        columns = (articles, last_day, units, window_units, online)
+        kinds = (object, "int64", "int64", "int64", "float64")
+        return cls(
+            offsets, *(np.asarray(c, dtype=k)[order] for c, k in zip(columns, kinds, strict=True))
+        )
+
+    @classmethod
+    def none(cls, n: int) -> Purchases:
+        """n customers without purchases."""
+        return cls.of(np.arange(n), *[np.zeros(0, dtype=object)] * 6)
+
+    def __len__(self) -> int:
+        return len(self.offsets) - 1
+
+    @property
+    def owner(self) -> np.ndarray:
+        """Each entry's customer (row of the batch)."""
+        return np.repeat(np.arange(len(self)), np.diff(self.offsets))
+
+    def subset(self, rows: np.ndarray) -> Purchases:
+        """The purchases of `rows` (indices), in that order."""
+        starts, stops = self.offsets[:-1][rows], self.offsets[1:][rows]
+        counts = stops - starts
+        taken = (
+            np.repeat(starts, counts)
+            + np.arange(counts.sum())
+            - np.repeat(np.cumsum(counts) - counts, counts)
+        )
+        offsets = np.zeros(len(counts) + 1, dtype="int64")
+        np.cumsum(counts, out=offsets[1:])
+        return Purchases(offsets, *(getattr(self, c)[taken] for c in self.COLUMNS))
+
+    def repurchase_window(self) -> Ragged:
+        """Each customer's articles of the repurchase window, in repurchase order."""
+        owner = self.owner
+        inside = np.flatnonzero(self.window_units > 0)
+        order = inside[
+            repurchase_order(
+                owner[inside], self.articles[inside], self.last_day[inside],
+                self.window_units[inside],
+            )
+        ]  # fmt: skip
+        offsets = np.zeros(len(self) + 1, dtype="int64")
+        np.cumsum(np.bincount(owner[inside], minlength=len(self)), out=offsets[1:])
+        return Ragged(offsets, self.articles[order])
+
+
+@dataclass(frozen=True, eq=False)
 class Customers:
     """A batch of customers as of a day: who the model knows, their repurchase window's
-    articles in repurchase order, and (for the model's methods) their query embeddings."""
+    articles in repurchase order, (for the model's methods) their query embeddings, and
+    (for the candidate sources and the ranker) their purchases and age."""
 
     ids: np.ndarray  # object
     known: np.ndarray  # bool: the model was trained on them (warm)
-    history: Ragged  # `History` order
+    history: Ragged  # `Purchases.repurchase_window` order
     queries: np.ndarray | None = field(default=None, repr=False)  # (n, d) float32
+    purchases: Purchases | None = field(default=None, repr=False)
+    age: np.ndarray | None = None  # float64, NaN where unknown
+
+    @classmethod
+    def of(
+        cls,
+        ids: np.ndarray,
+        known: np.ndarray,
+        purchases: Purchases,
+        age: np.ndarray,
+        queries: np.ndarray | None = None,
+    ) -> Customers:
+        """The batch from its purchases (the one way the flow and the service make it)."""
+        ids = np.asarray(ids, dtype=object)
+        history = purchases.repurchase_window()
+        return cls(ids, np.asarray(known, dtype=bool), history, queries, purchases,
+                   np.asarray(age, dtype="float64"))  # fmt: skip
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -120,36 +254,66 @@ class Customers:
     def subset(self, rows: np.ndarray) -> Customers:
         """The customers where `rows` (bool) holds, in order."""
         index = np.flatnonzero(rows)
-        queries = None if self.queries is None else self.queries[index]
-        return Customers(self.ids[index], self.known[index], self.history.subset(index), queries)
+        return Customers(
+            self.ids[index],
+            self.known[index],
+            self.history.subset(index),
+            None if self.queries is None else self.queries[index],
+            None if self.purchases is None else self.purchases.subset(index),
+            None if self.age is None else self.age[index],
+        )
 
 
 class History:
-    """Every customer's articles of the repurchase window before a day, in repurchase
-    order: newest first, then most bought in the window, then by id."""
+    """The customers' purchases and ages as of a day, read from the engine a batch of
+    customers at a time (the full data's purchases do not fit in one frame)."""
 
-    def __init__(self, recent: pd.DataFrame) -> None:
-        days = pd.to_datetime(recent["last_bought"]).to_numpy().astype("int64")
-        order = repurchase_order(
-            recent["customer_id"].to_numpy(), recent["article_id"].to_numpy(), days,
-            recent["bought"].to_numpy(),
-        )  # fmt: skip
-        ordered = recent.iloc[order]
-        self._articles = ordered["article_id"].to_numpy(dtype=object)
-        owners = ordered["customer_id"].to_numpy(dtype=object)
-        starts = np.flatnonzero(np.r_[True, owners[1:] != owners[:-1]]) if len(owners) else []
-        stops = np.r_[starts[1:], len(owners)] if len(owners) else []
-        self._spans = pd.Series(list(zip(starts, stops, strict=True)), index=owners[starts])
+    def __init__(self, engine, day: date) -> None:
+        self.engine, self.day = engine, day
 
     @classmethod
-    def read(cls, engine, cutoff: date) -> History:
-        return cls(recent_purchases(engine, cutoff))
+    def read(cls, engine, day: date) -> History:
+        return cls(engine, day)
 
-    def of(self, ids: np.ndarray) -> Ragged:
-        spans = self._spans.reindex(pd.Index(ids, dtype=object))
-        return Ragged.of(
-            [[] if pd.isna(span) else list(self._articles[span[0] : span[1]]) for span in spans]
-        )
+    def customers(
+        self, ids: np.ndarray, known: np.ndarray, queries: np.ndarray | None = None
+    ) -> Customers:
+        """The batch `ids` as of the day (`Customers.of`)."""
+        wanted = [list(np.asarray(ids, dtype=object))]
+        rows = self.engine.query(purchases_sql(self.day), wanted)
+        last = pd.to_datetime(rows["last_bought"]).dt.date.map(date.toordinal)
+        purchases = Purchases.of(
+            ids, rows["customer_id"].to_numpy(dtype=object),
+            rows["article_id"].to_numpy(dtype=object), last.to_numpy(dtype="int64"),
+            rows["units"].to_numpy(), rows["window_units"].to_numpy(), rows["online"].to_numpy(),
+        )  # fmt: skip
+        ages = self.engine.query(AGES_SQL, wanted)
+        age = ages.set_index("customer_id")["age"].reindex(pd.Index(ids, dtype=object))
+        return Customers.of(ids, known, purchases, age.to_numpy(dtype="float64"), queries)
+
+
+_WANTED = "(SELECT UNNEST(CAST($1 AS VARCHAR[])) AS customer_id) AS w"
+# Each wanted customer's age (customers_t; none for a customer without a row).
+AGES_SQL = (
+    f"SELECT w.customer_id, c.age FROM {_WANTED} JOIN customers_t AS c "
+    "ON c.customer_id = w.customer_id"
+)
+
+
+def purchases_sql(day: date) -> str:
+    """The rows of `Purchases.of` for the customers of the list parameter $1: per
+    (customer, article) bought before `day`, the last day, the units over all days, over
+    the repurchase window and online."""
+    window = day - timedelta(days=REPURCHASE_WINDOW_DAYS)
+    return (
+        "SELECT d.customer_id, d.article_id, MAX(d.t_dat) AS last_bought, "
+        "SUM(d.units) AS units, "
+        f"SUM(CASE WHEN d.t_dat >= DATE '{window.isoformat()}' THEN d.units ELSE 0 END) "
+        "AS window_units, "
+        "SUM(CASE WHEN d.sales_channel_id = 2 THEN d.units ELSE 0 END) AS online "
+        f"FROM dedup_transactions_t AS d JOIN {_WANTED} ON w.customer_id = d.customer_id "
+        f"WHERE d.t_dat < DATE '{day.isoformat()}' GROUP BY d.customer_id, d.article_id"
+    )
 
 
 def repurchase_order(
@@ -160,6 +324,16 @@ def repurchase_order(
     the repurchase baseline's own articles, best first."""
     newest, most = -np.asarray(last_days, dtype="int64"), -np.asarray(bought, dtype="int64")
     return np.lexsort((articles, most, newest, customers))
+
+
+def week_purchases(engine, start: date, end: date) -> pd.DataFrame:
+    """Every purchase in [start, end) by any customer (warm or cold): what a week's lists
+    are scored on and the ranker learns from; ordered, so that runs repeat exactly."""
+    return engine.query(
+        "SELECT DISTINCT customer_id, article_id, t_dat FROM joined_transactions_t "
+        "WHERE t_dat >= $1 AND t_dat < $2 ORDER BY customer_id, article_id, t_dat",
+        [start, end],
+    )
 
 
 def popular_articles(engine, cutoff: date, depth: int) -> list[str]:
@@ -183,14 +357,3 @@ def sold_articles(engine, cutoff: date, days: int, min_purchases: int = 1) -> li
         f"GROUP BY article_id HAVING SUM(units) >= {int(min_purchases)}"
     )
     return frame["article_id"].astype(str).tolist()
-
-
-def recent_purchases(engine, cutoff: date) -> pd.DataFrame:
-    """(customer_id, article_id, last_bought, bought) over the 28 days before `cutoff`."""
-    start = cutoff - timedelta(days=REPURCHASE_WINDOW_DAYS)
-    return engine.query(
-        "SELECT customer_id, article_id, MAX(t_dat) AS last_bought, SUM(units) AS bought "
-        "FROM joined_transactions_t "
-        f"WHERE t_dat >= DATE '{start.isoformat()}' AND t_dat < DATE '{cutoff.isoformat()}' "
-        "GROUP BY customer_id, article_id"
-    )

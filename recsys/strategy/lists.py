@@ -104,6 +104,17 @@ class Lists:
             np.where(pick, self.sources, other.sources),
         )
 
+    def put(self, rows: np.ndarray, part: Lists) -> Lists:
+        """These lists with `part`'s rows written into the places where `rows` (bool per
+        customer) holds, in place."""
+        for target, values in zip(
+            (self.articles, self.scores, self.sources),
+            (part.articles, part.scores, part.sources),
+            strict=True,
+        ):
+            target[rows, : values.shape[1]] = values
+        return self
+
     def to_frame(self, customer_ids: np.ndarray) -> pd.DataFrame:
         """Long frame (FRAME_COLUMNS), rank 1..: what metrics and predictions read."""
         present = self.articles != None  # noqa: E711 - elementwise over an object array

@@ -12,18 +12,26 @@ from __future__ import annotations
 
 from typing import ClassVar
 
+import numpy as np
+
+from recsys.strategy import ranker, sources
 from recsys.strategy.inputs import Customers, Day
 from recsys.strategy.lists import Lists, first_distinct
 
 
 class Method:
-    """Ranks `customers` as of `day`: `depth` articles each, best first."""
+    """Ranks `customers` as of `day`: `depth` articles each, best first. As a candidate
+    source of the ranker it gives `source`: its own articles only (the same as `rank`
+    unless it fills its list from another method)."""
 
     name: ClassVar[str]
     uses_model: ClassVar[bool] = False
 
     def rank(self, customers: Customers, day: Day, depth: int) -> Lists:
         raise NotImplementedError
+
+    def source(self, customers: Customers, day: Day, depth: int) -> Lists:
+        return self.rank(customers, day, depth)
 
 
 class Popular(Method):
@@ -42,8 +50,12 @@ class Repurchase(Method):
     name = "repurchase"
 
     def rank(self, customers: Customers, day: Day, depth: int) -> Lists:
-        own = Lists.from_ragged(customers.history, depth, "repurchase")
+        own = self.source(customers, day, depth)
         return first_distinct(depth, own, Popular().rank(customers, day, depth))
+
+    def source(self, customers: Customers, day: Day, depth: int) -> Lists:
+        """The repurchase window alone."""
+        return Lists.from_ragged(customers.history, depth, "repurchase")
 
 
 class TwoTower(Method):
@@ -70,9 +82,95 @@ class RepurchaseThenTwoTower(Method):
         return first_distinct(depth, own, TwoTower().rank(customers, day, depth))
 
 
+class BoughtTogether(Method):
+    """The articles most bought together (within days, by the same customers) with the
+    customer's articles of the repurchase window (`sources.bought_together`)."""
+
+    name = "bought_together"
+
+    def rank(self, customers: Customers, day: Day, depth: int) -> Lists:
+        return sources.bought_together(customers, day, depth)
+
+
+class SameProduct(Method):
+    """Other articles of the product codes the customer bought (`sources.same_product`)."""
+
+    name = "same_product"
+
+    def rank(self, customers: Customers, day: Day, depth: int) -> Lists:
+        return sources.same_product(customers, day, depth)
+
+
+class PopularByAge(Method):
+    """The most bought articles of the customer's age group last week (`sources.age_popular`)."""
+
+    name = "popular_by_age"
+
+    def rank(self, customers: Customers, day: Day, depth: int) -> Lists:
+        return sources.age_popular(customers, day, depth)
+
+
+class Ranker(Method):
+    """The learned ranker over the union of every source's candidates (`ranker.rank`), the
+    two-tower's list and score among them: for the customers the model knows."""
+
+    name = "ranker"
+    uses_model = True
+
+    def rank(self, customers: Customers, day: Day, depth: int) -> Lists:
+        return ranker.rank(customers, day, depth, candidate_lists(customers, day, True),
+                           customers.known)  # fmt: skip
+
+
+class RankerWithoutTower(Method):
+    """The same ranker without the two-tower's list and score: for everyone else (a
+    customer the model does not know has neither)."""
+
+    name = "ranker_without_tower"
+
+    def rank(self, customers: Customers, day: Day, depth: int) -> Lists:
+        no_tower = np.zeros(len(customers), dtype=bool)
+        return ranker.rank(customers, day, depth, candidate_lists(customers, day, False), no_tower)
+
+
+SOURCE_METHODS = {
+    "repurchase": Repurchase(),
+    "two_tower": TwoTower(),
+    "bought_together": BoughtTogether(),
+    "same_product": SameProduct(),
+    "popular_by_age": PopularByAge(),
+    "popular": Popular(),
+}
+
+
+def candidate_lists(customers: Customers, day: Day, with_tower: bool) -> dict[str, Lists]:
+    """Every source's own list (`Method.source`), CANDIDATES_PER_SOURCE deep; the
+    two-tower's only with `with_tower` and only for the customers the model knows."""
+    depth = ranker.CANDIDATES_PER_SOURCE
+    lists = {}
+    for name, method in SOURCE_METHODS.items():
+        if name != "two_tower":
+            lists[name] = method.source(customers, day, depth)
+        elif with_tower and customers.known.any():
+            known = customers.subset(customers.known)
+            tower = Lists.empty(len(customers), depth)
+            lists[name] = tower.put(customers.known, method.source(known, day, depth))
+    return lists
+
+
 METHODS: dict[str, Method] = {
     method.name: method
-    for method in (TwoTower(), RepurchaseThenTwoTower(), Popular(), Repurchase())
+    for method in (
+        TwoTower(),
+        RepurchaseThenTwoTower(),
+        Ranker(),
+        Popular(),
+        Repurchase(),
+        BoughtTogether(),
+        SameProduct(),
+        PopularByAge(),
+        RankerWithoutTower(),
+    )
 }
 
 

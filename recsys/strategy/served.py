@@ -40,16 +40,5 @@ class Served:
         for method, rows in ((self.warm, known), (self.cold, ~known)):
             if rows.any():
                 part = METHODS[method].rank(customers.subset(rows), day, depth)
-                lists = _placed(lists, rows, part)
+                lists.put(rows, part)
         return lists
-
-
-def _placed(lists: Lists, rows, part: Lists) -> Lists:
-    """`lists` with `part`'s rows written into the places where `rows` holds."""
-    for target, values in zip(
-        (lists.articles, lists.scores, lists.sources),
-        (part.articles, part.scores, part.sources),
-        strict=True,
-    ):
-        target[rows, : values.shape[1]] = values
-    return lists

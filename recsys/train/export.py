@@ -14,7 +14,8 @@ import pyarrow.parquet as pq
 
 from recsys import run_folder as rf
 from recsys.progress import Progress
-from recsys.strategy.inputs import Candidates, Customers, Day, History
+from recsys.strategy.inputs import Candidates, Day, History
+from recsys.strategy.ranker import RankerModel
 from recsys.strategy.served import Served
 from recsys.train.embed import embedding_table, read_query_embeddings
 
@@ -37,7 +38,7 @@ def write_predictions(
     try:
         for ids, vectors in read_query_embeddings(queries):
             warm = pd.Index(ids).isin(known)  # hashed: np.isin compares objects pairwise
-            customers = Customers(ids, warm, history.of(ids), vectors)
+            customers = history.customers(ids, warm, vectors)
             frame = served.rank(customers, day, top_k).to_frame(ids)
             table = pa.Table.from_pandas(frame, preserve_index=False)
             _append(writers, folder.file(rf.PREDICTIONS), table)
@@ -81,7 +82,8 @@ def write_run_folder(
     grid_results: list[dict],
 ) -> None:
     """Everything but the predictions; `run_info.json` last (it marks the folder complete).
-    `model_dir` holds the chosen branch's query tower and `work/workflows` the features."""
+    `model_dir` holds the chosen branch's query tower, `work/workflows` the features and
+    `work/ranker.txt` the ranker."""
     import faiss
 
     tables = {
@@ -92,6 +94,7 @@ def write_run_folder(
         rf.TEST_ACTUALS: test_actuals,
         rf.ARTICLES: articles,
         rf.GRID: pd.DataFrame(grid_results).drop(columns="history"),
+        rf.RANKER_IMPORTANCE: RankerModel.load(folder.file(rf.WORK) / rf.RANKER).importance(),
     }
     for name, table in tables.items():
         if table is not None:
@@ -103,6 +106,7 @@ def write_run_folder(
     index = faiss.IndexFlatIP(catalogue.vectors.shape[1])
     index.add(np.ascontiguousarray(catalogue.vectors))
     faiss.write_index(index, str(folder.file(rf.ARTICLE_INDEX)))
+    shutil.copy(folder.file(rf.WORK) / rf.RANKER, folder.file(rf.RANKER))
     shutil.copytree(model_dir / rf.QUERY_TOWER, folder.file(rf.QUERY_TOWER), dirs_exist_ok=True)
     shutil.copytree(
         folder.file(rf.WORK) / rf.WORKFLOWS,

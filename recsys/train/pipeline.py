@@ -15,12 +15,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from recsys.strategy.inputs import Candidates
-from recsys.train import dataset, towers
+from recsys.strategy.inputs import CandidateRule, Candidates, week_purchases
+from recsys.train import dataset, ranker, towers
 from recsys.train.dataset import TrainingParts
 from recsys.train.features import FittedFeatures, RecentSales, fit_workflows
 
 WORKFLOWS = "workflows"
+RANKER_WEEKS = "ranker-weeks"  # a branch's (or a backtest week's) weeks for the ranker
 
 
 @dataclass(frozen=True)
@@ -89,13 +90,44 @@ def catalogue(
     return Candidates(vectors, articles["article_id"].to_numpy())
 
 
+def embed_ranker_weeks(
+    engine, model, features: FittedFeatures, articles: pd.DataFrame, day: date, weeks: int,
+    folder: Path,
+) -> None:  # fmt: skip
+    """The ranker's weeks as of `day` (`ranker.week_starts`) into `folder`, each as of its
+    first day: its buyers' query embeddings, the catalogue's embeddings and its purchases."""
+    from recsys.train.embed import write_query_embeddings
+
+    folder.mkdir(parents=True, exist_ok=True)
+    for start in ranker.week_starts(day, weeks):
+        week = ranker.Week(start, folder)
+        purchases = week_purchases(engine, start, start + ranker.WEEK)
+        purchases.to_parquet(week.purchases, index=False)
+        buyers = purchases["customer_id"].unique()
+        write_query_embeddings(engine, features, model.query_encoder, start, week.queries, buyers)
+        sales = dataset.recent_sales(engine, start)
+        np.save(week.vectors, catalogue(model, features, articles, sales).vectors)
+
+
+def train_ranker(
+    engine, day: date, weeks: int, folder: Path, article_ids: np.ndarray, known: pd.Index,
+    rule: CandidateRule,
+) -> ranker.Fitted:  # fmt: skip
+    """The ranker as of `day`: trained on the `weeks` weeks before the week before `day`,
+    stopped on that week (the weeks `embed_ranker_weeks` wrote into `folder`)."""
+    weeks_as_of = [ranker.Week(start, folder) for start in ranker.week_starts(day, weeks)]
+    return ranker.train(engine, weeks_as_of, article_ids, known, rule)
+
+
 @dataclass(frozen=True)
 class Trained:
-    """A model trained on everything before a day, and the catalogue as of that day."""
+    """A model trained on everything before a day, the catalogue as of that day, and the
+    ranker trained on the weeks before it."""
 
     model: object
     features: FittedFeatures
     catalogue: Candidates
+    ranker: ranker.Fitted
 
 
 def train_as_of(
@@ -105,14 +137,19 @@ def train_as_of(
     rows: RowSettings,
     params: towers.HyperParameters,
     articles: pd.DataFrame,
+    ranker_weeks: int,
+    rule: CandidateRule,
     work: Path,
 ) -> Trained:
-    """Every stage for one day in a row: what the flow's three steps do (the backtest)."""
+    """Every stage for one day in a row: what the flow's training steps do (the backtest)."""
     parts, sales = training_rows(engine, day, since, rows, params.epochs, work)
     encoded = encode(parts, sales, work)
     features = fitted_features(work)
     model = towers.train(encoded.parts, features.schema, encoded.item_frequencies, params).model
-    return Trained(model, features, catalogue(model, features, articles))
+    folder, ids = work / RANKER_WEEKS, articles["article_id"].to_numpy()
+    embed_ranker_weeks(engine, model, features, articles, day, ranker_weeks, folder)
+    fitted = train_ranker(engine, day, ranker_weeks, folder, ids, features.known_customers, rule)
+    return Trained(model, features, catalogue(model, features, articles), fitted)
 
 
 class Branch:

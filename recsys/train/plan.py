@@ -102,6 +102,14 @@ class FlowParameters:
         help="...and only those bought at least this many times in those days. Default (0): "
         "the data-size profile's.",
     )
+    ranker_weeks = Parameter(
+        "ranker-weeks",
+        default=0,
+        type=int,
+        help="The learned ranker trains on the N weeks before the validation week (label: "
+        "bought in the week) and stops on the validation week (recsys/train/ranker.py). "
+        "Default (0): the data-size profile's.",
+    )
     backtest_weeks = Parameter(
         "backtest-weeks",
         default=0,
@@ -157,6 +165,7 @@ class Parameters:
     train_weeks: int
     candidate_days: int
     candidate_min_purchases: int
+    ranker_weeks: int
     backtest_weeks: int
     embedding_dim: int
     top_k: int
@@ -176,6 +185,10 @@ class Parameters:
             raise FlowInputError(
                 f"--train-weeks {self.train_weeks} / --candidate-days {self.candidate_days}: "
                 "expected N >= 0 (0: no limit)"
+            )
+        if not 0 <= self.ranker_weeks <= 26:
+            raise FlowInputError(
+                f"--ranker-weeks {self.ranker_weeks}: expected 1..26 (0: the profile's)"
             )
         if self.candidate_min_purchases < 0:
             raise FlowInputError(
@@ -206,6 +219,7 @@ class Plan:
     rule: CandidateRule
     dates: dict[str, date]
     train_weeks: int  # 0: every week before validation
+    ranker_weeks: int  # the ranker's training weeks before validation
 
     def describe(self, purchases: int) -> list[str]:
         profile = self.profile
@@ -216,6 +230,7 @@ class Plan:
             f"{profile['train_weeks'] or 'all'} unless given on the command line "
             "(recsys/train/profiles.toml says why)",
             f"the model recommends {self.rule.describe()}",
+            f"the ranker trains on the {self.ranker_weeks} weeks before validation",
             f"splits: { {k: v.isoformat() for k, v in self.dates.items()} }",
             f"grid: {len(self.grid)} points: {self.grid}",
         ]
@@ -228,7 +243,8 @@ def make_plan(parameters: Parameters, purchases: int, first: date, last: date) -
     p = parameters
     weeks = p.train_weeks if p.train_weeks >= 0 else profile["train_weeks"]
     dates = split_dates(first, last, p.validation_start, p.test_start, weeks)
-    check_backtest(p.backtest_weeks, dates)
+    ranker_weeks = p.ranker_weeks or profile["ranker_weeks"]
+    check_backtest(p.backtest_weeks, ranker_weeks, dates)
     return Plan(
         profile=profile,
         grid=grid(
@@ -243,6 +259,7 @@ def make_plan(parameters: Parameters, purchases: int, first: date, last: date) -
         ),
         dates=dates,
         train_weeks=weeks,
+        ranker_weeks=ranker_weeks,
     )
 
 
@@ -312,14 +329,16 @@ def split_dates(
     }
 
 
-def check_backtest(weeks: int, dates: dict[str, date]) -> None:
-    """Every backtest week needs training days before it."""
+def check_backtest(weeks: int, ranker_weeks: int, dates: dict[str, date]) -> None:
+    """Every backtest week (the test week, without a backtest) needs the ranker's weeks
+    and a week of training days for the model before them."""
     first_week = dates["test_start"] - timedelta(weeks=max(weeks - 1, 0))
-    if weeks and first_week <= dates["first_day"] + timedelta(days=SPLIT_DAYS):
+    first_ranker_week = first_week - timedelta(weeks=ranker_weeks + 1)
+    if first_ranker_week <= dates["first_day"] + timedelta(days=SPLIT_DAYS):
         raise FlowInputError(
-            f"--backtest-weeks {weeks}: the first backtest week would start on {first_week}, "
-            f"leaving less than a week of training data after {dates['first_day']}; "
-            "use fewer weeks."
+            f"--backtest-weeks {weeks} / --ranker-weeks {ranker_weeks}: the first week the "
+            f"ranker learns from would start on {first_ranker_week}, leaving less than a week "
+            f"of training data after {dates['first_day']}; use fewer weeks."
         )
 
 

@@ -78,6 +78,22 @@ def epoch_logger(experiment):
     return log
 
 
+def log_ranker(experiment, fitted, model_file: Path) -> dict[str, float]:
+    """The ranker's parameters, validation MAP@12 per round, feature importance and model
+    file, as one experiment (then ended); returns the facts the run records."""
+    from recsys.train.ranker import PARAMS
+
+    experiment.log_parameters({f"ranker_{k}": v for k, v in PARAMS.items()})
+    for round_, value in enumerate(fitted.validation_map, start=1):
+        experiment.log_metric("ranker_validation_map@12", value, step=round_)
+    facts = fitted.facts()
+    experiment.log_metrics(facts, prefix="ranker")
+    experiment.log_table("ranker_importance.csv", tabular_data=fitted.model.importance())
+    experiment.log_model("ranker", str(model_file))
+    experiment.end()
+    return facts
+
+
 def upload_hint(offline_dir: Path) -> str:
     """How to send offline archives to Comet later (the key comes from the environment)."""
     return (
