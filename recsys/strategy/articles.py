@@ -250,6 +250,8 @@ def spans(offsets: np.ndarray, slots: np.ndarray) -> tuple[np.ndarray, np.ndarra
     each slot's row; a slot of -1 has none."""
     slots = np.asarray(slots, dtype="int64")
     valid = slots >= 0
+    if not valid.any():
+        return np.zeros(0, dtype="int64"), np.zeros(0, dtype="int64")
     starts = np.where(valid, offsets[np.maximum(slots, 0)], 0)
     counts = np.where(valid, offsets[np.maximum(slots, 0) + 1] - starts, 0)
     which = np.repeat(np.arange(len(slots)), counts)

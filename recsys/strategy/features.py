@@ -23,6 +23,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import pandas as pd
 
 from recsys.strategy.articles import SALES_WINDOWS, age_groups
 from recsys.strategy.inputs import Customers, Day
@@ -90,29 +91,18 @@ def _widened(lists: Lists, width: int) -> Lists:
 
 
 def _looked_up(articles: np.ndarray, lists: Lists) -> tuple[np.ndarray, np.ndarray]:
-    """Each of `articles`' (n, depth) rank (1..) and score in the same row of `lists`."""
-    n = len(articles)
-    codes, uniques = _codes(np.concatenate([articles.ravel(), lists.articles.ravel()]))
-    wanted, listed = codes[: articles.size].reshape(articles.shape), codes[articles.size :]
-    width = max(len(uniques), 1)
-    rows = np.repeat(np.arange(n), lists.depth)
-    columns = np.tile(np.arange(lists.depth), n)
-    there = listed >= 0
-    keys = rows[there] * width + listed[there]
-    order = np.argsort(keys, kind="stable")
-    keys, columns = keys[order], columns[there][order]
-    scores = lists.scores.ravel()[there][order]
-    query = np.arange(n)[:, None] * width + wanted
-    slot = np.minimum(np.searchsorted(keys, query), max(len(keys) - 1, 0))
-    hit = (wanted >= 0) & (keys[slot] == query) if len(keys) else np.zeros(query.shape, bool)
-    rank = np.where(hit, columns[slot] + 1, np.nan).astype("float32")
-    return rank, np.where(hit, scores[slot], np.nan).astype("float32")
-
-
-def _codes(articles: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    import pandas as pd
-
-    return pd.factorize(articles)
+    """Each of `articles`' (n, depth) rank (1..) and score in the same row of `lists`
+    (NaN where it is not there)."""
+    codes = pd.factorize(np.concatenate([articles.ravel(), lists.articles.ravel()]))[0]
+    wanted = codes[: articles.size].reshape(articles.shape)
+    listed = codes[articles.size :].reshape(lists.articles.shape)
+    width = int(codes.max(initial=0)) + 1
+    rows, columns = np.nonzero(listed >= 0)
+    keys = rows * width + listed[rows, columns]
+    query = np.where(wanted >= 0, np.arange(len(articles))[:, None] * width + wanted, -1).ravel()
+    rank = _lookup(keys, columns + 1, query, np.nan).reshape(articles.shape)
+    score = _lookup(keys, lists.scores[rows, columns], query, np.nan).reshape(articles.shape)
+    return rank.astype("float32"), score.astype("float32")
 
 
 def matrix(customers: Customers, day: Day, candidates: Pool, use_tower: np.ndarray) -> np.ndarray:
@@ -213,15 +203,17 @@ def pair_features(
             _age_group_units(customers, day, rows, positions)]  # fmt: skip
 
 
-def _lookup(keys: np.ndarray, values: np.ndarray, wanted: np.ndarray) -> np.ndarray:
-    """values at `wanted` keys (distinct `keys`), 0 where absent."""
+def _lookup(
+    keys: np.ndarray, values: np.ndarray, wanted: np.ndarray, missing: float = 0.0
+) -> np.ndarray:
+    """values at `wanted` keys (distinct `keys`), `missing` where absent."""
     keys, values = np.asarray(keys, dtype="int64"), np.asarray(values, dtype="float64")
+    if not len(keys):
+        return np.full(len(wanted), missing)
     order = np.argsort(keys, kind="stable")
     keys, values = keys[order], values[order]
-    if not len(keys):
-        return np.zeros(len(wanted))
     slot = np.minimum(np.searchsorted(keys, wanted), len(keys) - 1)
-    return np.where(keys[slot] == wanted, values[slot], 0.0)
+    return np.where(keys[slot] == wanted, values[slot], missing)
 
 
 def _by_code(

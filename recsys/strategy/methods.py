@@ -143,10 +143,11 @@ SOURCE_METHODS = {
 }
 
 
-def candidate_lists(customers: Customers, day: Day, with_tower: bool) -> dict[str, Lists]:
-    """Every source's own list (`Method.source`), CANDIDATES_PER_SOURCE deep; the
-    two-tower's only with `with_tower` and only for the customers the model knows."""
-    depth = ranker.CANDIDATES_PER_SOURCE
+def candidate_lists(
+    customers: Customers, day: Day, with_tower: bool, depth: int = ranker.CANDIDATES_PER_SOURCE
+) -> dict[str, Lists]:
+    """Every source's own list (`Method.source`), `depth` deep; the two-tower's only with
+    `with_tower` and only for the customers the model knows."""
     lists = {}
     for name, method in SOURCE_METHODS.items():
         if name != "two_tower":

@@ -92,7 +92,7 @@ def same_product(customers: Customers, day: Day, depth: int) -> Lists:
     key = recency * 1e7 + sold  # units of a week stay far below 1e7
     order = np.lexsort((-key, items, rows))
     pairs = rows[order] * len(articles) + items[order]
-    pick = order[np.r_[True, pairs[1:] != pairs[:-1]]]
+    pick = order[np.r_[True, pairs[1:] != pairs[:-1]]] if len(order) else order
     return top_per_row(len(customers), rows[pick], items[pick], key[pick], sold[pick], depth,
                        articles.ids, "same_product")  # fmt: skip
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from datetime import date, timedelta
 
+import numpy as np
 import pytest
 import sqlglot
 from hypothesis import HealthCheck, given
@@ -99,8 +100,8 @@ def test_fast_path_keeps_the_views_twelve_with_redeliveries_and_ties(embedded_en
     ]
     insert_raw(embedded_engine, "transactions", [_full(r) for r in rows])
     fast = fast_path(embedded_engine, one)
-    assert len(fast) == 16 and fast[0] == ("0108775015", DAY + timedelta(1), 1, 1)
-    assert ("0700000003", DAY, 2, 0) in fast[:12] and ("0700000014", DAY, 1, 0) in fast[12:]
+    assert len(fast) == 16 and fast[0] == ("0108775015", DAY + timedelta(1), 1, 1, 1)
+    assert ("0700000003", DAY, 2, 0, 2) in fast[:12] and ("0700000014", DAY, 1, 0, 1) in fast[12:]
     assert_fast_path_is_the_view(embedded_engine)
 
 
@@ -114,6 +115,55 @@ def test_fast_path_gives_the_views_rows(embedded_engine, rows: list[dict]) -> No
     if rows:
         insert_raw(embedded_engine, "transactions", rows)
     assert_fast_path_is_the_view(embedded_engine)
+
+
+channel_purchases = st.lists(
+    st.fixed_dictionaries(
+        {
+            "event_id": st.sampled_from(EVENTS[1:]),
+            "t_dat": st.integers(0, 40).map(lambda d: DAY + timedelta(d)),
+            "customer_id": st.sampled_from(CUSTOMERS),
+            "article_id": st.sampled_from(ARTICLES[:-1]),
+            "price": st.just(0.05),
+            "sales_channel_id": st.sampled_from([1, 2]),
+        }
+    ),
+    max_size=60,
+)
+
+
+@hypothesis_settings(max_examples=25, deadline=None,
+                     suppress_health_check=[HealthCheck.function_scoped_fixture])  # fmt: skip
+@given(rows=channel_purchases, age=st.one_of(st.none(), st.integers(16, 90)))
+def test_the_service_makes_the_flows_customers(embedded_engine, rows, age) -> None:  # noqa: ANN001
+    """Redeliveries, same-day repeats in both channels, padded and unpadded ids: the
+    customer the service makes from its look-ups (`recommender.customer_batch`) is the
+    one the flow reads from the engine (`History.customers`), as of the same day."""
+    from recsys.serve.recommender import customer_batch
+    from recsys.strategy.inputs import History
+
+    embedded_engine.execute("DELETE FROM transactions_raw")
+    embedded_engine.execute("DELETE FROM customers_raw")
+    insert_raw(embedded_engine, "customers", [{"customer_id": c, "age": age} for c in CUSTOMERS])
+    if rows:
+        insert_raw(embedded_engine, "transactions", rows)
+    today = DAY + timedelta(41)
+    for customer in CUSTOMERS:
+        sql = views.with_literal_id(views.RECENT_EMBEDDED_SQL, customer)
+        bought = [views.Bought(*row) for row in embedded_engine.rows(sql, [today - timedelta(28)])]
+        state = views.CustomerState({"age": age}, bought)
+        served = customer_batch(customer, False, state, None)
+        ids = np.array([customer], dtype=object)
+        flow = History.read(embedded_engine, today).customers(ids, np.array([False]))
+        assert by_article(served.purchases) == by_article(flow.purchases)
+        assert list(served.history.values) == list(flow.history.values)
+        np.testing.assert_array_equal(served.age, flow.age)
+
+
+def by_article(purchases) -> list[list]:  # noqa: ANN001
+    """Every column of one customer's purchases, in article order."""
+    order = np.argsort(purchases.articles)
+    return [getattr(purchases, column)[order].tolist() for column in purchases.COLUMNS]
 
 
 SERVICE_SQL = {  # name: (statement, runs on RisingWave)

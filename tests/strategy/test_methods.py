@@ -5,12 +5,11 @@ from __future__ import annotations
 from datetime import date
 
 import numpy as np
-import pandas as pd
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from recsys.strategy.inputs import Candidates, Customers, Day, History
+from recsys.strategy.inputs import Candidates, Customers, Day, Purchases
 from recsys.strategy.lists import Lists, Ragged, first_distinct
 from recsys.strategy.methods import METHODS, Popular, Repurchase, TwoTower, names
 from recsys.strategy.served import Served
@@ -55,19 +54,21 @@ def test_first_distinct_keeps_each_article_at_its_first_place(
         assert sources == ["repurchase" if a in mine[:depth] else "popular" for a in got]
 
 
+def recent(customers: list[str], articles: list[str], days: list[str], bought: list[int]):  # noqa: ANN201
+    """Purchases of the repurchase window: (customer, article, last day, units) rows."""
+    ids = np.array(sorted(set(customers)) + ["stranger"], dtype=object)
+    last = [date.fromisoformat(d).toordinal() for d in days]
+    return ids, Purchases.of(ids, customers, articles, last, bought, bought, np.zeros(len(bought)))
+
+
 def test_repurchase_puts_latest_purchases_first_then_fills_with_popular() -> None:
-    recent = pd.DataFrame(
-        {
-            "customer_id": ["c", "c", "c", "d", "d"],
-            "article_id": ["old", "new", "p1", "b", "a"],
-            "last_bought": pd.to_datetime(
-                ["2020-09-01", "2020-09-10", "2020-09-05", "2020-09-02", "2020-09-02"]
-            ),
-            "bought": [1, 1, 1, 1, 1],
-        }
+    ids, purchases = recent(
+        ["c", "c", "c", "d", "d"],
+        ["old", "new", "p1", "b", "a"],
+        ["2020-09-01", "2020-09-10", "2020-09-05", "2020-09-02", "2020-09-02"],
+        [1, 1, 1, 1, 1],
     )
-    ids = np.array(["c", "stranger", "d"], dtype=object)
-    customers = Customers(ids, np.zeros(3, bool), History(recent).of(ids))
+    customers = Customers.of(ids, np.zeros(3, bool), purchases, np.full(3, np.nan))
     day = Day(DAY, np.array(["p1", "p2", "p3", "p4"], dtype=object), None)
     frame = Repurchase().rank(customers, day, 4).to_frame(ids)
     lists = frame.groupby("customer_id")["article_id"].agg(list)
@@ -80,15 +81,8 @@ def test_repurchase_puts_latest_purchases_first_then_fills_with_popular() -> Non
 
 
 def test_the_most_bought_comes_first_among_purchases_of_the_same_day() -> None:
-    recent = pd.DataFrame(
-        {
-            "customer_id": ["c", "c"],
-            "article_id": ["a", "b"],
-            "last_bought": pd.to_datetime(["2020-09-10", "2020-09-10"]),
-            "bought": [1, 3],
-        }
-    )
-    assert list(History(recent).of(np.array(["c"], dtype=object)).values) == ["b", "a"]
+    ids, purchases = recent(["c", "c"], ["a", "b"], ["2020-09-10", "2020-09-10"], [1, 3])
+    assert list(purchases.repurchase_window().values) == ["b", "a"]
 
 
 def test_popular_gives_everyone_the_same_list_cut_to_the_depth() -> None:
@@ -130,8 +124,13 @@ def test_served_routes_known_customers_to_the_model_and_the_others_to_the_baseli
 
 
 def test_served_is_chosen_among_the_registered_methods_by_validation_map() -> None:
-    scores = {"two_tower": 0.2, "repurchase+two_tower": 0.3, "popular": 0.1, "repurchase": 0.4}
+    scores = dict.fromkeys(METHODS, 0.05)
+    scores |= {"two_tower": 0.2, "repurchase+two_tower": 0.3, "popular": 0.1, "repurchase": 0.4}
     served = Served.choose(lambda method, segment: scores[method])
     assert served == Served("repurchase+two_tower", "repurchase")
+    scores |= {"ranker": 0.5, "ranker_without_tower": 0.45}
+    assert Served.choose(lambda method, segment: scores[method]) == Served(
+        "ranker", "ranker_without_tower"
+    )
     assert set(names(uses_model=True)) | set(names(uses_model=False)) == set(METHODS)
     assert served.describe().startswith("repurchase+two_tower for customers the model knows")
