@@ -11,8 +11,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from PIL import Image
 
+from recsys.datasets.behaviour import STATISTICS, Behaviour, behaviour, behaviour_frame
 from recsys.datasets.generator import DUPLICATE_SHARE, SCALES, generate, price_text, simulate
 from recsys.datasets.hm_schema import TABLES
 from recsys.datasets.still_selling import StillSelling, still_selling, still_selling_frame
@@ -320,3 +323,109 @@ def test_ids_keep_their_leading_zeros_when_loaded(tiny_data):
     articles, errors = read_table("articles", tiny_data)
     assert errors == [] and articles["article_id"].str.startswith("0").all()
     assert np.issubdtype(articles["product_type_no"].dtype.numpy_dtype, np.integer)
+
+
+def test_behaviour_counts_a_hand_made_example():
+    """Five customers worked out by hand; weeks end on 06-28 (week 0 = 06-22 to 06-28).
+
+    Articles A1 and A2 share product P1. Buyer-weeks: a (week 8, week 0), b (1, 0), c (0),
+    d (0; its 2019 row is history only), e (4, 0): 8, with 10 (customer, article) pairs.
+    """
+    rows = [
+        ("2020-05-01", "a", "A1"),  # week 8: a's first purchase
+        ("2020-06-23", "a", "A1"),  # week 0: bought before, not in the 28 days before
+        ("2020-06-23", "a", "A2"),  # week 0: another article of product P1
+        ("2020-06-21", "b", "B1"),  # week 1 (its last day)
+        ("2020-06-23", "b", "B1"),  # week 0: bought in the 4 weeks before
+        ("2020-06-23", "b", "C1"),
+        ("2020-06-24", "c", "C1"),
+        ("2020-06-24", "c", "C1"),  # a second unit: the same pair
+        ("2019-01-01", "d", "B1"),  # history only (before the last 26 weeks)
+        ("2020-06-22", "d", "C1"),  # week 0 (its first day): seen before, not recently
+        ("2020-05-25", "e", "D1"),  # week 4: exactly 28 days before week 0
+        ("2020-06-28", "e", "E1"),  # week 0: bought in the 4 weeks before
+    ]
+    transactions = pd.DataFrame(rows, columns=["t_dat", "customer_id", "article_id"])
+    transactions["t_dat"] = pd.to_datetime(transactions["t_dat"])
+    articles = pd.DataFrame(
+        {
+            "article_id": ["A1", "A2", "B1", "C1", "D1", "E1"],
+            "product_code": ["P1", "P1", "P2", "P3", "P4", "P5"],
+        }
+    )
+    stats = behaviour_frame(transactions, articles)
+    assert stats.buyer_weeks == 8
+    assert stats.articles_per_buyer_week == pytest.approx(10 / 8)
+    assert stats.recent_buyers == pytest.approx(2 / 8)  # b and e in week 0
+    assert stats.known_buyers == pytest.approx(4 / 8)  # a, b, d, e in week 0
+    assert stats.repurchase_share == pytest.approx(2 / 10)  # a's A1, b's B1
+    assert stats.recent_repurchase_share == pytest.approx(1 / 10)  # b's B1
+    assert stats.same_product_share == pytest.approx(1 / 10)  # a's A2
+    with pytest.raises(ValueError, match="missing from the articles"):
+        behaviour_frame(transactions, articles.iloc[1:])
+
+
+def reference_behaviour(
+    rows: list[tuple[int, int, int]], product: list[int], weeks: int = 26
+) -> Behaviour:
+    """The definitions, written out plainly: one buyer-week at a time."""
+    last = max(d for d, _, _ in rows)
+    buyer_weeks, pairs, recent, known, again, again_recent, sibling = 0, 0, 0, 0, 0, 0, 0
+    for w in range(weeks):
+        start, end = last - 7 * w - 6, last - 7 * w
+        for c in sorted({c for d, c, _ in rows if start <= d <= end}):
+            before = [(d, a) for d, cc, a in rows if cc == c and d < start]
+            within = {a for d, a in before if d >= start - 28}
+            owned = {a for _, a in before}
+            buyer_weeks += 1
+            recent += bool(within)
+            known += bool(owned)
+            for a in {a for d, cc, a in rows if cc == c and start <= d <= end}:
+                pairs += 1
+                again += a in owned
+                again_recent += a in within
+                sibling += a not in owned and product[a] in {product[o] for o in owned}
+    return Behaviour(
+        pairs / buyer_weeks,
+        recent / buyer_weeks,
+        known / buyer_weeks,
+        again / pairs,
+        again_recent / pairs,
+        sibling / pairs,
+        buyer_weeks,
+    )
+
+
+purchases = st.lists(
+    st.tuples(st.integers(0, 250), st.integers(0, 5), st.integers(0, 7)), min_size=1, max_size=60
+)
+
+
+@settings(max_examples=60, deadline=None)
+@given(rows=purchases, product=st.lists(st.integers(0, 3), min_size=8, max_size=8))
+def test_behaviour_follows_its_definitions_on_any_rows(rows, product):
+    """The vectorised statistics equal the plain definitions, whatever the rows' order."""
+    day, customer, article = (np.array(column) for column in zip(*rows, strict=True))
+    got = behaviour(day, customer, article, np.array(product))
+    expected = reference_behaviour(rows, product)
+    assert got.buyer_weeks == expected.buyer_weeks
+    for name in STATISTICS:
+        assert getattr(got, name) == pytest.approx(getattr(expected, name)), name
+    shuffled = np.random.default_rng(0).permutation(len(rows))
+    again = behaviour(day[shuffled], customer[shuffled], article[shuffled], np.array(product))
+    assert again == got
+
+
+def test_behaviour_samples_customers_reproducibly():
+    """A seeded sample of customers: the same rows give the same sample in any order."""
+    rng = np.random.default_rng(3)
+    day, customer, article = (
+        rng.integers(0, 400, 5_000),
+        rng.integers(0, 500, 5_000),
+        rng.integers(0, 50, 5_000),
+    )
+    product = np.arange(50) // 2
+    sampled = behaviour(day, customer, article, product, sample=100)
+    order = rng.permutation(5_000)
+    assert behaviour(day[order], customer[order], article[order], product, sample=100) == sampled
+    assert sampled != behaviour(day, customer, article, product)
