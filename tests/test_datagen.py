@@ -418,6 +418,7 @@ def test_behaviour_counts_a_hand_made_example():
     assert stats.repurchase_share == pytest.approx(2 / 10)  # a's A1, b's B1
     assert stats.recent_repurchase_share == pytest.approx(1 / 10)  # b's B1
     assert stats.same_product_share == pytest.approx(1 / 10)  # a's A2
+    assert Behaviour.parse(f"data/generate.py says\n{stats}\n") == stats  # bench/generate.py
     with pytest.raises(ValueError, match="missing from the articles"):
         behaviour_frame(transactions, articles.iloc[1:])
 

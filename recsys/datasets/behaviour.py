@@ -15,6 +15,7 @@ rows need only the sample's rows in memory; a small data set is used whole.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, fields
 
 import numpy as np
@@ -38,6 +39,26 @@ class Behaviour:
     same_product_share: float  # ... not bought before, but another article of its product was
     buyer_weeks: int
 
+    def __str__(self) -> str:
+        return (
+            f"per buyer-week ({self.buyer_weeks:,} buyer-weeks): "
+            f"{self.articles_per_buyer_week:.2f} articles, "
+            f"{self.recent_buyers:.4f} bought in the 4 weeks before, "
+            f"{self.known_buyers:.4f} seen before; of their articles "
+            f"{self.repurchase_share:.4f} bought before "
+            f"({self.recent_repurchase_share:.4f} in the 4 weeks before), "
+            f"{self.same_product_share:.4f} another article of a product bought"
+        )
+
+    @classmethod
+    def parse(cls, text: str) -> Behaviour | None:
+        """The statistics from the first line `str()` wrote in `text` (a child's output)."""
+        found = LINE.search(text)
+        if found is None:
+            return None
+        buyer_weeks, *values = found.groups()
+        return cls(*(float(v) for v in values), int(buyer_weeks.replace(",", "")))
+
     def relative_gaps(self, reference: Behaviour) -> dict[str, float]:
         """|self / reference - 1| for each of the six statistics."""
         return {
@@ -46,12 +67,18 @@ class Behaviour:
 
 
 STATISTICS = [f.name for f in fields(Behaviour)][:6]
+NUMBER = r"([\d.]+)"
+LINE = re.compile(
+    rf"per buyer-week \(([\d,]+) buyer-weeks\): {NUMBER} articles, {NUMBER} bought in the 4 "
+    rf"weeks before, {NUMBER} seen before; of their articles {NUMBER} bought before "
+    rf"\({NUMBER} in the 4 weeks before\), {NUMBER} another article"
+)
 HEADERS = [
     "articles per buyer-week",
-    "bought in the 4 weeks before",
-    "seen before",
+    "buyers who bought in the 4 weeks before",
+    "buyers seen before",
     "articles bought before",
-    "... in the 4 weeks before",
+    "articles bought in the 4 weeks before",
     "other article of a product bought",
 ]
 
