@@ -211,7 +211,7 @@ def test_embedded_shared_reads_give_the_views_figures(embedded_engine, rows: lis
     assert embedded_engine.rows(views.NEWEST_EMBEDDED_SQL)[0] == (newest, events)
     if newest is not None:
         popular = [a for (a,) in embedded_engine.rows(views.POPULAR_SQL)]
-        assert list(views.popular_articles(embedded_engine, newest + timedelta(1))) == popular
+        assert list(views.popular_now(embedded_engine, newest + timedelta(1))) == popular
 
 
 @given(
@@ -226,7 +226,7 @@ def test_shared_reads_follow_new_days_and_are_spaced_within_one(
     """A new day is read at once; purchases of the same day once the last read is
     READ_SPACING times its own cost old; nothing new, never."""
     day = date(2020, 9, 22)
-    last = views.Shared(day, 100, ("a",), None, read_at=1000.0, read_s=read_s)  # type: ignore[arg-type]
+    last = views.Shared(day, 100, None, read_at=1000.0, read_s=read_s)  # type: ignore[arg-type]
     newest = day + timedelta(days=1) if new_day else day
     again = views.read_again(last, newest, 100 + new_events, 1000.0 + age)
     spaced = age >= views.READ_SPACING * read_s
