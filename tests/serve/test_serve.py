@@ -35,6 +35,9 @@ from recsys.settings import ConfigError, Settings, load_settings
 from recsys.store.engine import DuckDBEngine
 
 UNKNOWN = "f" * 64
+# where an item came from: the model's list (`model`) or another candidate source
+SOURCE_LABELS = {"model", "repurchase", "popular", "bought_together", "same_product",
+                 "popular_by_age"}  # fmt: skip
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -103,12 +106,13 @@ def test_recommendations_contract(client: TestClient, service: Service) -> None:
     assert date.fromisoformat(body["as_of"]) == service.views.shared.newest_day
     items = body["items"]
     assert len(items) == 5 and len({i["article_id"] for i in items}) == 5
+    ranked = service.run.info.served.warm == "ranker"  # the ranker scores every item
     for item in items:
         assert set(item) == {"article_id", "score", "source", "prod_name", "image_url"}
-        assert item["source"] in {"model", "repurchase"}
-        assert (item["score"] is None) == (item["source"] != "model")
+        assert item["source"] in SOURCE_LABELS
+        assert (item["score"] is None) == (item["source"] != "model" and not ranked)
         assert item["image_url"] is None or item["image_url"].endswith(f"{item['article_id']}.jpg")
-    scores = [i["score"] for i in items if i["source"] == "model"]
+    scores = [i["score"] for i in items if i["score"] is not None]
     assert scores == sorted(scores, reverse=True)
     image = next(i["image_url"] for i in items if i["image_url"])
     assert client.get(image).headers["content-type"] == "image/jpeg"
@@ -209,6 +213,8 @@ def test_answers_are_the_flows_predictions_candidates_included(tiny_flow_run, tm
     """With the views as the flow's predict step saw them, the service answers every
     customer with their row of the exported predictions: same articles, order, sources
     and scores, the model ranking only the articles the run's candidate rule keeps."""
+    from recsys.strategy.served import Served
+
     with views_as_of_predict_day(tiny_flow_run, tmp_path) as (run, views, predict_day):
         candidates = views.shared.day.candidates
         assert run.info.candidate_rule.days > 0 and len(candidates) < len(run.catalogue)
@@ -225,6 +231,7 @@ def test_answers_are_the_flows_predictions_candidates_included(tiny_flow_run, tm
         # where the whole catalogue's ranking would have other articles
         sold = set(candidates.article_ids)
         warm = next(c for c in predictions["customer_id"] if run.knows(c))
+        recommender.served = Served("two_tower", run.info.served.cold)
         deep = [i.article_id for i in recommender.recommend(warm, 100).items if i.score]
         assert len(deep) >= 50 and set(deep) <= sold
         state = views.customer(warm)
@@ -256,10 +263,12 @@ def test_every_registered_method_ranks_alike_in_the_flow_and_the_service(
         known = pd.Index(run.encoder.vocabulary["customer_id"])
         embeddings = tiny_flow_run.export_dir / "customer_embeddings.parquet"
         with DuckDBEngine(views.settings, read_only=True) as engine:
-            day = Day.read(engine, predict_day, run.catalogue, run.info.candidate_rule)
+            rule = run.info.candidate_rule
+            day = Day.read(engine, predict_day, run.catalogue, rule, ranker=run.ranker)
             history = History.read(engine, predict_day)
-        batch = next(customer_batches(embeddings, history, known, batch_rows=150))
+            batch = next(customer_batches(embeddings, history, known, batch_rows=150))
         assert batch.known.any() and not batch.known.all()
+        assert batch.purchases.units.sum() > 0 and not np.isnan(batch.age).all()
         for name, method in METHODS.items():
             flow = method.rank(batch, day, 12).to_frame(batch.ids)
             served = Served(name, name) if method.uses_model else Served("two_tower", name)
@@ -305,24 +314,29 @@ def test_a_new_purchase_changes_history_and_recommendations(
 def test_a_cold_customer_with_purchases_gets_the_fallback(
     client: TestClient, service: Service
 ) -> None:
-    """Their own recent purchases first when the fallback is the repurchase baseline,
-    then the popular list without those; never the model."""
-    from recsys.serve.recommender import repurchases
+    """Never the model's list or score. With the repurchase baseline as the fallback:
+    their own recent purchases first, then the popular list without those; with the
+    ranker: its order of their candidates, their recent purchases among them."""
+    from recsys.serve.recommender import customer_batch
 
     cold = customers(service, warm=False)
     assert cold, "the tiny data has buyers the model was not trained on"
-    today = service.views.shared.newest_day + timedelta(days=1)
     popular = list(service.views.shared.day.popular)
+    fallback = service.run.info.served.cold
     for customer in cold[:10]:
         items = client.get(f"/recommendations/{customer}").json()["items"]
-        own = repurchases(service.views.purchases(customer), today)[:12]
-        if service.run.info.served.cold != "repurchase":
-            own = []
-        expected = [*own, *[a for a in popular if a not in own]][:12]
-        assert [i["article_id"] for i in items] == expected
-        assert [i["source"] for i in items] == ["repurchase"] * len(own) + ["popular"] * (
-            12 - len(own)
-        )
+        state = service.views.customer(customer)
+        own = list(customer_batch(customer, False, state, None).history.values)[:12]
+        assert "model" not in {i["source"] for i in items} and len(items) == 12
+        if fallback == "repurchase":
+            expected = [*own, *[a for a in popular if a not in own]][:12]
+            assert [i["article_id"] for i in items] == expected
+            sources = ["repurchase"] * len(own) + ["popular"] * (12 - len(own))
+            assert [i["source"] for i in items] == sources
+        else:  # the ranker (or another source): scored lists, best first
+            scores = [i["score"] for i in items if i["score"] is not None]
+            assert scores == sorted(scores, reverse=True)
+            assert {i["source"] for i in items} <= SOURCE_LABELS
 
 
 # --- everything at once --------------------------------------------------------------------
