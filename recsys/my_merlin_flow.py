@@ -199,10 +199,11 @@ class MyMerlinFlow(FlowSpec, plan.FlowParameters):
     def train_ranker(self):
         """The learned ranker over the candidate sources, on the chosen branch's weeks
         before validation, stopped on validation (recsys/train/ranker.py)."""
+        from recsys.strategy import ranker
         from recsys.train import pipeline
-        from recsys.train.tracking import log_ranker
+        from recsys.train.tracking import log_rankers
 
-        experiment = self._experiment("ranker", {"ranker_weeks": self.plan.ranker_weeks})
+        experiment = self._experiment("rankers", {"ranker_weeks": self.plan.ranker_weeks})
         known = self._features().known_customers
         folder = Path(self.best_dir) / pipeline.RANKER_WEEKS
         with source.engine(self.engine, read_only=True) as eng:
@@ -210,9 +211,9 @@ class MyMerlinFlow(FlowSpec, plan.FlowParameters):
                 eng, self.plan.dates["test_start"], self.plan.ranker_weeks, folder,
                 self.articles["article_id"].to_numpy(), known, self.plan.rule,
             )  # fmt: skip
-        fitted.model.save(self._work() / rf.RANKER)
-        self.ranker_facts = log_ranker(experiment, fitted, self._work() / rf.RANKER)
-        print("ranker:", self.ranker_facts)
+        ranker.save({name: one.model for name, one in fitted.items()}, self._work() / rf.RANKERS)
+        self.ranker_facts = log_rankers(experiment, fitted, self._work() / rf.RANKERS)
+        print("rankers:", self.ranker_facts)
         self.next(self.evaluate)
 
     @card(type="blank", id="evaluation")
@@ -299,7 +300,7 @@ class MyMerlinFlow(FlowSpec, plan.FlowParameters):
         folder, known = rf.RunFolder(self.export_dir), self._features().known_customers
         with source.engine(self.engine, read_only=True) as eng:  # history up to the test week
             lists_day = Day.read(eng, day, branch.catalogue("predict"), self.plan.rule,
-                                 ranker=self._ranker())  # fmt: skip
+                                 rankers=self._rankers())  # fmt: skip
             self.predicted = export.write_predictions(
                 folder, branch.queries("predict"), lists_day, History.read(eng, day), known,
                 self.served, self.top_k,
@@ -361,11 +362,11 @@ class MyMerlinFlow(FlowSpec, plan.FlowParameters):
 
         return fitted_features(self._work())
 
-    def _ranker(self):
-        """The ranker train_ranker fitted (in the run's work folder)."""
-        from recsys.strategy.ranker import RankerModel
+    def _rankers(self) -> dict:
+        """The rankers train_ranker fitted (in the run's work folder)."""
+        from recsys.strategy import ranker
 
-        return RankerModel.load(self._work() / rf.RANKER)
+        return ranker.load(self._work() / rf.RANKERS)
 
     def _branch(self, path):
         from recsys.train.pipeline import Branch
@@ -398,7 +399,7 @@ class MyMerlinFlow(FlowSpec, plan.FlowParameters):
                 self.plan.rule,
                 served,
                 methods or tuple(METHODS),
-                ranker=self._ranker() if methods is None else None,
+                rankers=self._rankers() if methods is None else None,
             )
 
     def _run_info(self) -> rf.RunInfo:
@@ -421,7 +422,7 @@ class MyMerlinFlow(FlowSpec, plan.FlowParameters):
             device=self.device,
             best_hyperparameters=self.best_params,
             validation=self.best_validation,
-            ranker=self.ranker_facts,
+            rankers=self.ranker_facts,
         )
 
     def _comet_dir(self) -> Path:

@@ -37,8 +37,8 @@ CUSTOMER_EMBEDDINGS = "customer_embeddings.parquet"
 ARTICLE_EMBEDDINGS = "article_embeddings.parquet"
 ARTICLE_INDEX = "article_index.faiss"
 GRID = "grid.parquet"
-RANKER = "ranker.txt"  # the learned ranker (LightGBM's model file)
-RANKER_IMPORTANCE = "ranker_importance.parquet"  # feature, gain, splits
+RANKERS = "rankers"  # the learned rankers: <name>.txt, LightGBM's model files
+RANKER_IMPORTANCE = "ranker_importance.parquet"  # ranker, feature, gain, splits
 QUERY_TOWER = "query_tower"
 WORKFLOWS = "workflows"
 CUSTOMER_WORKFLOW = "workflows/customers"
@@ -80,7 +80,7 @@ class RunInfo:
     device: str = ""
     best_hyperparameters: dict = field(default_factory=dict)
     validation: dict[str, float] = field(default_factory=dict)
-    ranker: dict[str, float] = field(default_factory=dict)  # how the ranker trained
+    rankers: dict[str, dict] = field(default_factory=dict)  # how each ranker trained
 
     def to_json(self) -> str:
         data = dataclasses.asdict(self)

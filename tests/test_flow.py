@@ -38,7 +38,8 @@ def test_export_follows_the_contract(tiny_flow_run: FlowRun) -> None:
         "customer_embeddings.parquet",
         "article_embeddings.parquet",
         "differences.parquet",
-        "ranker.txt",
+        "rankers/ranker.txt",
+        "rankers/ranker_without_tower.txt",
         "ranker_importance.parquet",
         "run_info.json",
     ):
@@ -55,10 +56,13 @@ def test_export_follows_the_contract(tiny_flow_run: FlowRun) -> None:
     assert set(differences["baseline"]) == BASELINES
     assert (differences["low"] <= differences["high"]).all()
     importance = pd.read_parquet(out / "ranker_importance.parquet")
-    assert list(importance.columns) == ["feature", "gain", "splits"]
-    assert set(importance["feature"]) == set(FEATURES) and importance["gain"].sum() > 0
-    ranker = RunFolder(out).info().ranker
-    assert ranker["best_iteration"] >= 1 and 0 < ranker["candidate_recall_validation"] <= 1
+    assert list(importance.columns) == ["ranker", "feature", "gain", "splits"]
+    for name, part in importance.groupby("ranker"):
+        assert set(part["feature"]) == set(FEATURES) and part["gain"].sum() > 0
+        assert name == "ranker" or part.loc[part["feature"] == "tower_score", "gain"].sum() == 0
+        facts = RunFolder(out).info().rankers[name]
+        assert facts["best_iteration"] >= 1 and 0 < facts["candidate_recall_validation"] <= 1
+    assert set(importance["ranker"]) == {"ranker", "ranker_without_tower"}
     articles = pd.read_parquet(out / "articles.parquet")
     assert {"article_id", "image_path", "prod_name"} <= set(articles.columns)
 
@@ -148,8 +152,8 @@ def test_every_customer_gets_twelve_distinct_articles(tiny_flow_run: FlowRun) ->
     assert set(model_rows["customer_id"]) <= warm
     cold = predictions[~predictions["customer_id"].isin(warm)]
     assert "model" not in set(cold["source"]) and len(cold)
-    assert METHODS[served.warm].uses_model and not METHODS[served.cold].uses_model
-    if served.warm == "ranker":  # the ranker scores everything it ranks, best first
+    assert not METHODS[served.cold].uses_model
+    if served.warm.startswith("ranker"):  # a ranker scores all it ranks, best first
         mine = predictions[predictions["customer_id"].isin(warm)]
         assert mine["score"].notna().all()
         assert (mine.groupby("customer_id")["score"].diff().dropna() <= 0).all()
@@ -189,7 +193,7 @@ def test_workflow_vocabulary_never_saw_validation_or_test_rows(tiny_flow_run: Fl
 
 def test_comet_offline_archives_hold_parameters_and_metrics(tiny_flow_run: FlowRun) -> None:
     archives = sorted((tiny_flow_run.export_dir / "comet").glob("*.zip"))
-    assert len(archives) == 4  # two grid points, the ranker and the evaluation summary
+    assert len(archives) == 4  # two grid points, the rankers and the evaluation summary
     contents = [read_offline_archive(a) for a in archives]
     training = [(p, m) for p, m in contents if "validation_map@12" in m]
     assert len(training) == 2
@@ -197,10 +201,11 @@ def test_comet_offline_archives_hold_parameters_and_metrics(tiny_flow_run: FlowR
     for params, metrics in training:
         assert params["batch_size"] == 256 and params["metaflow_run"] == tiny_flow_run.run_id
         assert len(metrics["train_loss"]) == 2  # one value per epoch
-    ranker = [(p, m) for p, m in contents if "ranker_validation_map@12" in m]
-    assert len(ranker) == 1 and ranker[0][0]["ranker_objective"] == "lambdarank"
-    rounds = ranker[0][1]["ranker_validation_map@12"]
-    assert len(rounds) >= ranker[0][1]["ranker_best_iteration"][0] >= 1
+    rankers = [(p, m) for p, m in contents if "ranker_validation_map@12" in m]
+    assert len(rankers) == 1 and rankers[0][0]["ranker_objective"] == "lambdarank"
+    for name in ("ranker", "ranker_without_tower"):
+        rounds = rankers[0][1][f"{name}_validation_map@12"]
+        assert len(rounds) >= rankers[0][1][f"{name}_best_iteration"][0] >= 1
     summary = [m for _, m in contents if "test/two_tower/all_map@12" in m]
     assert summary and "test/popular/all_map@12" in summary[0]
     assert "COMET_API_KEY=<your key> comet upload" in tiny_flow_run.output

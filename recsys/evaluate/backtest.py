@@ -95,7 +95,7 @@ def score_week(engine, setup: Setup, start: date, articles: pd.DataFrame, work: 
         trained.features.known_customers,
         setup.candidates,
         setup.served,
-        ranker=trained.ranker.model,
+        rankers=trained.ranker_models,
     )
 
 

@@ -41,13 +41,13 @@ def score_week(
     served: Served | None = None,
     methods: tuple[str, ...] = tuple(METHODS),
     batch_rows: int = CUSTOMER_BATCH_ROWS,
-    ranker: RankerModel | None = None,
+    rankers: dict[str, RankerModel] | None = None,
 ) -> Scoreboard:
     """`methods`' per-customer metrics on the week from `start`, with `served`'s too
     (under SERVED) when given. `queries` holds the week's buyers embedded as of `start`;
     `catalogue` the articles' embeddings as of `start`, of which the model ranks those
-    `rule` keeps; `ranker` the fitted ranker the ranker methods rank with."""
-    day = Day.read(engine, start, catalogue, rule, ranker=ranker)
+    `rule` keeps; `rankers` the fitted rankers the ranker methods rank with."""
+    day = Day.read(engine, start, catalogue, rule, rankers=rankers)
     history = History.read(engine, start)
     board = Scoreboard(len(catalogue), known, set(actuals["article_id"]))
     for customers in customer_batches(queries, history, known, batch_rows):

@@ -1,7 +1,7 @@
 """The exported flow run the service answers with: its folder (`recsys.run_folder`).
 
 What it takes from the run: the query tower (a Keras SavedModel), the customer
-workflow's category tables, the article embeddings, the learned ranker, the catalogue's
+workflow's category tables, the article embeddings, the learned rankers, the catalogue's
 names and images, and from `run_info.json` what the flow chose to serve on the validation
 week and its candidate rule.
 
@@ -27,11 +27,12 @@ from recsys.run_folder import (
     ARTICLES,
     CUSTOMER_WORKFLOW,
     QUERY_TOWER,
-    RANKER,
+    RANKERS,
     RunFolder,
     RunInfo,
     RunMissing,
 )
+from recsys.strategy import ranker
 from recsys.strategy.inputs import Candidates
 from recsys.strategy.ranker import RankerModel
 from recsys.train.embed import read_embeddings
@@ -52,7 +53,7 @@ class ServedRun:
     tower: QueryTower
     catalogue: Candidates  # every article's embedding
     articles: dict[str, dict]  # article_id -> {"prod_name", "image_path"}
-    ranker: RankerModel
+    rankers: dict[str, RankerModel]
 
     @property
     def run_id(self) -> str:
@@ -161,7 +162,7 @@ def _plain(value: object) -> object:
 
 def load_run(folder: RunFolder) -> ServedRun:
     """Load a run's folder; a missing piece raises RunMissing naming it."""
-    folder.require(QUERY_TOWER, CUSTOMER_WORKFLOW, ARTICLE_EMBEDDINGS, ARTICLES, RANKER)
+    folder.require(QUERY_TOWER, CUSTOMER_WORKFLOW, ARTICLE_EMBEDDINGS, ARTICLES, RANKERS)
     encoder = CustomerEncoder(folder.file(CUSTOMER_WORKFLOW))
     articles = pd.read_parquet(
         folder.file(ARTICLES), columns=["article_id", "prod_name", "image_path"]
@@ -174,5 +175,5 @@ def load_run(folder: RunFolder) -> ServedRun:
         tower=QueryTower(folder.file(QUERY_TOWER), encoder.columns),
         catalogue=Candidates(vectors, ids),
         articles=articles.drop_duplicates("article_id").set_index("article_id").to_dict("index"),
-        ranker=RankerModel.load(folder.file(RANKER)),
+        rankers=ranker.load(folder.file(RANKERS)),
     )

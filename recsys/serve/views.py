@@ -301,7 +301,7 @@ class Views:
         popular = np.asarray(popular_now(engine, cutoff), dtype=object)
         run = self.run
         day = Day.read(engine, cutoff, run.catalogue, run.info.candidate_rule, POPULAR_DEPTH,
-                       run.ranker, popular)  # fmt: skip
+                       run.rankers, popular)  # fmt: skip
         return Shared(newest, events, day, started, time.monotonic() - started)
 
     def _refresh(self) -> None:

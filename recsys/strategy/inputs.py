@@ -106,7 +106,7 @@ class Day:
     together: Together | None = None
     age_popular: AgePopular | None = None
     catalogue: Candidates | None = field(default=None, repr=False)  # every article's vector
-    ranker: object | None = field(default=None, repr=False)  # the fitted ranker (lightgbm)
+    rankers: dict = field(default_factory=dict, repr=False)  # name -> fitted ranker
 
     @classmethod
     def read(
@@ -116,7 +116,7 @@ class Day:
         catalogue: Candidates | None = None,
         rule: CandidateRule = WHOLE_CATALOGUE,
         depth: int = RANKING_DEPTH,
-        ranker: object | None = None,
+        rankers: dict | None = None,
         popular: np.ndarray | None = None,
     ) -> Day:
         """Everything as of `day`; `popular` when the caller read the list elsewhere (the
@@ -133,7 +133,7 @@ class Day:
             Together.read(engine, day, articles),
             AgePopular.read(engine, day, depth),
             catalogue,
-            ranker,
+            rankers or {},
         )
 
 

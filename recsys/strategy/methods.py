@@ -5,14 +5,12 @@ all rank through `METHODS`, so a method is defined once. Adding one is a class w
 `name` and a `rank`, and its entry in METHODS (ARCHITECTURE.md, "Adding a method").
 `uses_model` says whether it needs the trained model (the customers' query embeddings
 and the day's candidates): such a method can only be served to customers the model
-knows; the others serve everyone else.
+knows; the others can serve anyone (`served.Served.choose`).
 """
 
 from __future__ import annotations
 
 from typing import ClassVar
-
-import numpy as np
 
 from recsys.strategy import ranker, sources
 from recsys.strategy.inputs import Customers, Day
@@ -118,19 +116,18 @@ class Ranker(Method):
     uses_model = True
 
     def rank(self, customers: Customers, day: Day, depth: int) -> Lists:
-        return ranker.rank(customers, day, depth, candidate_lists(customers, day, True),
-                           customers.known)  # fmt: skip
+        lists = candidate_lists(customers, day, with_tower=True)
+        return ranker.rank(customers, day, depth, self.name, lists)
 
 
 class RankerWithoutTower(Method):
-    """The same ranker without the two-tower's list and score: for everyone else (a
-    customer the model does not know has neither)."""
+    """A ranker trained without the two-tower's list and score: for anyone."""
 
     name = "ranker_without_tower"
 
     def rank(self, customers: Customers, day: Day, depth: int) -> Lists:
-        no_tower = np.zeros(len(customers), dtype=bool)
-        return ranker.rank(customers, day, depth, candidate_lists(customers, day, False), no_tower)
+        lists = candidate_lists(customers, day, with_tower=False)
+        return ranker.rank(customers, day, depth, self.name, lists)
 
 
 SOURCE_METHODS = {

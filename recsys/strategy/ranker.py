@@ -1,5 +1,12 @@
-"""The learned ranker as the methods use it: the fitted LightGBM model (`RankerModel`,
-trained by `recsys.train.ranker`) and the ranking of a batch's candidates with it.
+"""The learned rankers as the methods use them: the fitted LightGBM models (`RankerModel`,
+trained by `recsys.train.ranker`) and the ranking of a batch's candidates with one.
+
+Two rankers, both trained and both registered methods, validation choosing between
+them (`VARIANTS`): `ranker` ranks the two-tower's list among the candidates and uses its
+score, for the customers the model knows; `ranker_without_tower` never sees the model.
+Why both: the weeks the rankers learn from come before the validation week, and the
+two-tower was trained on them, so on those weeks its list and score know the labels;
+only the validation week shows what they are worth (docs/training.md has the figures).
 
 The model file is LightGBM's own text format, with the feature names in it: a run's file
 names the features it was trained on, and a file from another version of FEATURES is
@@ -17,6 +24,7 @@ from recsys.strategy import features
 from recsys.strategy.inputs import Customers, Day
 from recsys.strategy.lists import Lists
 
+VARIANTS = {"ranker": True, "ranker_without_tower": False}  # name -> with the two-tower
 CANDIDATES_PER_SOURCE = 50  # each source's list before the union
 POOL_DEPTH = 100  # candidates per customer the ranker scores (the union, cut)
 PREDICT_THREADS = 2
@@ -59,16 +67,36 @@ class RankerModel:
         ).sort_values(["gain", "feature"], ascending=[False, True], ignore_index=True)
 
 
-def rank(
-    customers: Customers,
-    day: Day,
-    depth: int,
-    lists: dict[str, Lists],
-    use_tower: np.ndarray,
-) -> Lists:
-    """The union of `lists` (POOL_DEPTH per customer) ordered by the day's ranker."""
-    if day.ranker is None or day.articles is None:
-        raise ValueError("the ranker ranks with a fitted ranker and the day's articles (Day.read)")
+def tower_rows(customers: Customers, name: str) -> np.ndarray:
+    """Whose two-tower list and score the ranker `name` uses: the known customers', or
+    nobody's."""
+    return customers.known if VARIANTS[name] else np.zeros(len(customers), dtype=bool)
+
+
+def rank(customers: Customers, day: Day, depth: int, name: str, lists: dict[str, Lists]) -> Lists:
+    """The union of `lists` (POOL_DEPTH per customer) ordered by the day's ranker `name`."""
+    if name not in day.rankers or day.articles is None:
+        raise ValueError(f"{name} ranks with its fitted model and the day's articles (Day.read)")
     candidates = features.pool(lists, POOL_DEPTH)
-    matrix = features.matrix(customers, day, candidates, use_tower)
-    return features.ranked(candidates, day.ranker.predict(matrix), depth)
+    matrix = features.matrix(customers, day, candidates, tower_rows(customers, name))
+    return features.ranked(candidates, day.rankers[name].predict(matrix), depth)
+
+
+def save(models: dict[str, RankerModel], folder: Path) -> None:
+    """Each ranker's model file into `folder` (`<name>.txt`)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, model in models.items():
+        model.save(folder / f"{name}.txt")
+
+
+def load(folder: Path) -> dict[str, RankerModel]:
+    """Every ranker of VARIANTS from `folder` (`save`'s files)."""
+    return {name: RankerModel.load(folder / f"{name}.txt") for name in VARIANTS}
+
+
+def importance(models: dict[str, RankerModel]) -> pd.DataFrame:
+    """ranker, feature, gain, splits: each ranker's feature importance."""
+    return pd.concat(
+        [model.importance().assign(ranker=name) for name, model in models.items()],
+        ignore_index=True,
+    )[["ranker", "feature", "gain", "splits"]]

@@ -15,7 +15,7 @@ SERVED = "served"  # the name its scores go under, next to every method's
 
 @dataclass(frozen=True)
 class Served:
-    """`warm`: a method that uses the model, for the customers it was trained on;
+    """`warm`: the method for the customers the model was trained on (any method);
     `cold`: a method without the model, for the others (and for customers nobody has
     seen: with no purchases, the repurchase baseline is the popular list)."""
 
@@ -24,10 +24,11 @@ class Served:
 
     @classmethod
     def choose(cls, map_at_12: Callable[[str, str], float]) -> Served:
-        """The best model method on the warm customers and the best other method on all
-        customers, by `map_at_12(method, segment)` of the validation week."""
+        """The best method on the warm customers (one without the model may win there
+        too) and the best method without the model on all customers, by
+        `map_at_12(method, segment)` of the validation week."""
         return cls(
-            warm=max(names(uses_model=True), key=lambda name: map_at_12(name, "warm")),
+            warm=max(METHODS, key=lambda name: map_at_12(name, "warm")),
             cold=max(names(uses_model=False), key=lambda name: map_at_12(name, "all")),
         )
 

@@ -14,8 +14,8 @@ import pyarrow.parquet as pq
 
 from recsys import run_folder as rf
 from recsys.progress import Progress
+from recsys.strategy import ranker
 from recsys.strategy.inputs import Candidates, Day, History
-from recsys.strategy.ranker import RankerModel
 from recsys.strategy.served import Served
 from recsys.train.embed import embedding_table, read_query_embeddings
 
@@ -83,7 +83,7 @@ def write_run_folder(
 ) -> None:
     """Everything but the predictions; `run_info.json` last (it marks the folder complete).
     `model_dir` holds the chosen branch's query tower, `work/workflows` the features and
-    `work/ranker.txt` the ranker."""
+    `work/rankers` the rankers."""
     import faiss
 
     tables = {
@@ -94,7 +94,7 @@ def write_run_folder(
         rf.TEST_ACTUALS: test_actuals,
         rf.ARTICLES: articles,
         rf.GRID: pd.DataFrame(grid_results).drop(columns="history"),
-        rf.RANKER_IMPORTANCE: RankerModel.load(folder.file(rf.WORK) / rf.RANKER).importance(),
+        rf.RANKER_IMPORTANCE: ranker.importance(ranker.load(folder.file(rf.WORK) / rf.RANKERS)),
     }
     for name, table in tables.items():
         if table is not None:
@@ -106,7 +106,7 @@ def write_run_folder(
     index = faiss.IndexFlatIP(catalogue.vectors.shape[1])
     index.add(np.ascontiguousarray(catalogue.vectors))
     faiss.write_index(index, str(folder.file(rf.ARTICLE_INDEX)))
-    shutil.copy(folder.file(rf.WORK) / rf.RANKER, folder.file(rf.RANKER))
+    shutil.copytree(folder.file(rf.WORK) / rf.RANKERS, folder.file(rf.RANKERS), dirs_exist_ok=True)
     shutil.copytree(model_dir / rf.QUERY_TOWER, folder.file(rf.QUERY_TOWER), dirs_exist_ok=True)
     shutil.copytree(
         folder.file(rf.WORK) / rf.WORKFLOWS,

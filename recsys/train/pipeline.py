@@ -112,8 +112,8 @@ def embed_ranker_weeks(
 def train_ranker(
     engine, day: date, weeks: int, folder: Path, article_ids: np.ndarray, known: pd.Index,
     rule: CandidateRule,
-) -> ranker.Fitted:  # fmt: skip
-    """The ranker as of `day`: trained on the `weeks` weeks before the week before `day`,
+) -> dict[str, ranker.Fitted]:  # fmt: skip
+    """The rankers as of `day`: trained on the `weeks` weeks before the week before `day`,
     stopped on that week (the weeks `embed_ranker_weeks` wrote into `folder`)."""
     weeks_as_of = [ranker.Week(start, folder) for start in ranker.week_starts(day, weeks)]
     return ranker.train(engine, weeks_as_of, article_ids, known, rule)
@@ -122,12 +122,16 @@ def train_ranker(
 @dataclass(frozen=True)
 class Trained:
     """A model trained on everything before a day, the catalogue as of that day, and the
-    ranker trained on the weeks before it."""
+    rankers trained on the weeks before it."""
 
     model: object
     features: FittedFeatures
     catalogue: Candidates
-    ranker: ranker.Fitted
+    rankers: dict[str, ranker.Fitted]
+
+    @property
+    def ranker_models(self) -> dict:
+        return {name: fitted.model for name, fitted in self.rankers.items()}
 
 
 def train_as_of(

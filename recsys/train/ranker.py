@@ -1,4 +1,6 @@
-"""Training the learned ranker (LightGBM LambdaRank) over the candidate sources' union.
+"""Training the learned rankers (LightGBM LambdaRank) over the candidate sources' union:
+both of `strategy.ranker.VARIANTS`, with and without the two-tower, from one pass over
+the weeks.
 
 Examples: for each training week, the week's buyers as of its first day, each with the
 union of the sources' candidates (`strategy.features.pool`) and their features
@@ -27,7 +29,7 @@ from recsys.progress import Progress
 from recsys.strategy import features
 from recsys.strategy.inputs import CandidateRule, Candidates, Day, History
 from recsys.strategy.methods import candidate_lists
-from recsys.strategy.ranker import POOL_DEPTH, RankerModel
+from recsys.strategy.ranker import POOL_DEPTH, VARIANTS, RankerModel, tower_rows
 from recsys.train.embed import CUSTOMER_BATCH_ROWS, read_query_embeddings
 
 WEEK = timedelta(days=7)
@@ -111,32 +113,35 @@ def examples(
     known: pd.Index,
     rule: CandidateRule,
     batch_rows: int = CUSTOMER_BATCH_ROWS,
-) -> Examples:
-    """The week's buyers with a bought article among their candidates, as feature rows."""
+) -> dict[str, Examples]:
+    """Per ranker of VARIANTS, the week's buyers with a bought article among its
+    candidates, as feature rows."""
     day = Day.read(engine, week.start, week.catalogue(article_ids), rule)
     history = History.read(engine, week.start)
     bought = pd.read_parquet(week.purchases, columns=["customer_id", "article_id"])
     bought = bought.drop_duplicates()
-    parts = []
+    parts: dict[str, list[Examples]] = {name: [] for name in VARIANTS}
     for ids, vectors in read_query_embeddings(week.queries, batch_rows):
         customers = history.customers(ids, pd.Index(ids).isin(known), vectors)
-        candidates = features.pool(candidate_lists(customers, day, True), POOL_DEPTH)
-        labels = _labels(candidates, ids, bought)
-        keep = labels.any(axis=1)  # customers with a bought candidate
-        present = candidates.present & keep[:, None]
-        matrix = features.matrix(customers, day, candidates, customers.known)
-        rows = present[candidates.present]
-        parts.append(
-            Examples(
-                matrix[rows],
-                labels[present].astype("float32"),
-                present.sum(axis=1)[keep].tolist(),
-                len(ids),
-                int(bought["customer_id"].isin(ids).sum()),
-                int(labels.sum()),
+        lists = candidate_lists(customers, day, with_tower=True)
+        for name, with_tower in VARIANTS.items():
+            mine = lists if with_tower else {s: v for s, v in lists.items() if s != "two_tower"}
+            candidates = features.pool(mine, POOL_DEPTH)
+            labels = _labels(candidates, ids, bought)
+            keep = labels.any(axis=1)  # customers with a bought candidate
+            present = candidates.present & keep[:, None]
+            matrix = features.matrix(customers, day, candidates, tower_rows(customers, name))
+            parts[name].append(
+                Examples(
+                    matrix[present[candidates.present]],
+                    labels[present].astype("float32"),
+                    present.sum(axis=1)[keep].tolist(),
+                    len(ids),
+                    int(bought["customer_id"].isin(ids).sum()),
+                    int(labels.sum()),
+                )
             )
-        )
-    return Examples.joined(parts)
+    return {name: Examples.joined(found) for name, found in parts.items()}
 
 
 def _labels(candidates: features.Pool, ids: np.ndarray, bought: pd.DataFrame) -> np.ndarray:
@@ -211,12 +216,16 @@ def train(
     article_ids: np.ndarray,
     known: pd.Index,
     rule: CandidateRule,
-) -> Fitted:
-    """Examples of every week, then `fit` on all but the last, stopped on the last."""
+) -> dict[str, Fitted]:
+    """Examples of every week, then each ranker of VARIANTS fitted on all weeks but the
+    last, stopped on the last."""
     progress = Progress("ranker examples", len(weeks), unit="weeks")
     parts = []
     for week in weeks:
         parts.append(examples(engine, week, article_ids, known, rule))
         progress.advance(1)
     progress.finish()
-    return fit(Examples.joined(parts[:-1]), parts[-1])
+    return {
+        name: fit(Examples.joined([p[name] for p in parts[:-1]]), parts[-1][name])
+        for name in VARIANTS
+    }

@@ -78,18 +78,23 @@ def epoch_logger(experiment):
     return log
 
 
-def log_ranker(experiment, fitted, model_file: Path) -> dict[str, float]:
-    """The ranker's parameters, validation MAP@12 per round, feature importance and model
-    file, as one experiment (then ended); returns the facts the run records."""
+def log_rankers(experiment, fitted: dict, folder: Path) -> dict[str, dict]:
+    """Each ranker's validation MAP@12 per round, facts, feature importance and model
+    file (in `folder`, `<name>.txt`), and the training parameters, as one experiment
+    (then ended); returns each ranker's facts, as the run records them."""
+    from recsys.strategy.ranker import importance
     from recsys.train.ranker import PARAMS
 
     experiment.log_parameters({f"ranker_{k}": v for k, v in PARAMS.items()})
-    for round_, value in enumerate(fitted.validation_map, start=1):
-        experiment.log_metric("ranker_validation_map@12", value, step=round_)
-    facts = fitted.facts()
-    experiment.log_metrics(facts, prefix="ranker")
-    experiment.log_table("ranker_importance.csv", tabular_data=fitted.model.importance())
-    experiment.log_model("ranker", str(model_file))
+    facts = {}
+    for name, one in fitted.items():
+        for round_, value in enumerate(one.validation_map, start=1):
+            experiment.log_metric(f"{name}_validation_map@12", value, step=round_)
+        facts[name] = one.facts()
+        experiment.log_metrics(facts[name], prefix=name)
+        experiment.log_model(name, str(folder / f"{name}.txt"))
+    models = {name: one.model for name, one in fitted.items()}
+    experiment.log_table("ranker_importance.csv", tabular_data=importance(models))
     experiment.end()
     return facts
 

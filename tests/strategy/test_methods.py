@@ -124,13 +124,21 @@ def test_served_routes_known_customers_to_the_model_and_the_others_to_the_baseli
 
 
 def test_served_is_chosen_among_the_registered_methods_by_validation_map() -> None:
-    scores = dict.fromkeys(METHODS, 0.05)
-    scores |= {"two_tower": 0.2, "repurchase+two_tower": 0.3, "popular": 0.1, "repurchase": 0.4}
-    served = Served.choose(lambda method, segment: scores[method])
+    """Known customers get the best method on them, whichever; the others the best
+    method without the model on everyone."""
+    warm = dict.fromkeys(METHODS, 0.05) | {"repurchase+two_tower": 0.3, "repurchase": 0.25}
+    every = dict.fromkeys(METHODS, 0.05) | {"repurchase+two_tower": 0.5, "repurchase": 0.4}
+    scores = {"warm": warm, "all": every}
+    served = Served.choose(lambda method, segment: scores[segment][method])
     assert served == Served("repurchase+two_tower", "repurchase")
-    scores |= {"ranker": 0.5, "ranker_without_tower": 0.45}
-    assert Served.choose(lambda method, segment: scores[method]) == Served(
+    warm |= {"ranker": 0.5, "ranker_without_tower": 0.45}
+    every |= {"ranker_without_tower": 0.45}
+    assert Served.choose(lambda method, segment: scores[segment][method]) == Served(
         "ranker", "ranker_without_tower"
+    )
+    warm |= {"ranker_without_tower": 0.55}  # a method without the model may win there too
+    assert Served.choose(lambda method, segment: scores[segment][method]) == Served(
+        "ranker_without_tower", "ranker_without_tower"
     )
     assert set(names(uses_model=True)) | set(names(uses_model=False)) == set(METHODS)
     assert served.describe().startswith("repurchase+two_tower for customers the model knows")
