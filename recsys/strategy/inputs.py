@@ -8,6 +8,7 @@ and RisingWave), so only small frames reach pandas.
 from __future__ import annotations
 
 import functools
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from typing import ClassVar
@@ -251,6 +252,13 @@ class Customers:
     def __len__(self) -> int:
         return len(self.ids)
 
+    def chunks(self, size: int) -> Iterator[tuple[np.ndarray, Customers]]:
+        """The batch `size` customers at a time: (where they are (bool), them)."""
+        for start in range(0, len(self), size):
+            rows = np.zeros(len(self), dtype=bool)
+            rows[start : start + size] = True
+            yield rows, self.subset(rows)
+
     def subset(self, rows: np.ndarray) -> Customers:
         """The customers where `rows` (bool) holds, in order."""
         index = np.flatnonzero(rows)
@@ -280,7 +288,8 @@ class History:
     ) -> Customers:
         """The batch `ids` as of the day (`Customers.of`)."""
         wanted = [list(np.asarray(ids, dtype=object))]
-        rows = self.engine.query(purchases_sql(self.day), wanted)
+        bounds = [min(wanted[0], default=""), max(wanted[0], default="")]
+        rows = self.engine.query(purchases_sql(self.day), wanted + bounds)
         last = pd.to_datetime(rows["last_bought"]).dt.date.map(date.toordinal)
         purchases = Purchases.of(
             ids, rows["customer_id"].to_numpy(dtype=object),
@@ -303,7 +312,9 @@ AGES_SQL = (
 def purchases_sql(day: date) -> str:
     """The rows of `Purchases.of` for the customers of the list parameter $1: per
     (customer, article) bought before `day`, the last day, the units over all days, over
-    the repurchase window and online."""
+    the repurchase window and online. $2 and $3 are the list's first and last id: a
+    range the engine can apply while it scans, before it deduplicates (the flow's
+    predictions read the customers in id slices, `recent_articles.customer_slices`)."""
     window = day - timedelta(days=REPURCHASE_WINDOW_DAYS)
     return (
         "SELECT d.customer_id, d.article_id, MAX(d.t_dat) AS last_bought, "
@@ -312,7 +323,8 @@ def purchases_sql(day: date) -> str:
         "AS window_units, "
         "SUM(CASE WHEN d.sales_channel_id = 2 THEN d.units ELSE 0 END) AS online "
         f"FROM dedup_transactions_t AS d JOIN {_WANTED} ON w.customer_id = d.customer_id "
-        f"WHERE d.t_dat < DATE '{day.isoformat()}' GROUP BY d.customer_id, d.article_id"
+        f"WHERE d.t_dat < DATE '{day.isoformat()}' "
+        "AND d.customer_id >= $2 AND d.customer_id <= $3 GROUP BY d.customer_id, d.article_id"
     )
 
 

@@ -116,7 +116,9 @@ class Ranker(Method):
     uses_model = True
 
     def rank(self, customers: Customers, day: Day, depth: int) -> Lists:
-        lists = candidate_lists(customers, day, with_tower=True)
+        def lists(part: Customers) -> dict[str, Lists]:
+            return candidate_lists(part, day, with_tower=True)
+
         return ranker.rank(customers, day, depth, self.name, lists)
 
 
@@ -126,7 +128,9 @@ class RankerWithoutTower(Method):
     name = "ranker_without_tower"
 
     def rank(self, customers: Customers, day: Day, depth: int) -> Lists:
-        lists = candidate_lists(customers, day, with_tower=False)
+        def lists(part: Customers) -> dict[str, Lists]:
+            return candidate_lists(part, day, with_tower=False)
+
         return ranker.rank(customers, day, depth, self.name, lists)
 
 

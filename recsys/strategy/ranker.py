@@ -15,6 +15,7 @@ refused when loaded instead of ranking with shifted columns.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -28,6 +29,7 @@ VARIANTS = {"ranker": True, "ranker_without_tower": False}  # name -> with the t
 CANDIDATES_PER_SOURCE = 50  # each source's list before the union
 POOL_DEPTH = 100  # candidates per customer the ranker scores (the union, cut)
 PREDICT_THREADS = 2
+CHUNK = 10_000  # customers ranked at once: a million feature rows, about 300 MB
 
 
 class RankerModel:
@@ -73,13 +75,24 @@ def tower_rows(customers: Customers, name: str) -> np.ndarray:
     return customers.known if VARIANTS[name] else np.zeros(len(customers), dtype=bool)
 
 
-def rank(customers: Customers, day: Day, depth: int, name: str, lists: dict[str, Lists]) -> Lists:
-    """The union of `lists` (POOL_DEPTH per customer) ordered by the day's ranker `name`."""
+def rank(
+    customers: Customers,
+    day: Day,
+    depth: int,
+    name: str,
+    sources: Callable[[Customers], dict[str, Lists]],
+) -> Lists:
+    """Each customer's candidates (the union of the `sources` lists, POOL_DEPTH deep)
+    ordered by the day's ranker `name`, CHUNK customers at a time (their feature rows
+    are POOL_DEPTH times as many)."""
     if name not in day.rankers or day.articles is None:
         raise ValueError(f"{name} ranks with its fitted model and the day's articles (Day.read)")
-    candidates = features.pool(lists, POOL_DEPTH)
-    matrix = features.matrix(customers, day, candidates, tower_rows(customers, name))
-    return features.ranked(candidates, day.rankers[name].predict(matrix), depth)
+    out = Lists.empty(len(customers), depth)
+    for rows, part in customers.chunks(CHUNK):
+        candidates = features.pool(sources(part), POOL_DEPTH)
+        matrix = features.matrix(part, day, candidates, tower_rows(part, name))
+        out.put(rows, features.ranked(candidates, day.rankers[name].predict(matrix), depth))
+    return out
 
 
 def save(models: dict[str, RankerModel], folder: Path) -> None:

@@ -27,9 +27,10 @@ import pandas as pd
 
 from recsys.progress import Progress
 from recsys.strategy import features
-from recsys.strategy.inputs import CandidateRule, Candidates, Day, History
+from recsys.strategy.inputs import CandidateRule, Candidates, Customers, Day, History
+from recsys.strategy.lists import Lists
 from recsys.strategy.methods import candidate_lists
-from recsys.strategy.ranker import POOL_DEPTH, VARIANTS, RankerModel, tower_rows
+from recsys.strategy.ranker import CHUNK, POOL_DEPTH, VARIANTS, RankerModel, tower_rows
 from recsys.train.embed import CUSTOMER_BATCH_ROWS, read_query_embeddings
 
 WEEK = timedelta(days=7)
@@ -122,26 +123,32 @@ def examples(
     bought = bought.drop_duplicates()
     parts: dict[str, list[Examples]] = {name: [] for name in VARIANTS}
     for ids, vectors in read_query_embeddings(week.queries, batch_rows):
-        customers = history.customers(ids, pd.Index(ids).isin(known), vectors)
-        lists = candidate_lists(customers, day, with_tower=True)
-        for name, with_tower in VARIANTS.items():
-            mine = lists if with_tower else {s: v for s, v in lists.items() if s != "two_tower"}
-            candidates = features.pool(mine, POOL_DEPTH)
-            labels = _labels(candidates, ids, bought)
-            keep = labels.any(axis=1)  # customers with a bought candidate
-            present = candidates.present & keep[:, None]
-            matrix = features.matrix(customers, day, candidates, tower_rows(customers, name))
-            parts[name].append(
-                Examples(
-                    matrix[present[candidates.present]],
-                    labels[present].astype("float32"),
-                    present.sum(axis=1)[keep].tolist(),
-                    len(ids),
-                    int(bought["customer_id"].isin(ids).sum()),
-                    int(labels.sum()),
-                )
-            )
+        batch = history.customers(ids, pd.Index(ids).isin(known), vectors)
+        for _, customers in batch.chunks(CHUNK):
+            lists = candidate_lists(customers, day, with_tower=True)
+            for name, with_tower in VARIANTS.items():
+                mine = {s: v for s, v in lists.items() if with_tower or s != "two_tower"}
+                parts[name].append(_examples(customers, day, mine, bought, name))
     return {name: Examples.joined(found) for name, found in parts.items()}
+
+
+def _examples(
+    customers: Customers, day: Day, lists: dict[str, Lists], bought: pd.DataFrame, name: str
+) -> Examples:
+    """The feature rows of the customers with a bought article among the candidates."""
+    candidates = features.pool(lists, POOL_DEPTH)
+    labels = _labels(candidates, customers.ids, bought)
+    keep = labels.any(axis=1)
+    present = candidates.present & keep[:, None]
+    matrix = features.matrix(customers, day, candidates, tower_rows(customers, name))
+    return Examples(
+        matrix[present[candidates.present]],
+        labels[present].astype("float32"),
+        present.sum(axis=1)[keep].tolist(),
+        len(customers),
+        int(bought["customer_id"].isin(customers.ids).sum()),
+        int(labels.sum()),
+    )
 
 
 def _labels(candidates: features.Pool, ids: np.ndarray, bought: pd.DataFrame) -> np.ndarray:
