@@ -46,6 +46,7 @@ FACTS = {  # what each step says about its size, as printed by the flow
     "build_workflow": re.compile(r"encoded ([\d,]+ training rows into \d+ part\(s\)[^;]*)"),
     "train": re.compile(r"trained .* on (.*): ([\d,]+) examples/s"),
     "predict": re.compile(r"predict: ([\d,]+) customers in .*?, ([\d,]+)/s"),
+    "train_ranker": re.compile(r"(ranker\w*): (best round .*)"),
     "evaluate": re.compile(r"served: (.*)"),
 }
 EXPORTED_TABLES = {  # the run's own figures, as its export holds them

@@ -213,7 +213,8 @@ class MyMerlinFlow(FlowSpec, plan.FlowParameters):
             )  # fmt: skip
         ranker.save({name: one.model for name, one in fitted.items()}, self._work() / rf.RANKERS)
         self.ranker_facts = log_rankers(experiment, fitted, self._work() / rf.RANKERS)
-        print("rankers:", self.ranker_facts)
+        for name, facts in self.ranker_facts.items():
+            print(f"{name}: {ranker.described(facts)}")
         self.next(self.evaluate)
 
     @card(type="blank", id="evaluation")
