@@ -201,6 +201,7 @@ class MyMerlinFlow(FlowSpec, plan.FlowParameters):
         before validation, stopped on validation (recsys/train/ranker.py)."""
         from recsys.strategy import ranker
         from recsys.train import pipeline
+        from recsys.train.ranker import described
         from recsys.train.tracking import log_rankers
 
         experiment = self._experiment("rankers", {"ranker_weeks": self.plan.ranker_weeks})
@@ -214,7 +215,7 @@ class MyMerlinFlow(FlowSpec, plan.FlowParameters):
         ranker.save({name: one.model for name, one in fitted.items()}, self._work() / rf.RANKERS)
         self.ranker_facts = log_rankers(experiment, fitted, self._work() / rf.RANKERS)
         for name, facts in self.ranker_facts.items():
-            print(f"{name}: {ranker.described(facts)}")
+            print(f"{name}: {described(facts)}")
         self.next(self.evaluate)
 
     @card(type="blank", id="evaluation")

@@ -95,16 +95,6 @@ def rank(
     return out
 
 
-def described(facts: dict) -> str:
-    """A ranker's training facts (`recsys.train.ranker.Fitted.facts`) in one line."""
-    return (
-        f"best round {facts['best_iteration']}, validation MAP@12 "
-        f"{facts['validation_map@12']:.4f}, {facts['train_rows']:,} training rows in "
-        f"{facts['seconds']} s, candidate recall {facts['candidate_recall_train']:.3f} "
-        f"(training weeks) / {facts['candidate_recall_validation']:.3f} (validation)"
-    )
-
-
 def save(models: dict[str, RankerModel], folder: Path) -> None:
     """Each ranker's model file into `folder` (`<name>.txt`)."""
     folder.mkdir(parents=True, exist_ok=True)

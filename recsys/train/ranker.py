@@ -184,6 +184,16 @@ class Fitted:
         }
 
 
+def described(facts: dict) -> str:
+    """A ranker's training facts (`Fitted.facts`) in one line."""
+    return (
+        f"best round {facts['best_iteration']}, validation MAP@12 "
+        f"{facts['validation_map@12']:.4f}, {facts['train_rows']:,} training rows in "
+        f"{facts['seconds']} s, candidate recall {facts['candidate_recall_train']:.3f} "
+        f"(training weeks) / {facts['candidate_recall_validation']:.3f} (validation)"
+    )
+
+
 def fit(train: Examples, validation: Examples) -> Fitted:
     """LambdaRank on `train`, stopped when `validation`'s MAP@12 has not improved for
     EARLY_STOPPING_ROUNDS rounds; the best round's model."""
