@@ -103,7 +103,7 @@ def embed_ranker_weeks(
         week = ranker.Week(start, folder)
         purchases = week_purchases(engine, start, start + ranker.WEEK)
         purchases.to_parquet(week.purchases, index=False)
-        buyers = purchases["customer_id"].unique()
+        buyers = ranker.sampled_buyers(purchases)
         write_query_embeddings(engine, features, model.query_encoder, start, week.queries, buyers)
         sales = dataset.recent_sales(engine, start)
         np.save(week.vectors, catalogue(model, features, articles, sales).vectors)
