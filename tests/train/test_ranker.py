@@ -48,3 +48,9 @@ def test_lambdarank_learns_a_planted_order_and_stops_on_validation() -> None:
     assert (scores.argmax(axis=1) == bought).mean() > 0.75  # by chance: 0.05
     facts = fitted.facts()
     assert facts["train_rows"] == 8000 and facts["candidate_recall_train"] == 1.0
+
+
+def test_a_week_learns_from_a_sample_of_its_buyers_by_id(monkeypatch) -> None:  # noqa: ANN001
+    monkeypatch.setattr(ranker, "BUYERS_PER_WEEK", 2)
+    purchases = pd.DataFrame({"customer_id": ["c", "a", "c", "b"], "article_id": list("wxyz")})
+    assert ranker.sampled_buyers(purchases).tolist() == ["a", "b"]
