@@ -142,3 +142,12 @@ def test_served_is_chosen_among_the_registered_methods_by_validation_map() -> No
     )
     assert set(names(uses_model=True)) | set(names(uses_model=False)) == set(METHODS)
     assert served.describe().startswith("repurchase+two_tower for customers the model knows")
+
+
+def test_every_source_has_its_features_and_is_a_registered_method() -> None:
+    from recsys.strategy.features import SOURCES
+    from recsys.strategy.methods import SOURCE_METHODS
+
+    assert tuple(SOURCE_METHODS) == SOURCES
+    for name, method in SOURCE_METHODS.items():
+        assert METHODS[name] is not None and type(METHODS[name]) is type(method)
