@@ -203,9 +203,9 @@ def described(facts: dict) -> str:
     )
 
 
-def fit(train: Examples, validation: Examples) -> Fitted:
-    """LambdaRank on `train`, stopped when `validation`'s MAP@12 has not improved for
-    EARLY_STOPPING_ROUNDS rounds; the best round's model."""
+def fit(train: Examples, validation: Examples, params: dict | None = None) -> Fitted:
+    """LambdaRank (or `params`' objective) on `train`, stopped when `validation`'s MAP@12
+    has not improved for EARLY_STOPPING_ROUNDS rounds; the best round's model."""
     import lightgbm
 
     if not train.groups or not validation.groups:
@@ -221,7 +221,7 @@ def fit(train: Examples, validation: Examples) -> Fitted:
         lightgbm.early_stopping(EARLY_STOPPING_ROUNDS, verbose=False),
         lightgbm.record_evaluation(history),
     ]
-    booster = lightgbm.train(PARAMS, train_set, ROUNDS, valid_sets=[valid_set],
+    booster = lightgbm.train(params or PARAMS, train_set, ROUNDS, valid_sets=[valid_set],
                              valid_names=["validation"], callbacks=callbacks)  # fmt: skip
     best = booster.model_to_string(num_iteration=booster.best_iteration)
     booster = lightgbm.Booster(model_str=best)
