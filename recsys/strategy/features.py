@@ -27,7 +27,7 @@ import pandas as pd
 
 from recsys.strategy.articles import SALES_WINDOWS, age_groups
 from recsys.strategy.inputs import Customers, Day
-from recsys.strategy.lists import Lists, first_distinct
+from recsys.strategy.lists import Lists
 from recsys.strategy.sources import distinct_pairs, together_scores
 
 SOURCES = ("repurchase", "two_tower", "bought_together", "same_product", "popular_by_age",
@@ -65,44 +65,65 @@ class Pool:
 
 def pool(sources: dict[str, Lists], depth: int) -> Pool:
     """The union of `sources`' lists, interleaved by rank (every source's first, then
-    every source's second, ...), each article once, cut to `depth`."""
-    parts = [sources[s] for s in SOURCES if s in sources]
-    width = max(p.depth for p in parts)
-    stacked = [_widened(p, width) for p in parts]
-    interleaved = Lists(
-        *(np.stack([getattr(p, a) for p in stacked], axis=2).reshape(len(parts[0]), -1)
-          for a in ("articles", "scores", "sources"))
-    )  # fmt: skip
-    union = first_distinct(depth, interleaved)
-    ranks, scores = {}, {}
-    for name, lists in sources.items():
-        ranks[name], scores[name] = _looked_up(union.articles, lists)
-    return Pool(union, ranks, scores)
+    every source's second, ...), each article once (at its first place), cut to `depth`;
+    with each source's rank and score of every candidate.
+
+    One sort does it all: every listed (customer, article) pair is keyed by the customer
+    and the article's code, the first place of each key in the interleaved order is its
+    place in the union, and the sources that list it give their ranks and scores.
+    """
+    names = [s for s in SOURCES if s in sources]
+    n, width = len(sources[names[0]]), max(sources[s].depth for s in names)
+    articles, scores, labels = (
+        _interleaved(sources, names, width, attribute)
+        for attribute in ("articles", "scores", "sources")
+    )
+    codes = pd.factorize(articles)[0]
+    there = np.flatnonzero(codes >= 0)  # flat interleaved places: row, rank, source
+    per_row = width * len(names)
+    row, place = there // per_row, there % per_row
+    key = row * (int(codes.max(initial=0)) + 1) + codes[there]
+    order = np.lexsort((place, key))
+    key, row, place, there = key[order], row[order], place[order], there[order]
+    first = np.r_[True, key[1:] != key[:-1]] if len(key) else np.zeros(0, dtype=bool)
+    group = np.cumsum(first) - 1
+    source = place % len(names)
+    ranks = np.full((int(first.sum()), len(names)), np.nan, dtype="float32")
+    ranks[group, source] = place // len(names) + 1
+    found = np.full(ranks.shape, np.nan, dtype="float32")
+    found[group, source] = scores[there]
+    heads = np.flatnonzero(first)  # each candidate at its first place, in the union's order
+    heads = heads[np.lexsort((place[heads], row[heads]))]
+    rows = row[heads]
+    column = np.arange(len(heads)) - np.searchsorted(rows, rows)
+    heads, cell = heads[column < depth], (rows[column < depth], column[column < depth])
+    union = Lists.empty(n, depth)
+    for target, values in ((union.articles, articles), (union.scores, scores),
+                           (union.sources, labels)):  # fmt: skip
+        target[cell] = values[there[heads]]
+    return Pool(
+        union,
+        {name: _placed((n, depth), cell, ranks[group[heads], k]) for k, name in enumerate(names)},
+        {name: _placed((n, depth), cell, found[group[heads], k]) for k, name in enumerate(names)},
+    )
 
 
-def _widened(lists: Lists, width: int) -> Lists:
-    if lists.depth == width:
-        return lists
-    out = Lists.empty(len(lists), width)
-    out.articles[:, : lists.depth] = lists.articles
-    out.scores[:, : lists.depth] = lists.scores
-    out.sources[:, : lists.depth] = lists.sources
+def _interleaved(sources: dict[str, Lists], names: list[str], width: int, attribute: str):  # noqa: ANN202
+    """One attribute of the sources' lists in the interleaved order (row, rank, source),
+    flat; lists shorter than `width` padded (None, NaN)."""
+    first = getattr(sources[names[0]], attribute)
+    out = np.full((len(first), width, len(names)), None if first.dtype == object else np.nan,
+                  dtype=first.dtype)  # fmt: skip
+    for k, name in enumerate(names):
+        values = getattr(sources[name], attribute)
+        out[:, : values.shape[1], k] = values
+    return out.ravel()
+
+
+def _placed(shape: tuple[int, int], cell: tuple, values: np.ndarray) -> np.ndarray:
+    out = np.full(shape, np.nan, dtype="float32")
+    out[cell] = values
     return out
-
-
-def _looked_up(articles: np.ndarray, lists: Lists) -> tuple[np.ndarray, np.ndarray]:
-    """Each of `articles`' (n, depth) rank (1..) and score in the same row of `lists`
-    (NaN where it is not there)."""
-    codes = pd.factorize(np.concatenate([articles.ravel(), lists.articles.ravel()]))[0]
-    wanted = codes[: articles.size].reshape(articles.shape)
-    listed = codes[articles.size :].reshape(lists.articles.shape)
-    width = int(codes.max(initial=0)) + 1
-    rows, columns = np.nonzero(listed >= 0)
-    keys = rows * width + listed[rows, columns]
-    query = np.where(wanted >= 0, np.arange(len(articles))[:, None] * width + wanted, -1).ravel()
-    rank = _lookup(keys, columns + 1, query, np.nan).reshape(articles.shape)
-    score = _lookup(keys, lists.scores[rows, columns], query, np.nan).reshape(articles.shape)
-    return rank.astype("float32"), score.astype("float32")
 
 
 def matrix(customers: Customers, day: Day, candidates: Pool, use_tower: np.ndarray) -> np.ndarray:
@@ -112,19 +133,18 @@ def matrix(customers: Customers, day: Day, candidates: Pool, use_tower: np.ndarr
     rows, columns = np.nonzero(candidates.present)
     articles = candidates.lists.articles[rows, columns]
     positions = day.articles.positions(articles)
-    blocks = [
+    features = (
         *(candidates.ranks.get(s, _missing(candidates))[rows, columns] for s in SOURCES),
         *(candidates.scores.get(s, _missing(candidates))[rows, columns] for s in SCORED),
         tower_scores(customers, day, rows, articles, use_tower),
         *customer_features(customers, day)[:, rows],
         *article_features(day, positions),
         *pair_features(customers, day, rows, positions),
-    ]
-    return (
-        np.column_stack(blocks).astype("float32")
-        if len(rows)
-        else np.zeros((0, len(FEATURES)), dtype="float32")
     )
+    out = np.empty((len(rows), len(FEATURES)), dtype="float32")
+    for k, values in enumerate(features):
+        out[:, k] = values
+    return out
 
 
 def _missing(candidates: Pool) -> np.ndarray:
