@@ -23,7 +23,7 @@ import pandas as pd
 
 from recsys.strategy import features
 from recsys.strategy.inputs import Customers, Day
-from recsys.strategy.lists import Lists
+from recsys.strategy.lists import Lists, first_distinct
 
 VARIANTS = {"ranker": True, "ranker_without_tower": False}  # name -> with the two-tower
 CANDIDATES_PER_SOURCE = 50  # each source's list before the union
@@ -83,15 +83,18 @@ def rank(
     sources: Callable[[Customers], dict[str, Lists]],
 ) -> Lists:
     """Each customer's candidates (the union of the `sources` lists, POOL_DEPTH deep)
-    ordered by the day's ranker `name`, CHUNK customers at a time (their feature rows
-    are POOL_DEPTH times as many)."""
+    ordered by the day's ranker `name`, then the popular list's other articles where the
+    candidates are fewer than `depth` (the sources overlap); CHUNK customers at a time
+    (their feature rows are POOL_DEPTH times as many)."""
     if name not in day.rankers or day.articles is None:
         raise ValueError(f"{name} ranks with its fitted model and the day's articles (Day.read)")
     out = Lists.empty(len(customers), depth)
     for rows, part in customers.chunks(CHUNK):
         candidates = features.pool(sources(part), POOL_DEPTH)
         matrix = features.matrix(part, day, candidates, tower_rows(part, name))
-        out.put(rows, features.ranked(candidates, day.rankers[name].predict(matrix), depth))
+        ordered = features.ranked(candidates, day.rankers[name].predict(matrix), depth)
+        popular = Lists.same_for_all(len(part), day.popular, depth, "popular")
+        out.put(rows, first_distinct(depth, ordered, popular))
     return out
 
 

@@ -192,3 +192,31 @@ def test_a_model_file_of_other_features_is_refused(tmp_path: Path) -> None:
                              feature_name=list(features.FEATURES[:-1]))  # fmt: skip
     with pytest.raises(ValueError, match="train it again"):
         RankerModel(lightgbm.train(params, other, 5))
+
+
+def test_a_ranker_fills_its_list_with_popular_articles_beyond_its_candidates() -> None:
+    import lightgbm
+
+    from recsys.strategy import ranker
+
+    rng = np.random.default_rng(1)
+    matrix = rng.normal(size=(100, len(features.FEATURES)))
+    dataset = lightgbm.Dataset(matrix, (matrix[:, 0] > 0).astype(int), group=[10] * 10,
+                               feature_name=list(features.FEATURES))  # fmt: skip
+    params = {"objective": "lambdarank", "verbosity": -1, "min_data_in_leaf": 5}
+    model = RankerModel(lightgbm.train(params, dataset, 3))
+    day = a_day([], [1] * 8)
+    day = Day(DAY, np.array(ARTICLES[::-1], dtype=object), None, day.articles, day.together,
+              day.age_popular, rankers={"ranker_without_tower": model})  # fmt: skip
+    customers = Customers.of(IDS, np.zeros(3, bool), Purchases.none(3), np.full(3, np.nan))
+
+    def three(part: Customers) -> dict[str, Lists]:
+        shown = np.array(ARTICLES[:3], dtype=object)
+        return {"popular_by_age": Lists.same_for_all(len(part), shown, 3, "popular_by_age")}
+
+    lists = ranker.rank(customers, day, 6, "ranker_without_tower", three)
+    for row in range(3):
+        got = list(lists.articles[row])
+        assert set(got[:3]) == set(ARTICLES[:3]) and got[3:] == ARTICLES[::-1][:3]
+        assert list(lists.sources[row]) == ["popular_by_age"] * 3 + ["popular"] * 3
+        assert not np.isnan(lists.scores[row, :3]).any() and np.isnan(lists.scores[row, 3:]).all()
