@@ -26,6 +26,7 @@ NAMED_PACKAGES = [
     "duckdb",
     "sqlglot",
     "faiss",
+    "lightgbm",
 ]
 
 
