@@ -180,11 +180,6 @@ class Purchases:
             offsets, *(np.asarray(c, dtype=k)[order] for c, k in zip(columns, kinds, strict=True))
         )
 
-    @classmethod
-    def none(cls, n: int) -> Purchases:
-        """n customers without purchases."""
-        return cls.of(np.arange(n), *[np.zeros(0, dtype=object)] * 6)
-
     def __len__(self) -> int:
         return len(self.offsets) - 1
 

@@ -13,7 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from recsys.strategy import features
-from recsys.strategy.inputs import Candidates, Customers, Day, History, Purchases
+from recsys.strategy.inputs import Candidates, Customers, Day, History
 from recsys.strategy.lists import Lists, Ragged
 from recsys.strategy.methods import candidate_lists
 from recsys.strategy.ranker import RankerModel
@@ -111,7 +111,7 @@ def test_the_tower_score_is_the_inner_product_for_the_customers_it_is_used_for()
     day = a_day([], [1] * 8)
     day = Day(DAY, day.popular, catalogue, day.articles, day.together, day.age_popular, catalogue)
     queries = np.array([[1, 0], [0, 1], [1, 1]], dtype="float32")
-    customers = Customers.of(IDS, np.ones(3, bool), Purchases.none(3), np.full(3, np.nan), queries)
+    customers = Customers.of(IDS, np.ones(3, bool), purchases_of([]), np.full(3, np.nan), queries)
     everything = Lists.same_for_all(3, np.array(ARTICLES[::-1], dtype=object), 8, "popular")
     use = np.array([True, False, True])
     matrix = features.matrix(customers, day, features.pool({"popular": everything}, 8), use)
@@ -208,7 +208,7 @@ def test_a_ranker_fills_its_list_with_popular_articles_beyond_its_candidates() -
     day = a_day([], [1] * 8)
     day = Day(DAY, np.array(ARTICLES[::-1], dtype=object), None, day.articles, day.together,
               day.age_popular, rankers={"ranker_without_tower": model})  # fmt: skip
-    customers = Customers.of(IDS, np.zeros(3, bool), Purchases.none(3), np.full(3, np.nan))
+    customers = Customers.of(IDS, np.zeros(3, bool), purchases_of([]), np.full(3, np.nan))
 
     def three(part: Customers) -> dict[str, Lists]:
         shown = np.array(ARTICLES[:3], dtype=object)

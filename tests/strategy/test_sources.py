@@ -141,7 +141,7 @@ def test_same_product_gives_the_other_articles_of_the_products_bought(
 def test_popular_by_age_follows_the_customers_age_group() -> None:
     day = a_day([], [1] * 8)
     ages = np.array([np.nan, 30.0, 80.0])
-    customers = Customers.of(IDS, np.zeros(3, bool), Purchases.none(3), ages)
+    customers = Customers.of(IDS, np.zeros(3, bool), purchases_of([]), ages)
     lists = sources.age_popular(customers, day, 3)
     assert listed(lists, 0) == [ARTICLES[0]] and listed(lists, 1) == ARTICLES[1:3]
     assert listed(lists, 2) == [] and list(lists.scores[1, :2]) == [9, 4]
