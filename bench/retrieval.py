@@ -10,7 +10,8 @@ training rows before validation and scores it on the validation week against the
 candidate set, with popularity beside it: what the flow's grid search sees, without the
 rest of the flow. Points with the same training window share their prepared and encoded
 rows (the slow part of a run before training). Keys of a point: lr, bs, epochs, logq
-(strength of the logQ correction), dim, weeks (training window; 0: all).
+(strength of the logQ correction), dim, ids (0: no customer-id embedding in the query
+tower), weeks (training window; 0: all).
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ from recsys.train import pipeline, plan, source, towers  # noqa: E402
 from recsys.train.pipeline import Branch, RowSettings  # noqa: E402
 
 KEYS = {"lr": "learning_rate", "bs": "batch_size", "epochs": "epochs", "logq": "logq",
-        "dim": "embedding_dim"}  # fmt: skip
+        "dim": "embedding_dim", "ids": "customer_ids"}  # fmt: skip
 
 
 def parse_point(text: str) -> tuple[int, towers.HyperParameters]:
@@ -49,6 +50,7 @@ def parse_point(text: str) -> tuple[int, towers.HyperParameters]:
     fields = {"learning_rate": 0.01, "batch_size": 1024, "epochs": 1}
     for key, value in values.items():
         fields[KEYS[key]] = float(value) if key in ("lr", "logq") else int(value)
+    fields["customer_ids"] = bool(fields.get("customer_ids", True))
     params = towers.HyperParameters(**fields)
     params.validate()
     return weeks, params
@@ -102,6 +104,7 @@ def _row(weeks, params, train_rows, trained_s, result, model: dict, popular: dic
         "epochs": params.epochs,
         "logq": params.logq,
         "dim": params.embedding_dim,
+        "customer ids": "yes" if params.customer_ids else "no",
         "train rows": train_rows,
         "examples/s": round(result.examples_per_second),
         "train min": round(trained_s / 60, 1),

@@ -37,6 +37,9 @@ class HyperParameters:
     epochs: int
     embedding_dim: int = 64
     logq: float = 1.0  # strength of the logQ correction (0: none; 1: the full log(frequency))
+    # The query tower's own embedding per customer id. Without it, the tower is the same
+    # function of profile and recent articles for every customer, known or not.
+    customer_ids: bool = True
 
     def validate(self) -> None:
         problems = []
@@ -89,6 +92,8 @@ def build_model(schema, item_frequencies: np.ndarray, params: HyperParameters):
     from merlin.schema import Tags
 
     user_schema = schema.select_by_tag(Tags.USER)
+    if not params.customer_ids:
+        user_schema = user_schema.excluding_by_tag(Tags.USER_ID)
     item_schema = schema.select_by_tag(Tags.ITEM)
 
     def tower(tower_schema):
