@@ -11,7 +11,9 @@ stop the consumer: what fails to decode, to type or to insert is a reject.
 
 The DuckDB file is opened for each batch and closed right after, so that readers
 (the Streamlit app, the flow) can open it between batches; while a reader holds it,
-the consumer waits (and says so), however long the reader takes.
+the consumer waits (and says so), however long the reader takes, and SIGTERM or Ctrl-C
+still stops it at once. A service holding the file (`python -m recsys.serve`) is not a
+short reader: the consumer refuses to start beside it, naming it (`recsys.store.holder`).
 
     python -m recsys.store.consumer                  # runs until Ctrl-C
     python -m recsys.store.consumer --idle-stop 5    # stops after 5 s without messages
@@ -45,6 +47,7 @@ from recsys.ingest.kafka_clients import (
 from recsys.ingest.loaders import RowError, check_text, row_error
 from recsys.settings import ConfigError, Settings, load_settings
 from recsys.store.engine import DuckDBEngine, open_engine
+from recsys.store.holder import FileHeld, Holder
 
 GROUP_ID = "hm-embedded-engine"
 BATCH_MESSAGES = 20_000
@@ -58,6 +61,16 @@ log = logging.getLogger(__name__)
 
 class ConsumerError(RuntimeError):
     """Kafka is unreachable or refused us; the message names the setting to check."""
+
+
+@dataclass(frozen=True)
+class Committed:
+    """What one committed batch changed: its purchases new to the file (distinct events
+    per day, customer and article: `DuckDBEngine.write_batch`) and the customers whose
+    profile row it wrote. What the service's online state applies after the commit."""
+
+    purchases: pa.Table  # t_dat, customer_id, article_id, units
+    customers: list[str]
 
 
 @dataclass
@@ -162,6 +175,7 @@ def consume(
     max_messages: int | None = None,
     stop: threading.Event | None = None,
     on_batch: Callable[[ConsumeReport], None] | None = None,
+    on_commit: Callable[[Committed], None] | None = None,
 ) -> ConsumeReport:
     """Consume until `stop` is set, `max_messages` were written, or `idle_stop_s` pass
     without a message (counted from the moment every topic has partitions assigned and
@@ -169,7 +183,8 @@ def consume(
 
     Each assigned partition starts where the DuckDB file says it stopped (its
     `kafka_offsets` table), or at the beginning for a file that never saw it: a fresh
-    file is never filled from the middle of a topic.
+    file is never filled from the middle of a topic. `on_commit` sees what each
+    committed write changed (`Committed`), before the offsets are committed to Kafka.
     """
     from confluent_kafka import Consumer
 
@@ -203,7 +218,7 @@ def consume(
                     if time.monotonic() - quiet_since > idle_stop_s:
                         break
                 continue
-            _write(settings, messages, report)
+            _write(settings, messages, report, on_commit)
             _commit(consumer)
             last_message = time.monotonic()
             if on_batch:
@@ -296,21 +311,30 @@ def _commit(consumer: Any) -> None:
         log.warning("offset commit to Kafka failed (the DuckDB file has them): %s", error)
 
 
-def _write(settings: Settings, messages: list[Any], report: ConsumeReport) -> None:
+def _write(
+    settings: Settings,
+    messages: list[Any],
+    report: ConsumeReport,
+    on_commit: Callable[[Committed], None] | None = None,
+) -> None:
     """Write one batch; a batch the database refuses is split until the message it
     refuses is alone, and that one goes to `rejects`: the others are written."""
     tables, rejects = to_batches(messages)
     offsets = _next_offsets(messages)
     try:
-        _write_once(settings, tables, rejects, offsets)
+        new = _write_once(settings, tables, rejects, offsets, on_commit is not None)
     except _DATA_ERRORS as error:
         if len(messages) > 1:
             half = len(messages) // 2
-            _write(settings, messages[:half], report)
-            _write(settings, messages[half:], report)
+            _write(settings, messages[:half], report, on_commit)
+            _write(settings, messages[half:], report, on_commit)
             return
         tables, rejects = {}, [_reject(messages[0], f"not written: {error}")]
-        _write_once(settings, tables, rejects, offsets)
+        new = _write_once(settings, tables, rejects, offsets, on_commit is not None)
+    if on_commit is not None:
+        customers = tables.get("customers")
+        ids = [] if customers is None else customers.column("customer_id").to_pylist()
+        on_commit(Committed(new, ids))
     report.messages += len(messages)
     report.batches += 1
     report.rejected += len(rejects)
@@ -323,10 +347,14 @@ def _write_once(
     tables: dict[str, pa.Table],
     rejects: list[RowError],
     offsets: dict[tuple[str, int], int],
-) -> None:
+    new_purchases: bool = False,
+) -> pa.Table | None:
     engine = DuckDBEngine(settings)  # held only for this batch
     try:
-        engine.write_batch(tables, rejects, source="kafka", order_column="_offset", offsets=offsets)
+        return engine.write_batch(
+            tables, rejects, source="kafka", order_column="_offset", offsets=offsets,
+            new_purchases=new_purchases,
+        )  # fmt: skip
     finally:
         engine.close()
 
@@ -352,22 +380,28 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    try:
+        holder = Holder(settings.duckdb_path, "consumer")
+    except FileHeld as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    # SIGTERM as Ctrl-C: it also ends a wait for a reader's lock. Each batch is one
+    # transaction with its offsets, so stopping anywhere loses and repeats nothing.
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
 
     def show(report: ConsumeReport) -> None:
         print(f"\r{report.messages:,} messages, {report.rejected:,} rejected", end="", flush=True)
 
     try:
-        report = consume(
-            settings, group_id=args.group, idle_stop_s=args.idle_stop, stop=stop, on_batch=show
-        )
+        report = consume(settings, group_id=args.group, idle_stop_s=args.idle_stop, on_batch=show)
     except KeyboardInterrupt:
         print("\nstopped")
         return 0
     except ConsumerError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
+    finally:
+        holder.release()
     print(f"\nrows written: {report.rows}; rejected messages: {report.rejected} (table rejects)")
     return 0
 
