@@ -219,7 +219,7 @@ def consume(
                         break
                 continue
             _write(settings, messages, report, on_commit)
-            _commit(consumer)
+            _commit(consumer, _next_offsets(messages))
             last_message = time.monotonic()
             if on_batch:
                 on_batch(report)
@@ -287,7 +287,9 @@ def _check_join(subscribed_at: float) -> None:
 
 
 def _ok(message: Any, assignment: _Assignment) -> bool:
-    """Note end-of-partition events; anything else that is an error stops the run."""
+    """Note end-of-partition events and skip the broker's passing outages (librdkafka
+    reconnects by itself: a broker restarted mid-replay loses nothing, since the file
+    holds the offsets); any other error stops the run."""
     from confluent_kafka import KafkaError
 
     error = message.error()
@@ -296,17 +298,24 @@ def _ok(message: Any, assignment: _Assignment) -> bool:
     if error.code() == KafkaError._PARTITION_EOF:
         assignment.reached_end(message.topic(), message.partition())
         return False
+    passing = (KafkaError._TRANSPORT, KafkaError._ALL_BROKERS_DOWN, KafkaError._TIMED_OUT)
+    if error.code() in passing or error.retriable():
+        log.warning("Kafka: %s (retrying)", error)
+        return False
     raise ConsumerError(f"Kafka error on {message.topic()}: {error}")
 
 
-def _commit(consumer: Any) -> None:
-    """Tell the group how far we are (for lag monitoring). The DuckDB file holds the
-    offsets that count, so a refused commit (the group moved on while we waited for
-    a reader) is reported, not fatal."""
-    from confluent_kafka import KafkaException
+def _commit(consumer: Any, offsets: dict[tuple[str, int], int]) -> None:
+    """Tell the group how far we are (for lag monitoring): the offsets the file has just
+    stored, after its commit (a commit of the consumer's own positions was one past the
+    file's on some partitions: tests/serve/test_serve_processes.py). The DuckDB file holds
+    the offsets that count, so a refused commit (the group moved on while we waited for a
+    reader) is reported, not fatal."""
+    from confluent_kafka import KafkaException, TopicPartition
 
     try:
-        consumer.commit(asynchronous=False)
+        partitions = [TopicPartition(t, p, offset) for (t, p), offset in offsets.items()]
+        consumer.commit(offsets=partitions, asynchronous=False)
     except KafkaException as error:
         log.warning("offset commit to Kafka failed (the DuckDB file has them): %s", error)
 

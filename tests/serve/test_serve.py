@@ -160,6 +160,26 @@ def test_health_and_docs(client: TestClient, service: Service) -> None:
     assert client.get("/docs").status_code == 200
 
 
+def test_health_tells_a_dead_consumer_from_none(
+    client: TestClient, service: Service, monkeypatch
+) -> None:  # noqa: ANN001
+    """A consumer thread that stopped on an error is not "no consumer": /health says why."""
+    from recsys.serve import live
+    from recsys.store.consumer import ConsumerError
+
+    def broken(*args, **kwargs) -> None:  # noqa: ANN002, ANN003
+        raise ConsumerError("the broker refused us")
+
+    monkeypatch.setattr(live, "consume", broken)
+    monkeypatch.setattr(live, "create_topics", lambda settings: None)
+    consumer = live.LiveConsumer(service.settings, service.views).start()
+    consumer.stop()
+    monkeypatch.setattr(service, "consumer", consumer.status)
+    assert client.get("/health").json()["consumer"] == (
+        "stopped: ConsumerError: the broker refused us"
+    )
+
+
 # --- the request path against the flow's own computations --------------------------------
 
 
