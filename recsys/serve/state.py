@@ -284,14 +284,15 @@ class OnlineState:
 
     def _queries(self, rows: list[int | None], bought: list[Bought], today: date) -> np.ndarray:
         """The tower's embeddings: profile codes, the month of `today`, the latest articles."""
-        profiles = np.stack([self._profile(row) for row in rows])
+        profiles = np.stack([self.profile(row) for row in rows])
         recent = np.full((len(rows), RECENT_ARTICLES), self.inputs.no_article, dtype="int64")
         for i, b in enumerate(bought):
             latest = self._tower_codes[b.articles[:RECENT_ARTICLES]]
             recent[i, : len(latest)] = latest
         return self.tower(self.inputs.assemble(profiles, today.month, recent))
 
-    def _profile(self, row: int | None) -> np.ndarray:
+    def profile(self, row: int | None) -> np.ndarray:
+        """The customer's profile codes (PROFILE_COLUMNS)."""
         if row is None:
             raise ValueError("a customer the state does not hold has no query embedding")
         return self._profiles[row]
