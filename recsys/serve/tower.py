@@ -71,6 +71,7 @@ class TowerInputs:
         self.month_at = self.columns.index("month")
         self.recent_at = [self.columns.index(c) for c in RECENT_COLUMNS]
         self.no_article = int(self.codes("recent_1", [NO_ARTICLE])[0])
+        self._months = self.codes("month", [str(m) for m in range(1, 13)])  # January first
 
     def codes(self, column: str, values) -> np.ndarray:
         """One column's values (text, None for missing) as codes, int64."""
@@ -99,7 +100,7 @@ class TowerInputs:
         recommended for, and the recent slots' codes (n, 4)."""
         codes = np.empty((len(profiles), len(self.columns)), dtype="int64")
         codes[:, self.profile_at] = profiles
-        codes[:, self.month_at] = self.codes("month", [str(month)])[0]
+        codes[:, self.month_at] = self._months[month - 1]
         codes[:, self.recent_at] = recent
         return codes
 
