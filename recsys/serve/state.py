@@ -115,6 +115,7 @@ class OnlineState:
         self._delta: dict[int, Purchases] = {}
         self.newest_day: date | None = None
         self.applied = 0  # purchase rows applied since the build
+        self.followers: list = []  # stops of what follows the views (RisingWave)
 
     # --- building ---------------------------------------------------------------------
 
@@ -127,8 +128,7 @@ class OnlineState:
         articles = engine.query(ARTICLES_SQL)["article_id"].dropna()
         state = cls(inputs, tower, [*catalogue, *articles])
         state.set_profiles(engine.query(PROFILE_SQL))
-        others = [*engine.query(BUYERS_SQL)["customer_id"], *inputs.known_customers()]
-        state.set_profiles(_without_profile([c for c in others if c not in state._rows]))
+        state.add_without_profile(engine.query(BUYERS_SQL)["customer_id"])
         customers = pa.table({"customer_id": list(state._rows), "code": list(state._rows.values())})
         codes = pa.table({"article_id": state.article_ids.tolist(),
                           "code": np.arange(len(state.article_ids), dtype="int32")})  # fmt: skip
@@ -138,6 +138,21 @@ class OnlineState:
         columns = ("customer", "article", "day", "units")
         state._set_base(*(rows.column(c).to_numpy() for c in columns))
         return state
+
+    def add_without_profile(self, customer_ids: Iterable[str] = ()) -> None:
+        """Customers who have no customers_t row: `customer_ids` (buyers) and every
+        customer the model knows; embedded with empty attributes, as the flow's LEFT
+        JOINs give them."""
+        others = [*customer_ids, *self.inputs.known_customers()]
+        self.set_profiles(
+            _without_profile([c for c in dict.fromkeys(others) if c not in self._rows])
+        )
+
+    def close(self) -> None:
+        """Stop what keeps the state current from outside the service (RisingWave's
+        subscriptions: `recsys.serve.subscription`)."""
+        for stop in self.followers:
+            stop()
 
     def _set_base(self, customers, articles, days, units) -> None:
         order = np.lexsort((days, customers))

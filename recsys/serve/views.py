@@ -145,6 +145,7 @@ class Views:
         self._stop.set()
         self.new_day.set()
         self._refresher.join(timeout=10)
+        self.state.close()
         self.engine.close()
 
 
