@@ -193,23 +193,28 @@ class OnlineState:
         the engine, `DuckDBEngine.write_batch`), added to their customers."""
         if not purchases.num_rows:
             return
-        frame = purchases.to_pandas()
-        new = [c for c in pd.unique(frame["customer_id"]) if c not in self._rows]
-        self.set_profiles(_without_profile(new))
+        customers = purchases.column("customer_id").to_pylist()
+        self.set_profiles(
+            _without_profile([c for c in dict.fromkeys(customers) if c not in self._rows])
+        )
         with self._write:
-            self._add_articles(pd.unique(frame["article_id"]))
-            days = np.array([day_number(d) for d in frame["t_dat"]], dtype="int32")
-            for customer, rows in frame.assign(day=days).groupby("customer_id", sort=False):
-                added = Purchases(
-                    np.array([self._article_codes[a] for a in rows["article_id"]], dtype="int32"),
-                    rows["day"].to_numpy("int32"),
-                    rows["units"].to_numpy("int16"),
-                )
-                row = self._rows[customer]
-                self._delta[row] = self._delta.get(row, Purchases.empty()) + added
-            newest = from_day_number(days.max())
+            article_ids = purchases.column("article_id").to_pylist()
+            self._add_articles(dict.fromkeys(article_ids))
+            rows = np.array([self._rows[c] for c in customers], dtype="int64")
+            added = Purchases(
+                np.array([self._article_codes[a] for a in article_ids], dtype="int32"),
+                np.array([day_number(d) for d in purchases.column("t_dat").to_pylist()], "int32"),
+                purchases.column("units").to_numpy().astype("int16"),
+            )
+            order = np.argsort(rows, kind="stable")
+            starts = np.flatnonzero(np.r_[True, rows[order][1:] != rows[order][:-1]])
+            for part in np.split(order, starts[1:]):
+                row = int(rows[part[0]])
+                mine = Purchases(*(column[part] for column in added))
+                self._delta[row] = self._delta.get(row, Purchases.empty()) + mine
+            newest = from_day_number(added.days.max())
             self.newest_day = max(self.newest_day or newest, newest)
-            self.applied += len(frame)
+            self.applied += len(rows)
 
     def _add_articles(self, article_ids: Iterable[str]) -> None:
         new = [a for a in article_ids if a not in self._article_codes]
