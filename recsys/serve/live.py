@@ -60,7 +60,8 @@ class LiveConsumer:
 
     def _run(self) -> None:
         try:
-            consume(self.settings, stop=self._stop, on_commit=self._apply)
+            held = self.engine.for_thread()  # the service's database, this thread's cursor
+            consume(self.settings, stop=self._stop, on_commit=self._apply, held=held)
         except Exception as error:  # noqa: BLE001 - the service keeps answering; /health says
             self.error = f"{type(error).__name__}: {error}"
             log.error("the Kafka consumer stopped: %s", self.error)

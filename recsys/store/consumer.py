@@ -28,7 +28,8 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -46,7 +47,7 @@ from recsys.ingest.kafka_clients import (
 )
 from recsys.ingest.loaders import RowError, check_text, row_error
 from recsys.settings import ConfigError, Settings, load_settings
-from recsys.store.engine import DuckDBEngine, open_engine
+from recsys.store.engine import DuckDBEngine
 from recsys.store.holder import FileHeld, Holder
 
 GROUP_ID = "hm-embedded-engine"
@@ -176,6 +177,7 @@ def consume(
     stop: threading.Event | None = None,
     on_batch: Callable[[ConsumeReport], None] | None = None,
     on_commit: Callable[[Committed], None] | None = None,
+    held: DuckDBEngine | None = None,
 ) -> ConsumeReport:
     """Consume until `stop` is set, `max_messages` were written, or `idle_stop_s` pass
     without a message (counted from the moment every topic has partitions assigned and
@@ -185,10 +187,12 @@ def consume(
     `kafka_offsets` table), or at the beginning for a file that never saw it: a fresh
     file is never filled from the middle of a topic. `on_commit` sees what each
     committed write changed (`Committed`), before the offsets are committed to Kafka.
+    `held`: a writer the caller holds (the service's, as a cursor of its one database),
+    used for every batch instead of opening the file for each.
     """
     from confluent_kafka import Consumer
 
-    with open_engine(settings, kind="embedded") as engine:
+    with _writer(settings, held) as engine:
         engine.apply()  # idempotent: the tables exist before the first batch
     _check_connection(settings)
     consumer = Consumer(
@@ -204,7 +208,7 @@ def consume(
     )
     report = ConsumeReport()
     try:
-        assignment = _Assignment(settings, set(topics))
+        assignment = _Assignment(settings, set(topics), held)
         consumer.subscribe(sorted(assignment.wanted), on_assign=assignment.on_assign)
         subscribed_at, last_message = time.monotonic(), None
         while not (stop and stop.is_set()) and not _reached(report, max_messages):
@@ -218,7 +222,7 @@ def consume(
                     if time.monotonic() - quiet_since > idle_stop_s:
                         break
                 continue
-            _write(settings, messages, report, on_commit)
+            _write(settings, messages, report, on_commit, held)
             _commit(consumer, _next_offsets(messages))
             last_message = time.monotonic()
             if on_batch:
@@ -236,8 +240,10 @@ class _Assignment:
     """Seeks each partition the group hands us to the file's stored offset, and notes
     when every wanted topic is assigned and read to its end (the idle clock starts then)."""
 
-    def __init__(self, settings: Settings, wanted: set[str]) -> None:
-        self.settings, self.wanted = settings, wanted
+    def __init__(
+        self, settings: Settings, wanted: set[str], held: DuckDBEngine | None = None
+    ) -> None:
+        self.settings, self.wanted, self.held = settings, wanted, held
         self.owned: set[str] = set()
         self.partitions: set[tuple[str, int]] = set()
         self.at_end: set[tuple[str, int]] = set()
@@ -255,11 +261,8 @@ class _Assignment:
     def on_assign(self, consumer: Any, partitions: list[Any]) -> None:
         from confluent_kafka import OFFSET_BEGINNING
 
-        engine = DuckDBEngine(self.settings)  # a writer: waits for readers, never gives up
-        try:
+        with _writer(self.settings, self.held) as engine:  # waits for readers, never gives up
             stored = engine.kafka_offsets()
-        finally:
-            engine.close()
         for partition in partitions:
             partition.offset = stored.get((partition.topic, partition.partition), OFFSET_BEGINNING)
         consumer.assign(partitions)
@@ -325,21 +328,22 @@ def _write(
     messages: list[Any],
     report: ConsumeReport,
     on_commit: Callable[[Committed], None] | None = None,
+    held: DuckDBEngine | None = None,
 ) -> None:
     """Write one batch; a batch the database refuses is split until the message it
     refuses is alone, and that one goes to `rejects`: the others are written."""
     tables, rejects = to_batches(messages)
     offsets = _next_offsets(messages)
     try:
-        new = _write_once(settings, tables, rejects, offsets, on_commit is not None)
+        new = _write_once(settings, tables, rejects, offsets, on_commit is not None, held)
     except _DATA_ERRORS as error:
         if len(messages) > 1:
             half = len(messages) // 2
-            _write(settings, messages[:half], report, on_commit)
-            _write(settings, messages[half:], report, on_commit)
+            _write(settings, messages[:half], report, on_commit, held)
+            _write(settings, messages[half:], report, on_commit, held)
             return
         tables, rejects = {}, [_reject(messages[0], f"not written: {error}")]
-        new = _write_once(settings, tables, rejects, offsets, on_commit is not None)
+        new = _write_once(settings, tables, rejects, offsets, on_commit is not None, held)
     if on_commit is not None:
         customers = tables.get("customers")
         ids = [] if customers is None else customers.column("customer_id").to_pylist()
@@ -357,13 +361,24 @@ def _write_once(
     rejects: list[RowError],
     offsets: dict[tuple[str, int], int],
     new_purchases: bool = False,
+    held: DuckDBEngine | None = None,
 ) -> pa.Table | None:
-    engine = DuckDBEngine(settings)  # held only for this batch
-    try:
+    with _writer(settings, held) as engine:
         return engine.write_batch(
             tables, rejects, source="kafka", order_column="_offset", offsets=offsets,
             new_purchases=new_purchases,
         )  # fmt: skip
+
+
+@contextmanager
+def _writer(settings: Settings, held: DuckDBEngine | None) -> Iterator[DuckDBEngine]:
+    """`held`, or the file opened for this batch alone (readers get in between batches)."""
+    if held is not None:
+        yield held
+        return
+    engine = DuckDBEngine(settings)
+    try:
+        yield engine
     finally:
         engine.close()
 
