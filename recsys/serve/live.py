@@ -29,6 +29,11 @@ from recsys.store.consumer import Committed, consume
 from recsys.store.engine import DuckDBEngine
 
 WATERMARK_TIMEOUT_S = 1.0
+# A poll gathers at most this long into one batch: a purchase may wait that long before its
+# write (with the standalone consumer's 0.2 s, freshness p95 at 100 purchases/s was 0.45 s
+# on the demo data, bench/results/serve-demo.md at 57f0ada); at 400 purchases/s this is
+# 20 small transactions a second on the held database.
+LIVE_POLL_S = 0.05
 TOPIC_READY_S = 30.0
 log = logging.getLogger(__name__)
 
@@ -61,7 +66,8 @@ class LiveConsumer:
     def _run(self) -> None:
         try:
             held = self.engine.for_thread()  # the service's database, this thread's cursor
-            consume(self.settings, stop=self._stop, on_commit=self._apply, held=held)
+            consume(self.settings, stop=self._stop, on_commit=self._apply, held=held,
+                    poll_timeout_s=LIVE_POLL_S)  # fmt: skip
         except Exception as error:  # noqa: BLE001 - the service keeps answering; /health says
             self.error = f"{type(error).__name__}: {error}"
             log.error("the Kafka consumer stopped: %s", self.error)

@@ -178,6 +178,7 @@ def consume(
     on_batch: Callable[[ConsumeReport], None] | None = None,
     on_commit: Callable[[Committed], None] | None = None,
     held: DuckDBEngine | None = None,
+    poll_timeout_s: float = POLL_TIMEOUT_S,
 ) -> ConsumeReport:
     """Consume until `stop` is set, `max_messages` were written, or `idle_stop_s` pass
     without a message (counted from the moment every topic has partitions assigned and
@@ -188,7 +189,8 @@ def consume(
     file is never filled from the middle of a topic. `on_commit` sees what each
     committed write changed (`Committed`), before the offsets are committed to Kafka.
     `held`: a writer the caller holds (the service's, as a cursor of its one database),
-    used for every batch instead of opening the file for each.
+    used for every batch instead of opening the file for each. `poll_timeout_s`: how long
+    a poll gathers messages into one batch (and one transaction) at most.
     """
     from confluent_kafka import Consumer
 
@@ -212,7 +214,7 @@ def consume(
         consumer.subscribe(sorted(assignment.wanted), on_assign=assignment.on_assign)
         subscribed_at, last_message = time.monotonic(), None
         while not (stop and stop.is_set()) and not _reached(report, max_messages):
-            polled = consumer.consume(batch_messages, POLL_TIMEOUT_S)
+            polled = consumer.consume(batch_messages, poll_timeout_s)
             messages = [m for m in polled if _ok(m, assignment)]
             if not messages:
                 if not assignment.complete:
