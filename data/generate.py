@@ -13,6 +13,7 @@ import sys
 import time
 from pathlib import Path
 
+from recsys.datasets.behaviour import behaviour
 from recsys.datasets.generator import SCALES, simulate, write
 from recsys.datasets.image_index import index_images
 from recsys.datasets.still_selling import still_selling
@@ -45,9 +46,11 @@ def main(argv: list[str] | None = None) -> int:
     started = time.perf_counter()
     data = simulate(args.scale, args.seed)
     counts = write(data, args.out, args.images)
-    rows = ", ".join(f"{name} {count:,}" for name, count in counts.items())
-    print(f"wrote {args.out}: {rows} in {time.perf_counter() - started:.1f} s")
-    print(still_selling(data.rows.day, data.rows.customer, data.rows.article))
+    summary = ", ".join(f"{name} {count:,}" for name, count in counts.items())
+    print(f"wrote {args.out}: {summary} in {time.perf_counter() - started:.1f} s")
+    rows = data.rows
+    print(still_selling(rows.day, rows.customer, rows.article))
+    print(behaviour(rows.day, rows.customer, rows.article, data.catalogue.product))
     return 0
 
 

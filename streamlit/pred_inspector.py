@@ -164,7 +164,7 @@ def main() -> None:
         return
     settings, notes = rf.settings_for_run(settings, run.info)
     with st.sidebar.expander("Data this page reads"):
-        st.text("\n".join(notes))
+        st.code("\n".join(notes), language=None)
     if not run.info.photos:
         st.info("This run's data has no product photos: the tiles show placeholders.")
     customer_id = pick_customer(run)

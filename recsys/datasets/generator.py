@@ -33,17 +33,22 @@ benchmarks of the rest of the project mean something):
    real file's shares, none of them drives behaviour.
 3. Shopping sessions. The daily volume follows weekdays, a summer peak, Black Friday,
    Christmas and the sales. A customer's sessions fall on days of their active window in
-   proportion to that volume; a session has 1 + Poisson(1.3) lines in one channel.
-4. Each line picks an article by one of three mechanisms:
-   - repurchase (12%, when the customer bought on an earlier day): an article from the
-     customer's own history, recent lines much more likely (what makes "your recent
-     purchases, then popular items" beat plain popularity); if that article is no longer
-     on sale, a taste pick instead;
-   - taste (58%): one of the customer's departments, half the time in a favourite
+   proportion to that volume; a session has 1 + Poisson(2.9) lines in one channel (as
+   many articles a buyer-week, 3.8, as in the real data).
+4. Each line picks an article by one of four mechanisms:
+   - repurchase (6.5%, when the customer bought on an earlier day): the article of one of
+     the customer's own earlier lines, recent lines much more likely; if that article is
+     no longer on sale, a taste pick instead;
+   - another variant (15%, likewise): another colour of the product of one of their
+     earlier lines, if one is on sale (about a third of the tries), else a taste pick;
+   - taste (48.5%): one of the customer's departments, half the time in a favourite
      colour, then an article by today's demand within it (what a personalised model learns);
    - trend (30%): any article by today's demand.
-   A taste or trend pick of an article the customer already bought on an earlier day is
-   drawn again (twice at most): people rarely buy the same garment twice by chance.
+   A taste or trend pick of a product the customer buys on an earlier day is drawn again
+   (from their department, then from everything, avoiding what they own): people rarely
+   buy the same garment or another colour of it by chance. So the two first mechanisms
+   alone set how often a buyer's week holds an article, or a product, bought before; both
+   are set to the real H&M shares (3.2% and 4.4%; `recsys.datasets.behaviour`).
 5. Rows. Several units of one article in one session are exact duplicate rows (about
    9.4% of the rows, as in the real file); the rarer collisions of the mechanisms above
    count towards that share. The price is the article's list price (price units / 59000,
@@ -58,7 +63,7 @@ from __future__ import annotations
 
 import shutil
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date
 from decimal import ROUND_DOWN, Decimal
 from pathlib import Path
@@ -106,10 +111,26 @@ TREND_PERSISTENCE, TREND_SIGMA = 0.85, 0.15  # weekly log-AR(1) demand trend per
 SEASON_AMPLITUDE = 0.7
 POPULARITY_SIGMA = 1.4  # log-sd of a product's popularity: a few hits, a long tail
 TASTE_DEPARTMENTS, FAVOURITE_COLOURS = 4, 2
-P_REPURCHASE, P_TREND, P_FAVOURITE_COLOUR = 0.12, 0.30, 0.5
-REDRAWS = 2  # rounds of re-drawing taste/trend picks the customer already owns
-RECENT_LINES = 0.2  # repurchase looks back Geometric(0.2) lines: mostly the last sessions
-EXTRA_LINES_PER_SESSION = 1.3
+# What a line buys. Real H&M per buyer-week (last 26 weeks, a 0.1 % customer sample;
+# recsys.datasets.behaviour.REAL_HM): 3.2 % of a week's articles had been bought before by
+# the same buyer (1.9 % within the 4 weeks before), and 4.4 % were another article of a
+# product code they had bought. The lines that reproduce them (the rest: never by chance):
+P_REPURCHASE = 0.065  # the same article as an earlier line: 3.2 % (1.9 % within 4 weeks)
+P_OTHER_VARIANT = 0.15  # another colour of an earlier line's product, when one is on sale
+# (about 1 try in 3 finds one, most products having one or two variants): 4.4 %
+P_OWN = P_REPURCHASE + P_OTHER_VARIANT
+P_TREND, P_FAVOURITE_COLOUR = 0.30, 0.5
+TASTE, DEPARTMENT, EVERYTHING = 0, 1, 2  # where a demand draw looks
+# Without the rounds below, taste picks repeated an owned article or product by chance in
+# 2-3x the real shares (more on demo, whose customers own much of its small catalogue).
+REDRAW_SCOPES = (DEPARTMENT, EVERYTHING, EVERYTHING)  # re-drawing picks of owned products
+CANDIDATES = 8  # articles a redraw tries, to find one whose product the customer does not own
+VARIANT_TRIES = 3  # random other variants tried for an "another variant" line
+RECENT_LINES = 0.2  # own lines look back Geometric(0.2) lines: 59 % of repurchases within
+# 4 weeks, as the real 1.9 % of 3.2 %
+# 1 + Poisson(2.9) lines a session: 3.8 distinct articles per buyer-week, and 45 % of buyers
+# bought in the 4 weeks before (fewer, larger sessions than the 1 + Poisson(1.3) before)
+EXTRA_LINES_PER_SESSION = 2.9
 DUPLICATE_SHARE = 2_974_905 / 31_788_324  # the real file's share of exact duplicate rows
 NON_BUYER_SHARE = 0.007
 FN_SHARE, ACTIVE_GIVEN_FN = 0.345, 0.975
@@ -260,6 +281,7 @@ class Catalogue:
     """Article attributes in article_id order, plus the index used to sample by demand."""
 
     article_id: np.ndarray  # str, 10 digits
+    product: np.ndarray  # product index, non-decreasing: a product's variants are adjacent
     dept: np.ndarray  # index into vocab.DEPARTMENTS
     ptype: np.ndarray  # index into PTYPES
     garment_group: np.ndarray  # garment_group_no
@@ -356,6 +378,7 @@ def build_catalogue(rng: np.random.Generator, n_articles: int, calendar: Calenda
     n_depts, n_masters = len(vocab.DEPARTMENTS), len(MASTERS)
     return Catalogue(
         article_id=article_id,
+        product=product.astype(np.int32),
         dept=dept,
         ptype=ptype,
         garment_group=garment,
@@ -733,7 +756,7 @@ def _simulate_lines(
     n_lines: int,
     progress: bool | None,
 ) -> Lines:
-    """Sessions -> lines -> an article for each line (taste, trend, then repurchase)."""
+    """Sessions -> lines -> an article for each line (taste, trend, then the customer's own)."""
     customer, day, channel = _session_lines(rng, customers, calendar, n_lines)
     n = len(customer)
     new_customer = np.r_[True, customer[1:] != customer[:-1]]
@@ -744,37 +767,231 @@ def _simulate_lines(
     history = day_start - customer_start  # lines bought on earlier days
 
     draw = rng.random(n)
-    repurchase = (draw < P_REPURCHASE) & (history > 0)
-    trend = ~repurchase & (draw >= P_REPURCHASE) & (draw < P_REPURCHASE + P_TREND)
-    article = np.full(n, -1, dtype=np.int32)
-    fresh = np.flatnonzero(~repurchase)
-    _demand_draws(
-        rng, catalogue, customers, calendar, fresh, customer, day, trend, article, progress
-    )
-    for _ in range(REDRAWS):  # people rarely buy again what they already own, unless repurchasing
-        fresh = fresh[_bought_before(customer, day, article, fresh, catalogue.size)]
-        _demand_draws(rng, catalogue, customers, calendar, fresh, customer, day, trend, article)
-
-    # a repurchase copies a line from an earlier day, recent ones much more likely;
-    # pointer jumping resolves repurchases of repurchases
+    own = history > 0  # only a customer who bought on an earlier day can buy from it again
+    repurchase = own & (draw < P_REPURCHASE)
+    own &= draw < P_OWN  # a repurchase or another variant of an earlier line's product
+    trend = ~own & (draw >= P_OWN) & (draw < P_OWN + P_TREND)
+    picker = Picker(rng, catalogue, customers, calendar, customer, day, trend)
+    # every line gets a taste or trend pick; an own line keeps it as a backup, in case it
+    # cannot be filled (its product is its source's, so owned already: same redraws)
+    picker.draw(positions, TASTE, progress=progress)
+    picker.redraw_owned(REDRAW_SCOPES)
+    own_lines = np.flatnonzero(own)
+    backup = picker.article[own_lines]
+    picker.article[own_lines] = -1
+    # own lines come from a line of an earlier day, recent ones much more likely
     back = np.minimum(rng.geometric(RECENT_LINES, n), np.maximum(history, 1))
-    source = np.where(repurchase, day_start - back, positions)
-    while True:
-        jumped = source[source]
-        if np.array_equal(jumped, source):
-            break
-        source = jumped
-    article = article[source]
-    # ...unless it is no longer on sale: then the customer picks something else they like
-    gone = np.flatnonzero(repurchase & ~_on_sale(catalogue, article, day))
-    _demand_draws(rng, catalogue, customers, calendar, gone, customer, day, trend, article)
-    return Lines(customer, day, channel, article)
+    source = np.where(own, day_start - back, positions)
+    picker.from_own_lines(own_lines, source, repurchase)
+    # ...unless the customer cannot buy it (withdrawn, no other variant on sale)
+    failed = picker.article[own_lines] < 0
+    picker.article[own_lines[failed]] = backup[failed]
+    return Lines(customer, day, channel, picker.article)
 
 
 def _on_sale(catalogue: Catalogue, article: np.ndarray, day: np.ndarray) -> np.ndarray:
     """Whether each article is on sale on the paired day (launched, not yet withdrawn)."""
     age = day - catalogue.launch[article]
     return (age >= 0) & (age < catalogue.life[article])
+
+
+@dataclass(frozen=True)
+class Owned:
+    """The products each customer buys (on any day): what a redrawn pick avoids."""
+
+    key: np.ndarray  # customer * n_products + product, sorted, distinct
+    n_products: int
+    added: np.ndarray  # keys of picks made since, sorted (a small set, cheap to extend)
+
+    def owns(self, customer: np.ndarray, product: np.ndarray) -> np.ndarray:
+        """Whether each customer buys the paired product (element-wise, broadcast)."""
+        key = customer.astype(np.int64) * self.n_products + product
+        return _in_sorted(self.key, key) | _in_sorted(self.added, key)
+
+    def plus(self, customer: np.ndarray, product: np.ndarray) -> Owned:
+        """The same, with these (customer, product) pairs bought too."""
+        key = customer.astype(np.int64) * self.n_products + product
+        return Owned(self.key, self.n_products, np.union1d(self.added, key))
+
+
+def _in_sorted(sorted_keys: np.ndarray, key: np.ndarray) -> np.ndarray:
+    if len(sorted_keys) == 0:
+        return np.zeros(key.shape, dtype=bool)
+    found = np.minimum(np.searchsorted(sorted_keys, key), len(sorted_keys) - 1)
+    return sorted_keys[found] == key
+
+
+def _repeats(
+    customer: np.ndarray, day: np.ndarray, product: np.ndarray, n_products: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """(again, keys): whether each line's product was bought by its customer on an earlier
+    day, and the distinct (customer, product) keys, sorted. Lines in customer, day order."""
+    key = customer.astype(np.int64) * n_products + product
+    order = np.argsort(key, kind="stable")  # stable: within a key, earliest day first
+    key, days = key[order], day[order]
+    first = np.r_[True, key[1:] != key[:-1]]
+    first_day = days[np.maximum.accumulate(np.where(first, np.arange(len(key)), 0))]
+    again = np.empty(len(key), dtype=bool)
+    again[order] = days > first_day
+    return again, key[first]
+
+
+@dataclass
+class Picker:
+    """Draws the article of each line (`article`, -1 until drawn) by the day's demand."""
+
+    rng: np.random.Generator
+    catalogue: Catalogue
+    customers: Customers
+    calendar: Calendar
+    customer: np.ndarray  # per line, sorted by customer then day
+    day: np.ndarray
+    trend: np.ndarray  # bool: a trend line draws from everything
+    article: np.ndarray = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.article = np.full(len(self.customer), -1, dtype=np.int32)
+
+    def redraw_owned(self, scopes: tuple[int, ...]) -> None:
+        """Draw again the picks whose product the customer bought on an earlier day.
+
+        People rarely buy the same garment, or another colour of it, by chance: those
+        come from their own lines (P_REPURCHASE, P_OTHER_VARIANT). Each round looks in a
+        wider scope and avoids every product the customer buys; the next round takes the
+        lines that found none, and those that picked the same product as another line of
+        the round. Every line must have an article.
+        """
+        product = self.catalogue.product
+        n_products = int(product[-1]) + 1
+        again, keys = _repeats(self.customer, self.day, product[self.article], n_products)
+        owned = Owned(keys, n_products, np.empty(0, dtype=np.int64))
+        todo = np.flatnonzero(again)
+        for scope in scopes:
+            stuck = self.draw(todo, scope, owned)
+            picked = product[self.article[todo]]
+            owned = owned.plus(self.customer[todo], picked)
+            clash = _repeats(self.customer[todo], self.day[todo], picked, n_products)[0]
+            todo = np.union1d(stuck, todo[clash])
+
+    def from_own_lines(self, lines: np.ndarray, source: np.ndarray, repurchase: np.ndarray) -> None:
+        """Fill `lines` from their source line: the same article, or another variant of it.
+
+        Sources come first in time, so rounds resolve chains (a repurchase of a repurchase).
+        A line that cannot be filled (withdrawn article, no other variant on sale) gets -2,
+        and so do the lines that come from it.
+        """
+        article, day = self.article, self.day
+        while len(lines):
+            known = article[source[lines]]
+            ready = known != -1
+            done, known = lines[ready], known[ready]
+            chosen = np.full(len(done), -2, dtype=article.dtype)
+            same = repurchase[done] & (known >= 0)
+            on_sale = _on_sale(self.catalogue, known[same], day[done[same]])
+            chosen[same] = np.where(on_sale, known[same], -2)
+            other = ~repurchase[done] & (known >= 0)
+            chosen[other] = self.other_variant(known[other], day[done[other]])
+            article[done] = chosen
+            lines = lines[~ready]
+
+    def other_variant(self, article: np.ndarray, day: np.ndarray) -> np.ndarray:
+        """Another colour variant of each article's product on sale that day (-2: none found)."""
+        product = self.catalogue.product
+        first = np.searchsorted(product, product[article], side="left")
+        size = np.searchsorted(product, product[article], side="right") - first
+        chosen = np.full(len(article), -2, dtype=np.int64)
+        for _ in range(VARIANT_TRIES):
+            step = 1 + np.floor(self.rng.random(len(article)) * (size - 1)).astype(np.int64)
+            pick = first + (article - first + step) % size
+            found = (chosen < 0) & (size > 1) & _on_sale(self.catalogue, pick, day)
+            chosen[found] = pick[found]
+        return chosen
+
+    def draw(
+        self,
+        todo: np.ndarray,
+        scope: int,
+        owned: Owned | None = None,
+        progress: bool | None = False,
+    ) -> np.ndarray:
+        """Fill `article` of the `todo` lines, one day at a time, by that day's demand.
+
+        `scope`: TASTE (a favourite department, half the time in a favourite colour),
+        DEPARTMENT (a favourite department, any colour) or EVERYTHING; trend lines always
+        draw from everything. With `owned`, each line draws CANDIDATES articles and keeps
+        the first whose product the customer does not own yet; returns the lines that
+        found none (they keep the first).
+        """
+        rng, catalogue, customers, calendar = (
+            self.rng,
+            self.catalogue,
+            self.customers,
+            self.calendar,
+        )
+        todo = todo[np.argsort(self.day[todo], kind="stable")]
+        bounds = np.searchsorted(self.day[todo], np.arange(calendar.days + 1))
+        sorted_launch = catalogue.launch[catalogue.order]
+        sorted_life = catalogue.life[catalogue.order].astype(np.float32)
+        sorted_base = catalogue.popularity[catalogue.order]
+        sorted_season = catalogue.season[catalogue.order]
+        sorted_dept = catalogue.dept[catalogue.order]
+        age_curves = _age_curves(
+            catalogue.decay_power[catalogue.order], calendar.days - sorted_launch.min()
+        )
+        n_masters = len(MASTERS)
+        everything = np.array([0, catalogue.size])
+        candidates = 1 if owned is None else CANDIDATES
+        stuck = [np.empty(0, dtype=np.int64)]
+        for d in _bar(range(calendar.days), "purchases by day", progress):
+            lines = todo[bounds[d] : bounds[d + 1]]
+            if len(lines) == 0:
+                continue
+            age = d - sorted_launch
+            weight = np.where(age >= 0, sorted_base * age_curves(np.maximum(age, 0)), 0.0)
+            weight *= np.clip((sorted_life - age) / DECLINE_DAYS, 0.0, 1.0)  # decline, withdrawal
+            weight *= calendar.season[sorted_season, d] * calendar.trend[sorted_dept, d]
+            cumulative = np.concatenate([[0.0], np.cumsum(weight)])
+            c = self.customer[lines]
+            slot = (rng.random(len(lines))[:, None] > customers.dept_cumweights[c]).sum(axis=1)
+            dept = customers.depts[c, np.minimum(slot, TASTE_DEPARTMENTS - 1)]
+            colour = customers.colours[c, rng.integers(0, FAVOURITE_COLOURS, len(lines))]
+            ranges = np.where(
+                (rng.random(len(lines)) < P_FAVOURITE_COLOUR)[:, None] & (scope == TASTE),
+                catalogue.cell_bounds[dept * n_masters + colour],
+                catalogue.dept_bounds[dept],
+            )
+            ranges[self.trend[lines] | (scope == EVERYTHING)] = everything
+            for fallback in (
+                catalogue.dept_bounds[dept],
+                np.broadcast_to(everything, ranges.shape),
+            ):
+                empty = cumulative[ranges[:, 1]] <= cumulative[ranges[:, 0]]
+                ranges[empty] = fallback[empty]
+            lo, hi = ranges[:, :1], ranges[:, 1:]
+            width = cumulative[hi] - cumulative[lo]
+            target = cumulative[lo] + rng.random((len(lines), candidates)) * width
+            position = np.clip(np.searchsorted(cumulative, target, side="right") - 1, lo, hi - 1)
+            picks = catalogue.order[position]
+            keep = np.zeros(len(lines), dtype=np.int64)
+            if owned is not None:
+                keep, none_free = _first_free(owned, c, catalogue.product[picks])
+                stuck.append(lines[none_free])
+            self.article[lines] = picks[np.arange(len(lines)), keep]
+        return np.concatenate(stuck)
+
+
+def _first_free(
+    owned: Owned, customer: np.ndarray, products: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """(column, none_free): per row of candidate `products`, the first the customer does not
+    own (0 when none is), and the rows where none is free. Most rows keep their first."""
+    keep = np.zeros(len(customer), dtype=np.int64)
+    open_rows = np.arange(len(customer))
+    for column in range(products.shape[1]):
+        free = ~owned.owns(customer[open_rows], products[open_rows, column])
+        keep[open_rows[free]] = column
+        open_rows = open_rows[~free]
+    return keep, open_rows
 
 
 def _session_lines(
@@ -805,59 +1022,6 @@ def _session_lines(
     return np.repeat(s_customer, size), np.repeat(s_day, size), np.repeat(s_channel, size)
 
 
-def _demand_draws(
-    rng: np.random.Generator,
-    catalogue: Catalogue,
-    customers: Customers,
-    calendar: Calendar,
-    todo: np.ndarray,
-    customer: np.ndarray,
-    day: np.ndarray,
-    trend: np.ndarray,
-    article: np.ndarray,
-    progress: bool | None = False,
-) -> None:
-    """Fill `article` of the `todo` lines, one day at a time, by that day's demand."""
-    todo = todo[np.argsort(day[todo], kind="stable")]
-    bounds = np.searchsorted(day[todo], np.arange(calendar.days + 1))
-    sorted_launch = catalogue.launch[catalogue.order]
-    sorted_life = catalogue.life[catalogue.order].astype(np.float32)
-    sorted_base = catalogue.popularity[catalogue.order]
-    sorted_season = catalogue.season[catalogue.order]
-    sorted_dept = catalogue.dept[catalogue.order]
-    age_curves = _age_curves(
-        catalogue.decay_power[catalogue.order], calendar.days - sorted_launch.min()
-    )
-    n_masters = len(MASTERS)
-    everything = np.array([0, catalogue.size])
-    for d in _bar(range(calendar.days), "purchases by day", progress):
-        lines = todo[bounds[d] : bounds[d + 1]]
-        if len(lines) == 0:
-            continue
-        age = d - sorted_launch
-        weight = np.where(age >= 0, sorted_base * age_curves(np.maximum(age, 0)), 0.0)
-        weight *= np.clip((sorted_life - age) / DECLINE_DAYS, 0.0, 1.0)  # decline, withdrawal
-        weight *= calendar.season[sorted_season, d] * calendar.trend[sorted_dept, d]
-        cumulative = np.concatenate([[0.0], np.cumsum(weight)])
-        c = customer[lines]
-        slot = (rng.random(len(lines))[:, None] > customers.dept_cumweights[c]).sum(axis=1)
-        dept = customers.depts[c, np.minimum(slot, TASTE_DEPARTMENTS - 1)]
-        colour = customers.colours[c, rng.integers(0, FAVOURITE_COLOURS, len(lines))]
-        ranges = np.where(
-            (rng.random(len(lines)) < P_FAVOURITE_COLOUR)[:, None],
-            catalogue.cell_bounds[dept * n_masters + colour],
-            catalogue.dept_bounds[dept],
-        )
-        ranges[trend[lines]] = everything
-        for fallback in (catalogue.dept_bounds[dept], np.broadcast_to(everything, ranges.shape)):
-            empty = cumulative[ranges[:, 1]] <= cumulative[ranges[:, 0]]
-            ranges[empty] = fallback[empty]
-        lo, hi = ranges[:, 0], ranges[:, 1]
-        target = cumulative[lo] + rng.random(len(lines)) * (cumulative[hi] - cumulative[lo])
-        position = np.clip(np.searchsorted(cumulative, target, side="right") - 1, lo, hi - 1)
-        article[lines] = catalogue.order[position]
-
-
 def _age_curves(decay_power: np.ndarray, max_age: int) -> Callable[[np.ndarray], np.ndarray]:
     """age -> demand multiplier per article: ramp up after launch, then a power-law decay."""
     ages = np.arange(max_age + 1)
@@ -865,24 +1029,6 @@ def _age_curves(decay_power: np.ndarray, max_age: int) -> Callable[[np.ndarray],
     powers, kind = np.unique(decay_power, return_inverse=True)
     table = ramp * (1 + ages / DECAY_DAYS) ** -powers[:, None]
     return lambda age: table[kind, np.minimum(age, max_age)]
-
-
-def _bought_before(
-    customer: np.ndarray, day: np.ndarray, article: np.ndarray, lines: np.ndarray, n_articles: int
-) -> np.ndarray:
-    """Mask over `lines`: the customer already bought that article on an earlier day.
-
-    Only lines with an article count (repurchase lines are still unresolved, -1).
-    """
-    known = np.flatnonzero(article >= 0)  # in customer, day order
-    key = customer[known].astype(np.int64) * n_articles + article[known]
-    order = np.argsort(key, kind="stable")  # stable: within a key, earliest day first
-    sorted_key = key[order]
-    first = np.r_[True, sorted_key[1:] != sorted_key[:-1]]
-    first_day = day[known[order]][np.maximum.accumulate(np.where(first, np.arange(len(key)), 0))]
-    again = np.zeros(len(customer), dtype=bool)
-    again[known[order]] = day[known[order]] > first_day
-    return again[lines]
 
 
 def _same_row_groups(lines: Lines, n_articles: int) -> tuple[np.ndarray, np.ndarray]:

@@ -95,15 +95,6 @@ class Lists:
     def depth(self) -> int:
         return self.articles.shape[1]
 
-    def where(self, rows: np.ndarray, other: Lists) -> Lists:
-        """This batch's lists where `rows` (bool per customer) holds, `other`'s elsewhere."""
-        pick = np.asarray(rows, dtype=bool)[:, None]
-        return Lists(
-            np.where(pick, self.articles, other.articles),
-            np.where(pick, self.scores, other.scores),
-            np.where(pick, self.sources, other.sources),
-        )
-
     def to_frame(self, customer_ids: np.ndarray) -> pd.DataFrame:
         """Long frame (FRAME_COLUMNS), rank 1..: what metrics and predictions read."""
         present = self.articles != None  # noqa: E711 - elementwise over an object array

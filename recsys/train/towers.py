@@ -36,6 +36,7 @@ class HyperParameters:
     batch_size: int
     epochs: int
     embedding_dim: int = 64
+    logq: float = 1.0  # strength of the logQ correction (0: none; 1: the full log(frequency))
 
     def validate(self) -> None:
         problems = []
@@ -47,6 +48,8 @@ class HyperParameters:
             problems.append(f"epochs {self.epochs} (expected >= 1)")
         if self.embedding_dim < 1:
             problems.append(f"embedding dim {self.embedding_dim} (expected >= 1)")
+        if not 0 <= self.logq <= 2:
+            problems.append(f"logQ strength {self.logq} (expected 0..2)")
         if problems:
             raise ValueError("invalid hyperparameters: " + "; ".join(problems))
 
@@ -104,7 +107,9 @@ def build_model(schema, item_frequencies: np.ndarray, params: HyperParameters):
         return mm.Encoder(inputs, mlp)
 
     logq = PopularityLogitsCorrection(
-        item_frequencies.astype("float32"), schema=item_schema.select_by_tag(Tags.ITEM_ID)
+        item_frequencies.astype("float32"),
+        reg_factor=params.logq,
+        schema=item_schema.select_by_tag(Tags.ITEM_ID),
     )
     output = mm.ContrastiveOutput(
         DotProduct(),

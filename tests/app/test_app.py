@@ -14,6 +14,7 @@ from streamlit.testing.v1 import AppTest
 
 from recsys.app import inspector as ins
 from recsys.ingest.broker import free_port
+from recsys.run_folder import RUN_COMMAND
 from recsys.settings import load_settings
 
 PAGE = str(Path(__file__).resolve().parents[2] / "streamlit" / "pred_inspector.py")
@@ -200,7 +201,7 @@ def test_no_run_yet(page_env, tmp_path, monkeypatch) -> None:
     app = open_page()
     (message,) = [i.value for i in app.info]
     assert "No successful run of MyMerlinFlow" in message
-    assert ins.RUN_COMMAND in message
+    assert RUN_COMMAND in message
     assert not app.main.image
 
 
@@ -215,3 +216,34 @@ def test_streamlit_started_from_the_repository_root_sends_no_usage_statistics() 
         [sys.executable, "-c", code], cwd=root, capture_output=True, text=True, check=True
     )
     assert shown.stdout.strip() == "False"  # Streamlit's default is True
+
+
+def test_the_page_reads_the_runs_data_unless_a_setting_names_other(
+    page_env, tiny_flow_run, monkeypatch
+) -> None:  # noqa: ANN001
+    """Without DATA_DIR, DUCKDB_PATH and IMAGE_DIR the page reads the run's recorded data
+    (its history shows: the views are found) and says so; a set variable wins."""
+    for name in ("DATA_DIR", "DUCKDB_PATH", "IMAGE_DIR"):
+        monkeypatch.setenv(name, "")
+    app = open_page()
+    (notes,) = [c.value for c in app.sidebar.code]
+    assert f"DATA_DIR: {tiny_flow_run.data_dir} (the run's)" in notes
+    assert f"DUCKDB_PATH: {tiny_flow_run.env['DUCKDB_PATH']} (the run's)" in notes
+    assert not [w.value for w in app.warning]  # the views were found, not "not built yet"
+    assert len(history_captions(app)) > 0 and not [i.value for i in app.info if "photos" in i.value]
+    monkeypatch.setenv("DATA_DIR", str(tiny_flow_run.data_dir.parent))
+    (notes,) = [c.value for c in open_page().sidebar.code]
+    assert f"DATA_DIR: {tiny_flow_run.data_dir.parent} (the setting)" in notes
+
+
+def test_a_run_without_photos_shows_placeholders_and_says_why(
+    page_env, tiny_flow_run_without_photos, monkeypatch
+) -> None:  # noqa: ANN001
+    for name in SETTINGS_VARIABLES:
+        monkeypatch.setenv(name, tiny_flow_run_without_photos.env[name])
+    monkeypatch.setenv("IMAGE_DIR", "")
+    app = open_page()
+    assert any("no product photos" in i.value for i in app.info)
+    captions = recommendation_captions(app)
+    assert len(captions) == 12
+    assert all(c.endswith(f"· {ins.NO_IMAGE}") for c in captions)
