@@ -16,7 +16,7 @@ import time
 import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 
@@ -43,18 +43,21 @@ class Shop:
     settings: Settings
     url: str
     events: list[dict]  # what the replay produces, each event once
+    started: list[subprocess.Popen] = field(default_factory=list)  # killed at the end
 
     def start(self, *command: str, log: str = "process") -> subprocess.Popen:
         out = open(self.settings.duckdb_path.parent / f"{log}.log", "ab")  # noqa: SIM115
-        return subprocess.Popen([sys.executable, *command], cwd=REPO_ROOT, env=self.env,
-                                stdout=out, stderr=subprocess.STDOUT)  # fmt: skip
+        process = subprocess.Popen([sys.executable, *command], cwd=REPO_ROOT, env=self.env,
+                                   stdout=out, stderr=subprocess.STDOUT)  # fmt: skip
+        self.started.append(process)
+        return process
 
     def log(self, name: str = "process") -> str:
         return (self.settings.duckdb_path.parent / f"{name}.log").read_text(errors="replace")
 
 
 @pytest.fixture
-def shop(tiny_flow_run, kafka_broker, fresh_topics, tmp_path: Path) -> Shop:  # noqa: ANN001
+def shop(tiny_flow_run, kafka_broker, fresh_topics, tmp_path: Path) -> Iterator[Shop]:  # noqa: ANN001
     shutil.copy(tiny_flow_run.env["DUCKDB_PATH"], tmp_path / "hm.duckdb")
     port = free_port()
     env = {**tiny_flow_run.env, "DUCKDB_PATH": str(tmp_path / "hm.duckdb"),
@@ -73,7 +76,12 @@ def shop(tiny_flow_run, kafka_broker, fresh_topics, tmp_path: Path) -> Shop:  # 
          "article_id": articles[i % 3], "price": 0.05, "sales_channel_id": 2}
         for i in range(EVENTS)
     ]  # fmt: skip
-    return Shop(env, settings, f"http://127.0.0.1:{port}", events)
+    shop = Shop(env, settings, f"http://127.0.0.1:{port}", events)
+    yield shop
+    for process in shop.started:  # a test that failed half-way leaves none running
+        if process.poll() is None:
+            process.kill()
+            process.wait()
 
 
 @contextmanager
