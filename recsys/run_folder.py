@@ -38,6 +38,7 @@ ARTICLE_EMBEDDINGS = "article_embeddings.parquet"
 ARTICLE_INDEX = "article_index.faiss"
 GRID = "grid.parquet"
 QUERY_TOWER = "query_tower"
+QUERY_TOWER_WEIGHTS = "query_tower.npz"  # the same tower as arrays (the service's numpy pass)
 WORKFLOWS = "workflows"
 CUSTOMER_WORKFLOW = "workflows/customers"
 WORK = "work"  # the run's scratch data while it runs (removed by the flow's end step)

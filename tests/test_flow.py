@@ -35,6 +35,7 @@ def test_export_follows_the_contract(tiny_flow_run: FlowRun) -> None:
         "customer_embeddings.parquet",
         "article_embeddings.parquet",
         "differences.parquet",
+        "query_tower.npz",  # the service's numpy tower: written by the export, not the service
         "run_info.json",
     ):
         assert (out / name).is_file(), f"{name} missing from {out}"

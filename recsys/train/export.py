@@ -17,6 +17,7 @@ from recsys.progress import Progress
 from recsys.strategy.inputs import Candidates, Customers, Day, History
 from recsys.strategy.served import Served
 from recsys.train.embed import embedding_table, read_query_embeddings
+from recsys.train.towers import write_tower_weights
 
 
 def write_predictions(
@@ -109,5 +110,10 @@ def write_run_folder(
         folder.file(rf.WORKFLOWS),
         ignore=shutil.ignore_patterns("fit"),
         dirs_exist_ok=True,
+    )
+    write_tower_weights(
+        folder.file(rf.QUERY_TOWER),
+        folder.file(rf.CUSTOMER_WORKFLOW),
+        folder.file(rf.QUERY_TOWER_WEIGHTS),
     )
     folder.write_info(info)

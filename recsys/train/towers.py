@@ -221,6 +221,40 @@ def embed(encoder, encoded: pd.DataFrame, schema, batch_size: int = 8192) -> np.
     return np.asarray(encoder.predict(loader, verbose=0), dtype="float32")
 
 
+def write_tower_weights(tower_dir: Path, workflow_dir: Path, path: Path) -> Path:
+    """The saved query tower (`save_encoder`) as plain arrays in one `.npz`, for a numpy
+    forward pass in the service (`recsys.serve.tower`): no TensorFlow per request or at
+    its start. Holds the input columns in the order the tower concatenates them
+    (Merlin's ConcatFeatures sorts them by name), each column's category domain and
+    embedding table, and each dense layer's kernel, bias and activation (relu or linear).
+    """
+    import merlin.models.tf as mm
+    import nvtabular as nvt
+    import tensorflow as tf
+
+    model = tf.keras.models.load_model(str(tower_dir), compile=False)
+    schema = nvt.Workflow.load(str(workflow_dir)).output_schema
+    columns = sorted(schema.column_names)
+    domains = [schema[column].int_domain.name or column for column in columns]
+    layers = list(model._flatten_layers(include_self=False))
+    arrays = {"columns": np.array(columns), "domains": np.array(domains)}
+    for layer in layers:
+        if isinstance(layer, mm.EmbeddingTable):
+            arrays[f"table:{layer.name}"] = layer.table.embeddings.numpy()
+    dense = [layer for layer in layers if isinstance(layer, tf.keras.layers.Dense)]
+    for i, layer in enumerate(dense):
+        activation = layer.activation.__name__
+        if activation not in ("relu", "linear"):
+            raise ValueError(f"{layer.name}: activation {activation} has no numpy twin here")
+        arrays |= {f"dense:{i}:kernel": layer.kernel.numpy(), f"dense:{i}:bias": layer.bias.numpy(),
+                   f"dense:{i}:activation": np.array(activation)}  # fmt: skip
+    missing = {f"table:{d}" for d in domains} - set(arrays)
+    if missing:
+        raise ValueError(f"{tower_dir}: no embedding table for {sorted(missing)}")
+    np.savez(path, **arrays)
+    return path
+
+
 def save_encoder(encoder, path: Path) -> Path:
     """A tower as a Keras SavedModel in `path` (loadable with tf.keras.models.load_model)."""
     encoder.save(str(path))
