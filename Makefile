@@ -7,7 +7,7 @@ PY      := .venv/bin/python
 SCALE   ?= demo
 DATA    ?= $(or $(DATA_DIR),data/$(SCALE))
 
-.PHONY: help setup test-deps run app serve live data test lint format kafka-jars kafka-up kafka-down clean
+.PHONY: help setup test-deps bench-deps run app serve live data test lint format kafka-jars kafka-up kafka-down clean
 
 help:
 	@echo "make run         generate demo data, build the views, train, export (embedded, CPU)"
@@ -73,3 +73,9 @@ kafka-down: setup
 
 clean:
 	rm -rf .venv output test-artifacts kafka/target
+
+# Benchmark-only system pieces: wrk, the HTTP load generator of bench/serve.py (Debian).
+bench-deps: setup
+	@command -v wrk >/dev/null || { \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq wrk >/dev/null; \
+	  else echo "wrk missing: sudo apt-get install wrk"; exit 1; fi; }

@@ -39,13 +39,7 @@ from metaflow import FlowSpec, card, current, step  # noqa: E402
 
 from recsys import run_folder as rf  # noqa: E402
 from recsys.train import plan, source  # noqa: E402
-from recsys.train.plan import FlowInputError  # noqa: E402
 
-ARTICLE_COLUMNS = (
-    "article_id, prod_name, product_type_no, product_type_name, product_group_name, "
-    "graphical_appearance_no, colour_group_code, colour_group_name, perceived_colour_value_id, "
-    "department_no, index_code, section_no, garment_group_no, image_path"
-)
 TEST_SALES_FILE = "recent_sales_test.parquet"  # articles' recent sales as of the test start
 
 
@@ -88,12 +82,10 @@ class MyMerlinFlow(FlowSpec, plan.FlowParameters):
             test_sales = dataset.recent_sales(eng, dates["test_start"])
             validation = week_purchases(eng, dates["validation_start"], dates["test_start"])
             test = week_purchases(eng, dates["test_start"], dates["end"] + timedelta(days=1))
-            self.articles = eng.query(f"SELECT {ARTICLE_COLUMNS} FROM articles_metadata_t")
+            self.articles = source.articles(eng)
         self.rows = {"train": parts.rows, "validation": len(validation), "test": len(test)}
         print(f"rows per split: {self.rows} in {len(parts.orders[0])} part(s) x {epochs} order(s)")
         plan.check_splits(self.rows, self.min_purchases, dates)
-        if self.articles.empty:
-            raise FlowInputError("articles_metadata_t is empty: load articles.csv into the engine.")
         sales.save(work / sales.FILE)
         test_sales.save(work / TEST_SALES_FILE)
         self.prepared_parts = [[str(p) for p in order] for order in parts.orders]

@@ -40,6 +40,7 @@ GRID = "grid.parquet"
 RANKERS = "rankers"  # the learned rankers: <name>.txt, LightGBM's model files
 RANKER_IMPORTANCE = "ranker_importance.parquet"  # ranker, feature, gain, splits
 QUERY_TOWER = "query_tower"
+QUERY_TOWER_WEIGHTS = "query_tower.npz"  # the same tower as arrays (the service's numpy pass)
 WORKFLOWS = "workflows"
 CUSTOMER_WORKFLOW = "workflows/customers"
 WORK = "work"  # the run's scratch data while it runs (removed by the flow's end step)

@@ -41,6 +41,7 @@ def test_export_follows_the_contract(tiny_flow_run: FlowRun) -> None:
         "rankers/ranker.txt",
         "rankers/ranker_without_tower.txt",
         "ranker_importance.parquet",
+        "query_tower.npz",  # the service's numpy tower: written by the export, not the service
         "run_info.json",
     ):
         assert (out / name).is_file(), f"{name} missing from {out}"

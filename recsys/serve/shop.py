@@ -9,12 +9,15 @@
 
 Open the inspector (`make app`) and its live panel shows the service's answers change as
 the week's purchases arrive. The broker must be up (`make live` starts it). Ctrl-C stops
-the service; `make kafka-down` stops the broker.
+the replay and the service (each in its own session, so the key reaches this process
+alone, which stops them in order and says where the shop was); `make kafka-down` stops
+the broker.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import subprocess
 import sys
 import time
@@ -23,7 +26,7 @@ import urllib.request
 from recsys.run_folder import RunFolder, RunMissing
 from recsys.settings import REPO_ROOT, ConfigError, load_settings
 
-START_TIMEOUT_S = 600  # TensorFlow's import alone takes tens of seconds on a busy machine
+START_TIMEOUT_S = 600  # building the online state of the full data takes a minute or more
 DEFAULT_SPEEDUP = 86_400 / 30  # one day of purchases every 30 seconds
 
 
@@ -39,32 +42,58 @@ def main(argv: list[str] | None = None) -> int:
     except (ConfigError, RunMissing) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    python = sys.executable
-    step(f"the views with the purchases before {test_start} (the run's test week left out)")
-    setup = [python, "risingwave/setup.py", "--engine", "embedded"]
-    subprocess.run([*setup, "--drop"], cwd=REPO_ROOT, check=True)
-    subprocess.run([*setup, "--load", "--until", test_start], cwd=REPO_ROOT, check=True)
-    step("the service, with the Kafka consumer in its process")
-    service = subprocess.Popen(
-        [python, "-m", "recsys.serve", "--consume", "--from-now", "--run-id", folder.path.name],
-        cwd=REPO_ROOT,
-    )
+    python, started = sys.executable, time.monotonic()
+    service = replay = None
     try:
+        step(f"the views with the purchases before {test_start} (the run's test week left out)")
+        setup = [python, "risingwave/setup.py", "--engine", "embedded"]
+        for flags in (["--drop"], ["--load", "--until", test_start]):
+            if _start([*setup, *flags]).wait():
+                raise SystemExit("setting up the views failed: see above")
+        step("the service, with the Kafka consumer in its process")
+        service = _start(
+            [python, "-m", "recsys.serve", "--consume", "--from-now", "--run-id", folder.path.name]
+        )
         wait_for(settings.service_url, service)
         step(f"the test week from {test_start}, replayed {args.speedup:,.0f}x (make app to watch)")
-        subprocess.run(
+        replay = _start(
             [python, "kafka/producer.py", "--topics", "transactions_topic", "--from", test_start,
-             "--replay", "--speedup", str(args.speedup)],
-            cwd=REPO_ROOT, check=True,
+             "--replay", "--speedup", str(args.speedup)]
         )  # fmt: skip
+        if replay.wait():
+            raise SystemExit(f"the replay stopped (exit {replay.returncode}): see above")
         step(f"replay done; the service keeps answering on {settings.service_url} (Ctrl-C stops)")
         service.wait()
     except KeyboardInterrupt:
-        pass
+        print(f"\n{summary(settings.service_url, time.monotonic() - started)}", flush=True)
     finally:
-        service.terminate()
-        service.wait(timeout=60)
+        for process in (replay, service):
+            _stop(process)  # a setup step still running is stopped by its own end
     return 0
+
+
+def _start(command: list[str]) -> subprocess.Popen:
+    """A child in its own session: Ctrl-C reaches this process only, which stops it."""
+    return subprocess.Popen(command, cwd=REPO_ROOT, start_new_session=True)
+
+
+def _stop(process: subprocess.Popen | None) -> None:
+    if process is not None and process.poll() is None:
+        process.terminate()
+        process.wait(timeout=60)
+
+
+def summary(url: str, seconds: float) -> str:
+    """Where the shop was when stopped: the service's own /health, when it answers."""
+    try:
+        with urllib.request.urlopen(f"{url}/health", timeout=2) as response:
+            health = json.loads(response.read())
+        where = (f"the views' newest day {health['newest_day']}, consumer lag "
+                 f"{health['consumer_lag']}")  # fmt: skip
+    except OSError:
+        where = "the service did not answer"
+    return (f"stopped after {seconds:.0f} s: {where}; the service and the replay are stopped, "
+            "the broker is still up (make kafka-down stops it)")  # fmt: skip
 
 
 def step(text: str) -> None:

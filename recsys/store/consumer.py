@@ -11,7 +11,9 @@ stop the consumer: what fails to decode, to type or to insert is a reject.
 
 The DuckDB file is opened for each batch and closed right after, so that readers
 (the Streamlit app, the flow) can open it between batches; while a reader holds it,
-the consumer waits (and says so), however long the reader takes.
+the consumer waits (and says so), however long the reader takes, and SIGTERM or Ctrl-C
+still stops it at once. A service holding the file (`python -m recsys.serve`) is not a
+short reader: the consumer refuses to start beside it, naming it (`recsys.store.holder`).
 
     python -m recsys.store.consumer                  # runs until Ctrl-C
     python -m recsys.store.consumer --idle-stop 5    # stops after 5 s without messages
@@ -26,7 +28,8 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -44,7 +47,8 @@ from recsys.ingest.kafka_clients import (
 )
 from recsys.ingest.loaders import RowError, check_text, row_error
 from recsys.settings import ConfigError, Settings, load_settings
-from recsys.store.engine import DuckDBEngine, open_engine
+from recsys.store.engine import DuckDBEngine
+from recsys.store.holder import FileHeld, Holder
 
 GROUP_ID = "hm-embedded-engine"
 BATCH_MESSAGES = 20_000
@@ -58,6 +62,16 @@ log = logging.getLogger(__name__)
 
 class ConsumerError(RuntimeError):
     """Kafka is unreachable or refused us; the message names the setting to check."""
+
+
+@dataclass(frozen=True)
+class Committed:
+    """What one committed batch changed: its purchases new to the file (distinct events
+    per day, customer and article: `DuckDBEngine.write_batch`) and the customers whose
+    profile row it wrote. What the service's online state applies after the commit."""
+
+    purchases: pa.Table  # t_dat, customer_id, article_id, units
+    customers: list[str]
 
 
 @dataclass
@@ -162,6 +176,9 @@ def consume(
     max_messages: int | None = None,
     stop: threading.Event | None = None,
     on_batch: Callable[[ConsumeReport], None] | None = None,
+    on_commit: Callable[[Committed], None] | None = None,
+    held: DuckDBEngine | None = None,
+    poll_timeout_s: float = POLL_TIMEOUT_S,
 ) -> ConsumeReport:
     """Consume until `stop` is set, `max_messages` were written, or `idle_stop_s` pass
     without a message (counted from the moment every topic has partitions assigned and
@@ -169,11 +186,15 @@ def consume(
 
     Each assigned partition starts where the DuckDB file says it stopped (its
     `kafka_offsets` table), or at the beginning for a file that never saw it: a fresh
-    file is never filled from the middle of a topic.
+    file is never filled from the middle of a topic. `on_commit` sees what each
+    committed write changed (`Committed`), before the offsets are committed to Kafka.
+    `held`: a writer the caller holds (the service's, as a cursor of its one database),
+    used for every batch instead of opening the file for each. `poll_timeout_s`: how long
+    a poll gathers messages into one batch (and one transaction) at most.
     """
     from confluent_kafka import Consumer
 
-    with open_engine(settings, kind="embedded") as engine:
+    with _writer(settings, held) as engine:
         engine.apply()  # idempotent: the tables exist before the first batch
     _check_connection(settings)
     consumer = Consumer(
@@ -189,11 +210,11 @@ def consume(
     )
     report = ConsumeReport()
     try:
-        assignment = _Assignment(settings, set(topics))
+        assignment = _Assignment(settings, set(topics), held)
         consumer.subscribe(sorted(assignment.wanted), on_assign=assignment.on_assign)
         subscribed_at, last_message = time.monotonic(), None
         while not (stop and stop.is_set()) and not _reached(report, max_messages):
-            polled = consumer.consume(batch_messages, POLL_TIMEOUT_S)
+            polled = consumer.consume(batch_messages, poll_timeout_s)
             messages = [m for m in polled if _ok(m, assignment)]
             if not messages:
                 if not assignment.complete:
@@ -203,8 +224,8 @@ def consume(
                     if time.monotonic() - quiet_since > idle_stop_s:
                         break
                 continue
-            _write(settings, messages, report)
-            _commit(consumer)
+            _write(settings, messages, report, on_commit, held)
+            _commit(consumer, _next_offsets(messages))
             last_message = time.monotonic()
             if on_batch:
                 on_batch(report)
@@ -221,8 +242,10 @@ class _Assignment:
     """Seeks each partition the group hands us to the file's stored offset, and notes
     when every wanted topic is assigned and read to its end (the idle clock starts then)."""
 
-    def __init__(self, settings: Settings, wanted: set[str]) -> None:
-        self.settings, self.wanted = settings, wanted
+    def __init__(
+        self, settings: Settings, wanted: set[str], held: DuckDBEngine | None = None
+    ) -> None:
+        self.settings, self.wanted, self.held = settings, wanted, held
         self.owned: set[str] = set()
         self.partitions: set[tuple[str, int]] = set()
         self.at_end: set[tuple[str, int]] = set()
@@ -240,11 +263,8 @@ class _Assignment:
     def on_assign(self, consumer: Any, partitions: list[Any]) -> None:
         from confluent_kafka import OFFSET_BEGINNING
 
-        engine = DuckDBEngine(self.settings)  # a writer: waits for readers, never gives up
-        try:
+        with _writer(self.settings, self.held) as engine:  # waits for readers, never gives up
             stored = engine.kafka_offsets()
-        finally:
-            engine.close()
         for partition in partitions:
             partition.offset = stored.get((partition.topic, partition.partition), OFFSET_BEGINNING)
         consumer.assign(partitions)
@@ -272,7 +292,9 @@ def _check_join(subscribed_at: float) -> None:
 
 
 def _ok(message: Any, assignment: _Assignment) -> bool:
-    """Note end-of-partition events; anything else that is an error stops the run."""
+    """Note end-of-partition events and skip the broker's passing outages (librdkafka
+    reconnects by itself: a broker restarted mid-replay loses nothing, since the file
+    holds the offsets); any other error stops the run."""
     from confluent_kafka import KafkaError
 
     error = message.error()
@@ -281,36 +303,53 @@ def _ok(message: Any, assignment: _Assignment) -> bool:
     if error.code() == KafkaError._PARTITION_EOF:
         assignment.reached_end(message.topic(), message.partition())
         return False
+    passing = (KafkaError._TRANSPORT, KafkaError._ALL_BROKERS_DOWN, KafkaError._TIMED_OUT)
+    if error.code() in passing or error.retriable():
+        log.warning("Kafka: %s (retrying)", error)
+        return False
     raise ConsumerError(f"Kafka error on {message.topic()}: {error}")
 
 
-def _commit(consumer: Any) -> None:
-    """Tell the group how far we are (for lag monitoring). The DuckDB file holds the
-    offsets that count, so a refused commit (the group moved on while we waited for
-    a reader) is reported, not fatal."""
-    from confluent_kafka import KafkaException
+def _commit(consumer: Any, offsets: dict[tuple[str, int], int]) -> None:
+    """Tell the group how far we are (for lag monitoring): the offsets the file has just
+    stored, after its commit (a commit of the consumer's own positions was one past the
+    file's on some partitions: tests/serve/test_serve_processes.py). The DuckDB file holds
+    the offsets that count, so a refused commit (the group moved on while we waited for a
+    reader) is reported, not fatal."""
+    from confluent_kafka import KafkaException, TopicPartition
 
     try:
-        consumer.commit(asynchronous=False)
+        partitions = [TopicPartition(t, p, offset) for (t, p), offset in offsets.items()]
+        consumer.commit(offsets=partitions, asynchronous=False)
     except KafkaException as error:
         log.warning("offset commit to Kafka failed (the DuckDB file has them): %s", error)
 
 
-def _write(settings: Settings, messages: list[Any], report: ConsumeReport) -> None:
+def _write(
+    settings: Settings,
+    messages: list[Any],
+    report: ConsumeReport,
+    on_commit: Callable[[Committed], None] | None = None,
+    held: DuckDBEngine | None = None,
+) -> None:
     """Write one batch; a batch the database refuses is split until the message it
     refuses is alone, and that one goes to `rejects`: the others are written."""
     tables, rejects = to_batches(messages)
     offsets = _next_offsets(messages)
     try:
-        _write_once(settings, tables, rejects, offsets)
+        new = _write_once(settings, tables, rejects, offsets, on_commit is not None, held)
     except _DATA_ERRORS as error:
         if len(messages) > 1:
             half = len(messages) // 2
-            _write(settings, messages[:half], report)
-            _write(settings, messages[half:], report)
+            _write(settings, messages[:half], report, on_commit, held)
+            _write(settings, messages[half:], report, on_commit, held)
             return
         tables, rejects = {}, [_reject(messages[0], f"not written: {error}")]
-        _write_once(settings, tables, rejects, offsets)
+        new = _write_once(settings, tables, rejects, offsets, on_commit is not None, held)
+    if on_commit is not None:
+        customers = tables.get("customers")
+        ids = [] if customers is None else customers.column("customer_id").to_pylist()
+        on_commit(Committed(new, ids))
     report.messages += len(messages)
     report.batches += 1
     report.rejected += len(rejects)
@@ -323,10 +362,25 @@ def _write_once(
     tables: dict[str, pa.Table],
     rejects: list[RowError],
     offsets: dict[tuple[str, int], int],
-) -> None:
-    engine = DuckDBEngine(settings)  # held only for this batch
+    new_purchases: bool = False,
+    held: DuckDBEngine | None = None,
+) -> pa.Table | None:
+    with _writer(settings, held) as engine:
+        return engine.write_batch(
+            tables, rejects, source="kafka", order_column="_offset", offsets=offsets,
+            new_purchases=new_purchases,
+        )  # fmt: skip
+
+
+@contextmanager
+def _writer(settings: Settings, held: DuckDBEngine | None) -> Iterator[DuckDBEngine]:
+    """`held`, or the file opened for this batch alone (readers get in between batches)."""
+    if held is not None:
+        yield held
+        return
+    engine = DuckDBEngine(settings)
     try:
-        engine.write_batch(tables, rejects, source="kafka", order_column="_offset", offsets=offsets)
+        yield engine
     finally:
         engine.close()
 
@@ -352,22 +406,28 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    try:
+        holder = Holder(settings.duckdb_path, "consumer")
+    except FileHeld as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    # SIGTERM as Ctrl-C: it also ends a wait for a reader's lock. Each batch is one
+    # transaction with its offsets, so stopping anywhere loses and repeats nothing.
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
 
     def show(report: ConsumeReport) -> None:
         print(f"\r{report.messages:,} messages, {report.rejected:,} rejected", end="", flush=True)
 
     try:
-        report = consume(
-            settings, group_id=args.group, idle_stop_s=args.idle_stop, stop=stop, on_batch=show
-        )
+        report = consume(settings, group_id=args.group, idle_stop_s=args.idle_stop, on_batch=show)
     except KeyboardInterrupt:
         print("\nstopped")
         return 0
     except ConsumerError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
+    finally:
+        holder.release()
     print(f"\nrows written: {report.rows}; rejected messages: {report.rejected} (table rejects)")
     return 0
 

@@ -28,6 +28,7 @@ from typing import Any
 
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from recsys.datasets.hm_schema import TABLES
 from recsys.ingest.events import DayRange, TransactionEvents
@@ -79,12 +80,29 @@ CREATE TABLE IF NOT EXISTS kafka_offsets (
 """
 
 
-# DuckDB only: the service reads one customer's rows per request (recsys/serve/views.py).
-# Without an index that is a scan of the whole table: 0.34 s per request on the full
-# data's 31.8 M transactions, 5 ms with this index and a literal id (docs/serving.md).
-# Built by the service, not with the tables: on the full data the build takes minutes
-# that loading and training would pay for nothing. RisingWave reads its materialised views by key.
-LOOKUP_INDEXES = {"transactions": "customer_id", "customers": "customer_id"}
+# DuckDB only: the purchases of a batch that are new to the file, as dedup_transactions_t
+# counts them: distinct events per day, customer and article (transactions_t's cleaning),
+# less the events the file already holds. Read in the batch's transaction before its rows
+# are inserted; `$1`/`$2` (the batch's first and last day) let DuckDB skip every row group
+# of other days (transactions_raw is in purchase order), so a live batch reads a few.
+NEW_PURCHASES_SQL = """
+SELECT n.t_dat, n.customer_id, n.article_id, CAST(COUNT(*) AS SMALLINT) AS units,
+    CAST(CASE WHEN MAX(n.channel) = 2 THEN COUNT(*) ELSE 0 END AS SMALLINT) AS online
+FROM (
+    SELECT t_dat, customer_id, LPAD(article_id, 10, '0') AS article_id, event_id,
+        MAX(sales_channel_id) AS channel
+    FROM new_rows
+    WHERE event_id <> '' AND t_dat IS NOT NULL AND customer_id <> '' AND article_id <> ''
+    GROUP BY t_dat, customer_id, LPAD(article_id, 10, '0'), event_id
+) AS n
+WHERE NOT EXISTS (
+    SELECT 1 FROM transactions_raw AS t
+    WHERE t.t_dat BETWEEN $1 AND $2 AND t.t_dat = n.t_dat AND t.event_id = n.event_id
+        AND t.customer_id = n.customer_id AND t.article_id <> ''
+        AND LPAD(t.article_id, 10, '0') = n.article_id
+)
+GROUP BY n.t_dat, n.customer_id, n.article_id
+"""
 
 
 @dataclass
@@ -379,15 +397,23 @@ class DuckDBEngine(Engine):
         source: str = "kafka",
         order_column: str = "_offset",
         offsets: Mapping[tuple[str, int], int] | None = None,
-    ) -> None:
+        new_purchases: bool = False,
+    ) -> pa.Table | None:
         """Append rows to the base tables and bad rows to `rejects`, in one transaction.
 
         Keys are `hm_schema` table names; each Arrow table carries `order_column`
         (Kafka offset or line number), which says which row of a key is the latest.
         `offsets` ((topic, partition) -> next offset to read) are stored in the same
         transaction: rows and the position they were read up to never disagree.
+        With `new_purchases`, returns the batch's purchases new to the file
+        (NEW_PURCHASES_SQL: t_dat, customer_id, article_id, units, online: the units bought
+        online, sales channel 2): what the service's
+        online state adds once the transaction has committed.
         """
+        new = None
         with self._connection() as con, _transaction(con):
+            if new_purchases:
+                new = _new_purchases(con, tables.get("transactions"))
             for table, rows in tables.items():
                 if rows.num_rows:
                     _insert_rows(con, table, rows, order_column)
@@ -400,31 +426,42 @@ class DuckDBEngine(Engine):
                 con.execute(
                     "INSERT INTO kafka_offsets VALUES ($1, $2, $3)", [topic, partition, offset]
                 )
+        return new
 
-    def add_lookup_indexes(self) -> list[str]:
-        """Create the LOOKUP_INDEXES that are missing; returns the tables indexed now.
-
-        A CSV load drops them with the tables it swaps in, so the first service start
-        after a load builds them (about 2 minutes for the full data's transactions);
-        appends through the consumer keep them up to date.
-        """
-        built = []
+    def query_arrow(self, sql: str, tables: Mapping[str, pa.Table]) -> pa.Table:
+        """Run one SELECT over the file and `tables` (Arrow tables, registered under their
+        names for this query only); rows as Arrow, no Python object per row."""
         with self._connection() as con:
-            existing = {name for (name,) in con.execute(
-                "SELECT index_name FROM duckdb_indexes()").fetchall()}  # fmt: skip
-            for table, column in LOOKUP_INDEXES.items():
-                name = f"{table}_raw_by_{column}"
-                if name not in existing:
-                    log.warning("indexing %s_raw by %s for the service's look-ups", table, column)
-                    con.execute(f"CREATE INDEX {name} ON {table}_raw ({column})")
-                    built.append(table)
-        return built
+            for name, table in tables.items():
+                con.register(name, table)
+            try:
+                return con.execute(sql).fetch_arrow_table()
+            finally:
+                for name in tables:
+                    con.unregister(name)
 
     def kafka_offsets(self) -> dict[tuple[str, int], int]:
         """(topic, partition) -> next offset to read, as stored by `write_batch`."""
         with self._connection() as con:
             rows = con.execute("SELECT topic, kafka_partition, next_offset FROM kafka_offsets")
             return {(topic, partition): offset for topic, partition, offset in rows.fetchall()}
+
+
+def _new_purchases(con: Any, rows: pa.Table | None) -> pa.Table:
+    """NEW_PURCHASES_SQL over a batch's transactions (none: an empty table)."""
+    empty = (
+        "SELECT NULL::DATE AS t_dat, '' AS customer_id, '' AS article_id, "
+        "0::SMALLINT AS units, 0::SMALLINT AS online"
+    )
+    if rows is None or not rows.num_rows or rows.column("t_dat").null_count == rows.num_rows:
+        return con.execute(f"{empty} LIMIT 0").fetch_arrow_table()
+    days = pc.min_max(rows.column("t_dat"))
+    con.register("new_rows", rows)
+    try:
+        bounds = [days["min"].as_py(), days["max"].as_py()]
+        return con.execute(NEW_PURCHASES_SQL, bounds).fetch_arrow_table()
+    finally:
+        con.unregister("new_rows")
 
 
 @contextmanager

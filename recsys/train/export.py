@@ -18,6 +18,7 @@ from recsys.strategy import ranker
 from recsys.strategy.inputs import Candidates, Day, History
 from recsys.strategy.served import Served
 from recsys.train.embed import embedding_table, read_query_embeddings
+from recsys.train.towers import write_tower_weights
 
 
 def write_predictions(
@@ -113,5 +114,10 @@ def write_run_folder(
         folder.file(rf.WORKFLOWS),
         ignore=shutil.ignore_patterns("fit"),
         dirs_exist_ok=True,
+    )
+    write_tower_weights(
+        folder.file(rf.QUERY_TOWER),
+        folder.file(rf.CUSTOMER_WORKFLOW),
+        folder.file(rf.QUERY_TOWER_WEIGHTS),
     )
     folder.write_info(info)

@@ -13,6 +13,13 @@ from recsys.settings import ConfigError, Settings, load_settings
 from recsys.store.engine import Engine
 from recsys.train.plan import FlowInputError
 
+# The catalogue the flow exports and encodes: articles_metadata_t's columns it needs.
+ARTICLE_COLUMNS = (
+    "article_id, prod_name, product_type_no, product_type_name, product_group_name, "
+    "graphical_appearance_no, colour_group_code, colour_group_name, perceived_colour_value_id, "
+    "department_no, index_code, section_no, garment_group_no, image_path"
+)
+
 
 def settings() -> Settings:
     try:
@@ -70,3 +77,11 @@ def date_range(eng: Engine) -> tuple[date, date]:
     if row.empty or pd.isna(row.iloc[0, 0]):
         raise FlowInputError("dedup_transactions_t is empty: load transactions first.")
     return pd.Timestamp(row.iloc[0, 0]).date(), pd.Timestamp(row.iloc[0, 1]).date()
+
+
+def articles(eng: Engine) -> pd.DataFrame:
+    """The catalogue (ARTICLE_COLUMNS of articles_metadata_t); an empty one is an error."""
+    frame = eng.query(f"SELECT {ARTICLE_COLUMNS} FROM articles_metadata_t")
+    if frame.empty:
+        raise FlowInputError("articles_metadata_t is empty: load articles.csv into the engine.")
+    return frame

@@ -36,6 +36,10 @@ class HyperParameters:
     batch_size: int
     epochs: int
     embedding_dim: int = 64
+    logq: float = 1.0  # strength of the logQ correction (0: none; 1: the full log(frequency))
+    # The query tower's own embedding per customer id. Without it, the tower is the same
+    # function of profile and recent articles for every customer, known or not.
+    customer_ids: bool = True
 
     def validate(self) -> None:
         problems = []
@@ -47,6 +51,8 @@ class HyperParameters:
             problems.append(f"epochs {self.epochs} (expected >= 1)")
         if self.embedding_dim < 1:
             problems.append(f"embedding dim {self.embedding_dim} (expected >= 1)")
+        if not 0 <= self.logq <= 2:
+            problems.append(f"logQ strength {self.logq} (expected 0..2)")
         if problems:
             raise ValueError("invalid hyperparameters: " + "; ".join(problems))
 
@@ -86,6 +92,8 @@ def build_model(schema, item_frequencies: np.ndarray, params: HyperParameters):
     from merlin.schema import Tags
 
     user_schema = schema.select_by_tag(Tags.USER)
+    if not params.customer_ids:
+        user_schema = user_schema.excluding_by_tag(Tags.USER_ID)
     item_schema = schema.select_by_tag(Tags.ITEM)
 
     def tower(tower_schema):
@@ -104,7 +112,9 @@ def build_model(schema, item_frequencies: np.ndarray, params: HyperParameters):
         return mm.Encoder(inputs, mlp)
 
     logq = PopularityLogitsCorrection(
-        item_frequencies.astype("float32"), schema=item_schema.select_by_tag(Tags.ITEM_ID)
+        item_frequencies.astype("float32"),
+        reg_factor=params.logq,
+        schema=item_schema.select_by_tag(Tags.ITEM_ID),
     )
     output = mm.ContrastiveOutput(
         DotProduct(),
@@ -209,6 +219,40 @@ def embed(encoder, encoded: pd.DataFrame, schema, batch_size: int = 8192) -> np.
         shuffle=False,
     )
     return np.asarray(encoder.predict(loader, verbose=0), dtype="float32")
+
+
+def write_tower_weights(tower_dir: Path, workflow_dir: Path, path: Path) -> Path:
+    """The saved query tower (`save_encoder`) as plain arrays in one `.npz`, for a numpy
+    forward pass in the service (`recsys.serve.tower`): no TensorFlow per request or at
+    its start. Holds the input columns in the order the tower concatenates them
+    (Merlin's ConcatFeatures sorts them by name), each column's category domain and
+    embedding table, and each dense layer's kernel, bias and activation (relu or linear).
+    """
+    import merlin.models.tf as mm
+    import nvtabular as nvt
+    import tensorflow as tf
+
+    model = tf.keras.models.load_model(str(tower_dir), compile=False)
+    schema = nvt.Workflow.load(str(workflow_dir)).output_schema
+    columns = sorted(schema.column_names)
+    domains = [schema[column].int_domain.name or column for column in columns]
+    layers = list(model._flatten_layers(include_self=False))
+    arrays = {"columns": np.array(columns), "domains": np.array(domains)}
+    for layer in layers:
+        if isinstance(layer, mm.EmbeddingTable):
+            arrays[f"table:{layer.name}"] = layer.table.embeddings.numpy()
+    dense = [layer for layer in layers if isinstance(layer, tf.keras.layers.Dense)]
+    for i, layer in enumerate(dense):
+        activation = layer.activation.__name__
+        if activation not in ("relu", "linear"):
+            raise ValueError(f"{layer.name}: activation {activation} has no numpy twin here")
+        arrays |= {f"dense:{i}:kernel": layer.kernel.numpy(), f"dense:{i}:bias": layer.bias.numpy(),
+                   f"dense:{i}:activation": np.array(activation)}  # fmt: skip
+    missing = {f"table:{d}" for d in domains} - set(arrays)
+    if missing:
+        raise ValueError(f"{tower_dir}: no embedding table for {sorted(missing)}")
+    np.savez(path, **arrays)
+    return path
 
 
 def save_encoder(encoder, path: Path) -> Path:

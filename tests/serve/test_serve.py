@@ -65,6 +65,11 @@ def client(service) -> Iterator[TestClient]:
         yield client
 
 
+def knows(service: Service, customer_id: str) -> bool:
+    state = service.views.state
+    return state.known(state.row(customer_id))
+
+
 def customers(service: Service, warm: bool, with_purchases: bool = True) -> list[str]:
     """Customers of the views that the model knows (warm) or not, with purchases."""
     ids = service.views.query(
@@ -72,13 +77,12 @@ def customers(service: Service, warm: bool, with_purchases: bool = True) -> list
         if with_purchases
         else "SELECT customer_id FROM customers_t ORDER BY customer_id"
     )["customer_id"]
-    return [c for c in ids if service.run.knows(c) == warm]
+    return [c for c in ids if knows(service, c) == warm]
 
 
-def write_purchase(
-    settings: Settings, customer_id: str, article_id: str, day: date, n: int
-) -> None:
-    """A purchase event written as the consumer writes it (same process, same database)."""
+def write_purchase(service: Service, customer_id: str, article_id: str, day: date, n: int) -> None:
+    """A purchase event written as the consumer writes it (same process, same database),
+    then applied to the online state, as the in-process consumer does after its commit."""
     row = {
         "event_id": f"test-serve.csv:{n}",
         "t_dat": day,
@@ -88,11 +92,12 @@ def write_purchase(
         "sales_channel_id": 2,
         "_offset": n,
     }
-    engine = DuckDBEngine(settings)
+    engine = DuckDBEngine(service.settings)
     try:
-        engine.write_batch({"transactions": pa.Table.from_pylist([row])})
+        new = engine.write_batch({"transactions": pa.Table.from_pylist([row])}, new_purchases=True)
     finally:
         engine.close()
+    service.views.state.apply(new)
 
 
 # --- contract ----------------------------------------------------------------------------
@@ -154,19 +159,44 @@ def test_health_and_docs(client: TestClient, service: Service) -> None:
     assert health["articles"] == service.views.engine.count("articles_t") > 0
     assert health["served_articles"] == len(service.views.shared.day.candidates) > 0
     assert health["photos"].startswith("folder ")
-    assert health["consumer_lag"] is None  # no consumer in this process
+    assert health["consumer_lag"] is None and health["consumer"] == "none"
     assert "/recommendations/{customer_id}" in client.get("/openapi.json").json()["paths"]
     assert client.get("/docs").status_code == 200
+
+
+def test_health_tells_a_dead_consumer_from_none(
+    client: TestClient, service: Service, monkeypatch
+) -> None:  # noqa: ANN001
+    """A consumer thread that stopped on an error is not "no consumer": /health says why."""
+    from recsys.serve import live
+    from recsys.store.consumer import ConsumerError
+
+    def broken(*args, **kwargs) -> None:  # noqa: ANN002, ANN003
+        raise ConsumerError("the broker refused us")
+
+    monkeypatch.setattr(live, "consume", broken)
+    monkeypatch.setattr(live, "create_topics", lambda settings: None)
+    consumer = live.LiveConsumer(service.settings, service.views).start()
+    consumer.stop()
+    monkeypatch.setattr(service, "consumer", consumer.status)
+    assert client.get("/health").json()["consumer"] == (
+        "stopped: ConsumerError: the broker refused us"
+    )
 
 
 # --- the request path against the flow's own computations --------------------------------
 
 
-def test_encoder_and_direct_tower_match_the_flow(service: Service, tiny_flow_run) -> None:
-    """Dict look-ups + tf.function give the embeddings NVTabular + Keras predict give."""
+def test_numpy_tower_and_its_inputs_match_the_flow(service: Service, tiny_flow_run) -> None:  # noqa: ANN001
+    """Array look-ups + the numpy tower give the codes NVTabular gives and the embeddings
+    Keras predict gives (1e-5), on 300 customers, an unknown id, missing values, an
+    unknown status and an article the model never saw; and the state's query for a
+    customer is the flow's (same profile, articles and day)."""
+    import tensorflow as tf
+
     from recsys.train.embed import customers_as_of
     from recsys.train.features import FittedFeatures, prepare_customers
-    from recsys.train.recent_articles import NO_ARTICLE, RECENT_COLUMNS, RECENT_TEXT
+    from recsys.train.recent_articles import NO_ARTICLE, RECENT_TEXT
     from recsys.train.towers import embed
 
     when = pd.Timestamp("2020-09-23")
@@ -180,15 +210,17 @@ def test_encoder_and_direct_tower_match_the_flow(service: Service, tiny_flow_run
     assert (prepared["recent_2"] != NO_ARTICLE).any() and (prepared["recent_4"] == NO_ARTICLE).any()
     features = FittedFeatures.load(tiny_flow_run.export_dir / "workflows")
     expected_codes = features.customers(prepared)
-    codes = service.run.encoder.encode(prepared)
-    for column in service.run.encoder.columns:
-        np.testing.assert_array_equal(codes[column][:, 0], expected_codes[column].to_numpy())
-    expected = embed(service.run.tower.model, expected_codes, features.schema)
+    codes = service.run.inputs.encode(prepared)
+    for i, column in enumerate(service.run.tower.columns):
+        np.testing.assert_array_equal(codes[:, i], expected_codes[column].to_numpy())
+    keras = tf.keras.models.load_model(str(tiny_flow_run.export_dir / "query_tower"), compile=False)
+    expected = embed(keras, expected_codes, features.schema)
     np.testing.assert_allclose(service.run.tower(codes), expected, rtol=1e-5, atol=1e-5)
-    for row in (3, 5, int((prepared["recent_4"] == NO_ARTICLE).to_numpy().argmax())):
-        recent = [a for a in prepared.loc[row, list(RECENT_COLUMNS)] if a != NO_ARTICLE]
-        one = service.run.embed(profiles.iloc[row].to_dict(), recent, when.date())
-        np.testing.assert_allclose(one[0], expected[row], rtol=1e-5, atol=1e-5)
+    state = service.views.state
+    for row in range(4, 40):
+        customer = profiles.loc[row, "customer_id"]
+        query = state.customers([customer], when.date(), queries=True).queries
+        np.testing.assert_allclose(query[0], expected[row], rtol=1e-5, atol=1e-5)
 
 
 @contextmanager
@@ -230,12 +262,11 @@ def test_answers_are_the_flows_predictions_candidates_included(tiny_flow_run, tm
         # deeper than the predictions go, the model still ranks only the candidates,
         # where the whole catalogue's ranking would have other articles
         sold = set(candidates.article_ids)
-        warm = next(c for c in predictions["customer_id"] if run.knows(c))
+        warm = next(c for c in predictions["customer_id"] if views.state.known(views.state.row(c)))
         recommender.served = Served("two_tower", run.info.served.cold)
         deep = [i.article_id for i in recommender.recommend(warm, 100).items if i.score]
         assert len(deep) >= 50 and set(deep) <= sold
-        state = views.customer(warm)
-        query = run.embed(state.profile, [b.article_id for b in state.bought], predict_day)
+        query = views.state.customers([warm], predict_day, queries=True).queries
         whole, _ = run.catalogue.search(query, len(deep))
         assert set(whole[0]) - sold
 
@@ -260,7 +291,7 @@ def test_every_registered_method_ranks_alike_in_the_flow_and_the_service(
 
     monkeypatch.setitem(METHODS, ReversedPopular.name, ReversedPopular())
     with views_as_of_predict_day(tiny_flow_run, tmp_path) as (run, views, predict_day):
-        known = pd.Index(run.encoder.vocabulary["customer_id"])
+        known = pd.Index(views.state.inputs.known_customers())
         embeddings = tiny_flow_run.export_dir / "customer_embeddings.parquet"
         with DuckDBEngine(views.settings, read_only=True) as engine:
             rule = run.info.candidate_rule
@@ -292,7 +323,7 @@ def test_a_new_purchase_changes_history_and_recommendations(
     seen = {i["article_id"] for i in client.get(f"/customers/{customer}/history").json()["items"]}
     article = next(a for a in service.run.articles if a not in seen)
     day = service.views.shared.newest_day + timedelta(days=1)
-    write_purchase(service.settings, customer, article, day, n=1)
+    write_purchase(service, customer, article, day, n=1)
 
     history = client.get(f"/customers/{customer}/history").json()
     assert history["items"][0]["article_id"] == article
@@ -317,16 +348,14 @@ def test_a_cold_customer_with_purchases_gets_the_fallback(
     """Never the model's list or score. With the repurchase baseline as the fallback:
     their own recent purchases first, then the popular list without those; with the
     ranker: its order of their candidates, their recent purchases among them."""
-    from recsys.serve.recommender import customer_batch
-
     cold = customers(service, warm=False)
     assert cold, "the tiny data has buyers the model was not trained on"
+    today = service.views.shared.newest_day + timedelta(days=1)
     popular = list(service.views.shared.day.popular)
     fallback = service.run.info.served.cold
     for customer in cold[:10]:
         items = client.get(f"/recommendations/{customer}").json()["items"]
-        state = service.views.customer(customer)
-        own = list(customer_batch(customer, False, state, None).history.values)[:12]
+        own = list(service.views.state.customers([customer], today, False).history.values)[:12]
         assert "model" not in {i["source"] for i in items} and len(items) == 12
         if fallback == "repurchase":
             expected = [*own, *[a for a in popular if a not in own]][:12]
@@ -376,7 +405,7 @@ def test_readers_never_fail_while_a_writer_writes(service: Service) -> None:
         n = 100
         while not stop.is_set():
             n += 1
-            write_purchase(service.settings, warm[n % len(warm)], "0" * 10, day, n)
+            write_purchase(service, warm[n % len(warm)], "0" * 10, day, n)
             written.append(n)
 
     def reader(seed: int) -> list[int]:
@@ -440,7 +469,8 @@ def test_kafka_purchase_reaches_the_service(kafka_broker, fresh_topics, tiny_flo
             after = http.get(f"/recommendations/{customer}").json()
             assert after["as_of"] == day.isoformat() > before["as_of"]
             assert after["items"] != before["items"]
-            assert http.get("/health").json()["consumer_lag"] == 0
+            health = http.get("/health").json()
+            assert health["consumer_lag"] == 0 and health["consumer"] == "running"
     finally:
         service.stop()
 
@@ -455,7 +485,7 @@ def test_the_page_shows_the_service_answer_with_hits(
     from recsys.app import inspector as ins
 
     data = ins.load_run_data(tiny_flow_run.export_dir)
-    customer = next(c for c in data.buyers if service.run.knows(c))
+    customer = next(c for c in data.buyers if knows(service, c))
     names = ("METAFLOW_DATASTORE_SYSROOT_LOCAL", "OUTPUT_DIR", "DATA_DIR")
     with running(service) as url:
         env = {name: tiny_flow_run.env[name] for name in names}

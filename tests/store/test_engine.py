@@ -15,10 +15,9 @@ import pytest
 
 from recsys.datasets.hm_schema import TABLES
 from recsys.ingest.events import DayRange
-from recsys.serve.views import CUSTOMER_SQL, RECENT_EMBEDDED_SQL
 from recsys.settings import Settings
 from recsys.store import risingwave as engine_module
-from recsys.store.engine import DuckDBEngine, EngineError, open_engine
+from recsys.store.engine import NEW_PURCHASES_SQL, DuckDBEngine, EngineError, open_engine
 from recsys.store.sql_objects import load_objects, render_risingwave
 from tests.fixtures_engine import engine_settings_for, insert_raw, rows_of
 
@@ -181,25 +180,34 @@ def test_a_failed_load_leaves_the_previous_data(tmp_path: Path) -> None:
         assert rows_of(engine, staging) == []  # the staged rows are dropped too
 
 
-def test_the_services_look_ups_read_one_customer_through_an_index(tmp_path: Path) -> None:
-    """Per request the service reads one customer's profile and purchases: index look-ups
-    once the indexes are added, not scans of the whole table. A load swaps the tables in
-    (dropping their indexes), so they are added again, and only what is missing."""
+def test_a_batch_says_which_purchases_are_new_reading_its_own_days_only(tmp_path: Path) -> None:
+    """What the service's online state adds: the batch's events the file does not hold
+    yet, as dedup_transactions_t counts them (a redelivery, padded or not, adds nothing;
+    two events of one article and day are 2 units). The file is read for the batch's days
+    only: the scan of transactions_raw carries the day range (its other row groups are
+    skipped)."""
+    import pyarrow as pa
+
     write_csvs(tmp_path, [f"2020-09-0{day},{HEX},0108775015,0.05,2" for day in range(1, 4)])
     with open_engine(engine_settings_for(tmp_path)) as engine:
         engine.apply()
         engine.load_csv(tmp_path)
-        assert engine.add_lookup_indexes() == ["transactions", "customers"]
-        assert engine.add_lookup_indexes() == []
-        look_ups = ((RECENT_EMBEDDED_SQL, [HEX, dt.date(2020, 9, 1)]), (CUSTOMER_SQL, [HEX]))
-        for sql, params in look_ups:
-            plan = engine.rows(f"EXPLAIN ANALYZE {sql}", params)[0][1]
-            assert "Index Scan" in plan, plan
-        assert engine.rows(RECENT_EMBEDDED_SQL, [HEX, dt.date(2020, 9, 2)]) == [
-            ("0108775015", dt.date(2020, 9, 3), 3, 2)
+        [old] = engine.rows("SELECT event_id FROM transactions_raw WHERE t_dat = '2020-09-03'")
+        day = dt.date(2020, 9, 3)
+        rows = [{"event_id": event, "t_dat": day, "customer_id": HEX, "article_id": article,
+                 "price": 0.05, "sales_channel_id": 2, "_offset": i}
+                for i, (event, article) in enumerate(
+                    [(old[0], "108775015"), ("n1", "0108775015"), ("n2", "108775015"),
+                     ("n2", "0108775015"), ("n3", "")])]  # fmt: skip
+        new = engine.write_batch({"transactions": pa.Table.from_pylist(rows)}, new_purchases=True)
+        assert new.to_pylist() == [
+            {"t_dat": day, "customer_id": HEX, "article_id": "0108775015", "units": 2}
         ]
-        engine.load_csv(tmp_path)
-        assert engine.add_lookup_indexes() == ["transactions", "customers"]
+        again = engine.write_batch({"transactions": pa.Table.from_pylist(rows)}, new_purchases=True)
+        assert again.num_rows == 0
+        engine.execute("CREATE TEMP TABLE new_rows AS SELECT * FROM transactions_raw LIMIT 1")
+        plan = engine.rows(f"EXPLAIN {NEW_PURCHASES_SQL}", [day, day])[0][1]
+        assert "t_dat>='2020-09-03'" in plan.replace("\n", "").replace(" ", ""), plan
 
 
 @pytest.mark.parametrize(

@@ -61,6 +61,45 @@ def recent(customers: list[str], articles: list[str], days: list[str], bought: l
     return ids, Purchases.of(ids, customers, articles, last, bought, bought, np.zeros(len(bought)))
 
 
+rows = st.lists(st.one_of(st.none(), st.sampled_from(ARTICLES)), max_size=9)
+
+
+@settings(max_examples=100, deadline=None)
+@given(first=st.lists(rows, min_size=1, max_size=6), second=st.data(), depth=st.integers(1, 10))
+def test_first_distinct_carries_scores_and_sources_and_skips_gaps(
+    first: list[list[str | None]], second: st.DataObject, depth: int
+) -> None:
+    """Parts of any width with gaps (None) anywhere, scored or not: each kept article
+    comes with its own score and source from its first place."""
+    other = second.draw(st.lists(rows, min_size=len(first), max_size=len(first)))
+
+    def part(lists: list[list[str | None]], source: str, offset: float) -> Lists:
+        width = max(len(r) for r in lists) or 1
+        articles = np.full((len(lists), width), None, dtype=object)
+        for i, r in enumerate(lists):
+            articles[i, : len(r)] = r
+        scores = offset + np.arange(articles.size, dtype="float64").reshape(articles.shape)
+        return Lists(articles, scores, np.full(articles.shape, source, dtype=object))
+
+    a, b = part(first, "one", 0.0), part(other, "two", 1000.0)
+    merged = first_distinct(depth, a, b)
+    assert merged.articles.shape == (len(first), depth)
+    for row in range(len(first)):
+        places = [(x, s, src) for p in (a, b) for x, s, src in
+                  zip(p.articles[row], p.scores[row], p.sources[row], strict=True)]  # fmt: skip
+        expected, seen = [], set()
+        for article, score, source in places:
+            if article is not None and article not in seen:
+                seen.add(article)
+                expected.append((article, score, source))
+        expected = expected[:depth]
+        got = [(x, s, src) for x, s, src in
+               zip(merged.articles[row], merged.scores[row], merged.sources[row], strict=True)
+               if x is not None]  # fmt: skip
+        assert got == expected
+        assert all(x is None for x in merged.articles[row, len(expected) :])
+
+
 def test_repurchase_puts_latest_purchases_first_then_fills_with_popular() -> None:
     ids, purchases = recent(
         ["c", "c", "c", "d", "d"],
