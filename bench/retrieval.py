@@ -11,7 +11,9 @@ candidate set, with popularity beside it: what the flow's grid search sees, with
 rest of the flow. Points with the same training window share their prepared and encoded
 rows (the slow part of a run before training). Keys of a point: lr, bs, epochs, logq
 (strength of the logQ correction), dim, ids (0: no customer-id embedding in the query
-tower), weeks (training window; 0: all).
+tower), weeks (training window; 0: all). Each trained point is scored under every
+`--priors` strength (`CandidateRule.prior`: the log of the candidates' recent units added
+to the model's score).
 """
 
 from __future__ import annotations
@@ -29,10 +31,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from results import markdown_table, write_result  # noqa: E402
 
-from recsys.evaluate.scoring import score_week, week_purchases  # noqa: E402
+from recsys.evaluate.scoring import score_week  # noqa: E402
 from recsys.settings import load_settings  # noqa: E402
 from recsys.store.engine import open_engine  # noqa: E402
-from recsys.strategy.inputs import CandidateRule  # noqa: E402
+from recsys.strategy.inputs import CandidateRule, week_purchases  # noqa: E402
 from recsys.train import pipeline, plan, source, towers  # noqa: E402
 from recsys.train.pipeline import Branch, RowSettings  # noqa: E402
 
@@ -56,7 +58,9 @@ def parse_point(text: str) -> tuple[int, towers.HyperParameters]:
     return weeks, params
 
 
-def measure(engine, weeks: int, points: list[towers.HyperParameters], work: Path) -> list[dict]:
+def measure(
+    engine, weeks: int, points: list[towers.HyperParameters], priors: list[float], work: Path
+) -> list[dict]:
     """Prepare the window's rows once, then train and score each point on validation."""
     first, last = source.date_range(engine)
     dates = plan.split_dates(first, last, "", "", weeks)
@@ -79,12 +83,15 @@ def measure(engine, weeks: int, points: list[towers.HyperParameters], work: Path
         catalogue = pipeline.catalogue(result.model, features, articles)
         buyers = {"validation": actuals["customer_id"].unique()}
         _write_queries(engine, result.model, features, day, branch, buyers)
-        board = score_week(engine, day, branch.queries("validation"), catalogue, actuals,
-                           features.known_customers, rule,
-                           methods=("two_tower", "popular"))  # fmt: skip
-        model, popular = board.summary("two_tower"), board.summary("popular")
-        rows.append(_row(weeks, params, parts.rows, trained_s, result, model, popular))
-        print(rows[-1], flush=True)
+        for prior in priors:
+            weighted = CandidateRule(rule.days, rule.min_purchases, prior)
+            board = score_week(engine, day, branch.queries("validation"), catalogue, actuals,
+                               features.known_customers, weighted,
+                               methods=("two_tower", "popular"))  # fmt: skip
+            model, popular = board.summary("two_tower"), board.summary("popular")
+            row = _row(weeks, params, parts.rows, trained_s, result, model, popular)
+            rows.append({**row, "prior": prior})
+            print(rows[-1], flush=True)
     return rows
 
 
@@ -123,6 +130,7 @@ def main() -> int:
     parser.add_argument("--point", action="append", required=True, help="lr=..,bs=..,epochs=..")
     parser.add_argument("--name", default="retrieval", help="bench/results/NAME.md")
     parser.add_argument("--work", type=Path, help="scratch folder (default: a temp dir)")
+    parser.add_argument("--priors", default="0", help="prior strengths, comma-separated")
     args = parser.parse_args()
     points = [parse_point(p) for p in args.point]
     settings = load_settings()
@@ -130,7 +138,8 @@ def main() -> int:
     with open_engine(settings) as engine, tempfile.TemporaryDirectory(dir=args.work) as tmp:
         for weeks in dict.fromkeys(w for w, _ in points):
             same = [p for w, p in points if w == weeks]
-            rows += measure(engine, weeks, same, Path(tmp) / f"weeks-{weeks}")
+            priors = [float(p) for p in args.priors.split(",")]
+            rows += measure(engine, weeks, same, priors, Path(tmp) / f"weeks-{weeks}")
     text = (
         f"Data: {settings.duckdb_path}. Validation week, whole candidate set (the flow's "
         "candidate rule), two-tower alone against the popular list.\n\n" + markdown_table(rows)

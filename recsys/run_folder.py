@@ -87,7 +87,8 @@ class RunInfo:
         data = dataclasses.asdict(self)
         served, rule = data.pop("served"), data.pop("candidate_rule")
         data |= {"warm_strategy": served["warm"], "fallback": served["cold"]}
-        data |= {"candidate_days": rule["days"], "candidate_min_purchases": rule["min_purchases"]}
+        data |= {"candidate_days": rule["days"], "candidate_min_purchases": rule["min_purchases"],
+                 "candidate_prior": rule["prior"]}  # fmt: skip
         data["dates"] = {k: v.isoformat() for k, v in self.dates.items()}
         return json.dumps(data, indent=2)
 
@@ -99,6 +100,7 @@ class RunInfo:
         rule = CandidateRule(
             int(data.pop("candidate_days", 0) or 0),
             int(data.pop("candidate_min_purchases", 1) or 1),
+            float(data.pop("candidate_prior", 0.0) or 0.0),
         )
         dates = {k: date.fromisoformat(v) for k, v in (data.pop("dates", None) or {}).items()}
         kept = {k: v for k, v in data.items() if k in known}

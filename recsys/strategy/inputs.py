@@ -28,36 +28,49 @@ SCORING_BATCH = 4_096  # queries scored at once: bounds the (queries x articles)
 @dataclass(frozen=True)
 class CandidateRule:
     """Which articles the model may recommend as of a day: those bought at least
-    `min_purchases` times in the `days` before it (0 days: the whole catalogue).
+    `min_purchases` times in the `days` before it (0 days: the whole catalogue); and how
+    much their sales in those days count: `prior` times the log of their units is added
+    to the model's score.
 
     Fashion articles stop selling after their season, and an article that sold only once
     last week is often at the end of its life: recsys/train/profiles.toml gives the
-    measurements.
+    measurements. The prior: the model learns with the logQ correction, which takes each
+    article's share of the training weeks out of its score (so the embeddings carry
+    taste, not popularity); the log of what sells now puts the current week's popularity
+    back in its place.
     """
 
     days: int
     min_purchases: int = 1
+    prior: float = 0.0
 
     def describe(self) -> str:
         if not self.days:
             return "the whole catalogue"
         times = "once" if self.min_purchases == 1 else f"{self.min_purchases} times"
-        return f"articles bought at least {times} in the last {self.days} days"
+        text = f"articles bought at least {times} in the last {self.days} days"
+        return text + (f", scored + {self.prior:g} x log(their units)" if self.prior else "")
 
 
 WHOLE_CATALOGUE = CandidateRule(days=0)
 
 
 class Candidates:
-    """Article embeddings the model ranks by inner product (exact, faiss IndexFlatIP)."""
+    """Article embeddings the model ranks by inner product (exact, faiss IndexFlatIP), plus
+    each article's `bias` when given (`CandidateRule.prior`): one more dimension, 1 in
+    every query."""
 
-    def __init__(self, vectors: np.ndarray, article_ids: np.ndarray) -> None:
+    def __init__(
+        self, vectors: np.ndarray, article_ids: np.ndarray, bias: np.ndarray | None = None
+    ) -> None:
         import faiss
 
         self.vectors = np.ascontiguousarray(vectors, dtype="float32")
         self.article_ids = np.asarray(article_ids, dtype=object)
-        self._index = faiss.IndexFlatIP(self.vectors.shape[1])
-        self._index.add(self.vectors)
+        self.bias = None if bias is None else np.asarray(bias, dtype="float32")
+        indexed = self.vectors if bias is None else np.column_stack([self.vectors, self.bias])
+        self._index = faiss.IndexFlatIP(indexed.shape[1])
+        self._index.add(np.ascontiguousarray(indexed))
 
     def __len__(self) -> int:
         return len(self.article_ids)
@@ -71,15 +84,19 @@ class Candidates:
         return pd.Index(self.article_ids)
 
     def restricted(self, engine, cutoff: date, rule: CandidateRule) -> Candidates:
-        """The part the model may recommend as of `cutoff` under `rule`; all of them when
-        the rule keeps fewer than RANKING_DEPTH."""
+        """The part the model may recommend as of `cutoff` under `rule`, with the rule's
+        prior; all of them, without it, when the rule keeps fewer than RANKING_DEPTH."""
         if not rule.days:
             return self
         sold = sold_articles(engine, cutoff, rule.days, rule.min_purchases)
-        mask = pd.Index(self.article_ids).isin(sold)
-        if mask.sum() < RANKING_DEPTH or mask.all():
+        mask = pd.Index(self.article_ids).isin(sold.index)
+        if mask.sum() < RANKING_DEPTH or (mask.all() and not rule.prior):
             return self
-        return Candidates(self.vectors[mask], self.article_ids[mask])
+        ids = self.article_ids[mask]
+        bias = (
+            rule.prior * np.log(sold.reindex(ids).to_numpy(dtype="float64")) if rule.prior else None
+        )
+        return Candidates(self.vectors[mask], ids, bias)
 
     def search(self, queries: np.ndarray, depth: int) -> tuple[np.ndarray, np.ndarray]:
         """(article ids, scores), each (len(queries), depth), best first. Queries go in
@@ -88,7 +105,10 @@ class Candidates:
         scores = np.empty((len(queries), depth), dtype="float32")
         rows = np.empty((len(queries), depth), dtype="int64")
         for start in range(0, len(queries), SCORING_BATCH):
-            block = np.ascontiguousarray(queries[start : start + SCORING_BATCH], dtype="float32")
+            block = np.asarray(queries[start : start + SCORING_BATCH], dtype="float32")
+            if self.bias is not None:
+                block = np.column_stack([block, np.ones(len(block), dtype="float32")])
+            block = np.ascontiguousarray(block)
             stop = start + len(block)
             scores[start:stop], rows[start:stop] = self._index.search(block, depth)
         return self.article_ids[rows], scores
@@ -354,13 +374,13 @@ def popular_articles(engine, cutoff: date, depth: int) -> list[str]:
     return frame["article_id"].astype(str).tolist()
 
 
-def sold_articles(engine, cutoff: date, days: int, min_purchases: int = 1) -> list[str]:
+def sold_articles(engine, cutoff: date, days: int, min_purchases: int = 1) -> pd.Series:
     """Every article bought at least `min_purchases` times (units, as the popular list
-    counts them) in the `days` before `cutoff`."""
+    counts them) in the `days` before `cutoff`: its units, by article id."""
     start = cutoff - timedelta(days=days)
     frame = engine.query(
-        "SELECT article_id FROM joined_transactions_t "
+        "SELECT article_id, SUM(units) AS units FROM joined_transactions_t "
         f"WHERE t_dat >= DATE '{start.isoformat()}' AND t_dat < DATE '{cutoff.isoformat()}' "
         f"GROUP BY article_id HAVING SUM(units) >= {int(min_purchases)}"
     )
-    return frame["article_id"].astype(str).tolist()
+    return frame.set_index(frame["article_id"].astype(str))["units"].astype("int64")

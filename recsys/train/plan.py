@@ -102,6 +102,14 @@ class FlowParameters:
         help="...and only those bought at least this many times in those days. Default (0): "
         "the data-size profile's.",
     )
+    candidate_prior = Parameter(
+        "candidate-prior",
+        default=-1.0,
+        type=float,
+        help="The model's score of a candidate gets this times the log of its units sold in "
+        "those days (0: none; the logQ correction took the training weeks' popularity out). "
+        "Default (-1): the data-size profile's.",
+    )
     ranker_weeks = Parameter(
         "ranker-weeks",
         default=0,
@@ -165,6 +173,7 @@ class Parameters:
     train_weeks: int
     candidate_days: int
     candidate_min_purchases: int
+    candidate_prior: float
     ranker_weeks: int
     backtest_weeks: int
     embedding_dim: int
@@ -189,6 +198,10 @@ class Parameters:
         if not 0 <= self.ranker_weeks <= 26:
             raise FlowInputError(
                 f"--ranker-weeks {self.ranker_weeks}: expected 1..26 (0: the profile's)"
+            )
+        if self.candidate_prior != -1 and not 0 <= self.candidate_prior <= 4:
+            raise FlowInputError(
+                f"--candidate-prior {self.candidate_prior}: expected 0..4 (-1: the profile's)"
             )
         if self.candidate_min_purchases < 0:
             raise FlowInputError(
@@ -256,6 +269,7 @@ def make_plan(parameters: Parameters, purchases: int, first: date, last: date) -
         rule=CandidateRule(
             p.candidate_days if p.candidate_days >= 0 else profile["candidate_days"],
             p.candidate_min_purchases or profile["candidate_min_purchases"],
+            p.candidate_prior if p.candidate_prior >= 0 else profile["candidate_prior"],
         ),
         dates=dates,
         train_weeks=weeks,

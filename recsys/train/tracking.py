@@ -115,8 +115,9 @@ def read_offline_archive(archive: Path) -> tuple[dict[str, object], dict[str, li
         for line in zipped.read("messages.json").decode().splitlines():
             message = json.loads(line)
             payload = message.get("payload", {})
-            if message.get("type") == "parameter_msg" and payload["param"]["source"] == "manual":
-                params[payload["param"]["paramName"]] = payload["param"]["paramValue"]
+            param = payload.get("param") or payload.get("params") or {}  # "params": a list value
+            if message.get("type") == "parameter_msg" and param.get("source") == "manual":
+                params[param["paramName"]] = param["paramValue"]
             elif message.get("type") == "metric_msg":
                 metric = payload["metric"]
                 metrics.setdefault(metric["metricName"], []).append(float(metric["metricValue"]))

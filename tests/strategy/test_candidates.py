@@ -47,9 +47,9 @@ def test_sold_articles_counts_units_in_the_window(  # noqa: ANN001
     frame = pd.DataFrame(rows, columns=["t_dat", "article_id"])
     window = frame[(frame["t_dat"] >= CUTOFF - timedelta(days=days)) & (frame["t_dat"] < CUTOFF)]
     units = window["article_id"].value_counts()
-    expected = set(units[units >= min_purchases].index)
+    expected = units[units >= min_purchases]
     got = sold_articles(embedded_engine, CUTOFF, days, min_purchases)
-    assert len(got) == len(set(got)) and set(got) == expected
+    assert got.index.is_unique and got.to_dict() == expected.to_dict()
 
 
 def test_candidates_fall_back_to_the_catalogue_when_too_few_are_kept(embedded_engine) -> None:  # noqa: ANN001
@@ -78,3 +78,32 @@ def test_candidates_fall_back_to_the_catalogue_when_too_few_are_kept(embedded_en
     kept = whole.restricted(embedded_engine, CUTOFF, twice)
     assert list(kept.article_ids) == catalogue  # 55 would be kept: too few to rank 100
     assert twice.describe() == "articles bought at least 2 times in the last 7 days"
+    assert "log" not in twice.describe()
+
+
+def test_the_prior_adds_the_log_of_recent_sales_to_the_model_score(embedded_engine) -> None:  # noqa: ANN001
+    """score = query . article + prior x log(units sold in the rule's days), for every
+    article the rule keeps; the ranking follows it."""
+    catalogue = [f"08{n:08d}" for n in range(RANKING_DEPTH + 20)]
+    units = {article: 1 + n % 3 for n, article in enumerate(catalogue)}
+    rows = [
+        {"event_id": f"e{n}-{unit}", "t_dat": CUTOFF - timedelta(days=2),
+         "customer_id": f"c{unit}", "article_id": article, "price": 0.05,
+         "sales_channel_id": 2}
+        for n, article in enumerate(catalogue) for unit in range(units[article])
+    ]  # fmt: skip
+    insert_raw(embedded_engine, "transactions", rows)
+    rng = np.random.default_rng(0)
+    whole = Candidates(
+        rng.normal(size=(len(catalogue), 8)).astype("float32"), np.asarray(catalogue)
+    )
+    rule = CandidateRule(days=7, min_purchases=1, prior=0.7)
+    kept = whole.restricted(embedded_engine, CUTOFF, rule)
+    assert list(kept.article_ids) == catalogue and "0.7 x log" in rule.describe()
+    queries = rng.normal(size=(3, 8)).astype("float32")
+    ids, scores = kept.search(queries, len(catalogue))
+    expected = queries @ whole.vectors.T + 0.7 * np.log([units[a] for a in catalogue])
+    for row in range(3):
+        order = np.argsort(-expected[row], kind="stable")
+        np.testing.assert_allclose(scores[row], expected[row][order], rtol=1e-5, atol=1e-5)
+        assert set(ids[row][:5]) == {catalogue[i] for i in order[:5]}
