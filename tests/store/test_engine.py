@@ -183,7 +183,8 @@ def test_a_failed_load_leaves_the_previous_data(tmp_path: Path) -> None:
 def test_a_batch_says_which_purchases_are_new_reading_its_own_days_only(tmp_path: Path) -> None:
     """What the service's online state adds: the batch's events the file does not hold
     yet, as dedup_transactions_t counts them (a redelivery, padded or not, adds nothing;
-    two events of one article and day are 2 units). The file is read for the batch's days
+    two events of one article and day are 2 units, online when one of them was, as the
+    day's highest channel). The file is read for the batch's days
     only: the scan of transactions_raw carries the day range (its other row groups are
     skipped)."""
     import pyarrow as pa
@@ -195,13 +196,13 @@ def test_a_batch_says_which_purchases_are_new_reading_its_own_days_only(tmp_path
         [old] = engine.rows("SELECT event_id FROM transactions_raw WHERE t_dat = '2020-09-03'")
         day = dt.date(2020, 9, 3)
         rows = [{"event_id": event, "t_dat": day, "customer_id": HEX, "article_id": article,
-                 "price": 0.05, "sales_channel_id": 2, "_offset": i}
-                for i, (event, article) in enumerate(
-                    [(old[0], "108775015"), ("n1", "0108775015"), ("n2", "108775015"),
-                     ("n2", "0108775015"), ("n3", "")])]  # fmt: skip
+                 "price": 0.05, "sales_channel_id": channel, "_offset": i}
+                for i, (event, article, channel) in enumerate(
+                    [(old[0], "108775015", 2), ("n1", "0108775015", 1), ("n2", "108775015", 2),
+                     ("n2", "0108775015", 2), ("n3", "", 1)])]  # fmt: skip
         new = engine.write_batch({"transactions": pa.Table.from_pylist(rows)}, new_purchases=True)
         assert new.to_pylist() == [
-            {"t_dat": day, "customer_id": HEX, "article_id": "0108775015", "units": 2}
+            {"t_dat": day, "customer_id": HEX, "article_id": "0108775015", "units": 2, "online": 2}
         ]
         again = engine.write_batch({"transactions": pa.Table.from_pylist(rows)}, new_purchases=True)
         assert again.num_rows == 0
