@@ -29,6 +29,10 @@ VARIANTS = {"ranker": True, "ranker_without_tower": False}  # name -> with the t
 CANDIDATES_PER_SOURCE = 50  # each source's list before the union
 POOL_DEPTH = 100  # candidates per customer the ranker scores (the union, cut)
 PREDICT_THREADS = 2
+# Below this many rows one thread predicts: a service's answer is about 100 rows, and
+# OpenMP's second thread there costs more than it shares (it keeps a core spinning
+# between calls, which the service's other requests need).
+ONE_THREAD_ROWS = 10_000
 CHUNK = 10_000  # customers ranked at once: a million feature rows, about 300 MB
 
 
@@ -47,7 +51,8 @@ class RankerModel:
     def predict(self, matrix: np.ndarray) -> np.ndarray:
         if not len(matrix):
             return np.zeros(0)
-        return self.booster.predict(matrix, num_threads=PREDICT_THREADS)
+        threads = 1 if len(matrix) < ONE_THREAD_ROWS else PREDICT_THREADS
+        return self.booster.predict(matrix, num_threads=threads)
 
     def save(self, path: Path) -> None:
         self.booster.save_model(str(path))
