@@ -8,11 +8,11 @@ Per customer, encoded with the run's vocabularies:
 - the profile's Categorify codes (`tower.PROFILE_COLUMNS`; encoded once, here);
 - every purchase row of `dedup_transactions_t` (a day, an article, its units, those of
   them bought online) as columns: int32 article codes, int32 days since 1970-01-01, int16
-  units;
-- the age (customers_t's; NaN where unknown), which the rankers read. The whole history, not
-  only the 28-day repurchase window: the recent articles, the history endpoint and the
-  repurchase window are all read from it, and so are the candidate sources' and the
-  rankers' per-customer features (times bought, days since, online share).
+  units. The whole history, not only the 28-day repurchase window: the recent articles,
+  the history endpoint and the repurchase window are all read from it, and so are the
+  candidate sources' and the rankers' per-customer features (times bought, days since,
+  online share);
+- the age (customers_t's; NaN where unknown), which the rankers read.
 
 The rows built at start sit in one sorted block (CSR: `offsets`); purchases applied
 since then are kept per customer beside it (`_delta`), replaced, never changed in place,
